@@ -1,0 +1,46 @@
+--
+-- Settings: validation, reserved prefix, and who may see or change them
+--
+\set VERBOSITY default
+
+-- redis_url is validated when set, with the reason; the value is not echoed,
+-- so a password in it never reaches the log
+ALTER SYSTEM SET cachebridge.redis_url = 'http://example:6379';
+ALTER SYSTEM SET cachebridge.redis_url = 'rediss://127.0.0.1:6380';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://:s3cret@127.0.0.1:99999/0';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://:s3cret@127.0.0.1:6379/zero';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://s3cret@127.0.0.1:6379';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://:s3cret@:6379';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://:bad%zzescape@host';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://[::1:6379';
+ALTER SYSTEM SET cachebridge.redis_url = 'unix://relative/redis.sock';
+ALTER SYSTEM SET cachebridge.redis_url = 'unix:///tmp/redis.sock?database=1';
+ALTER SYSTEM SET cachebridge.redis_url = '';
+-- it is reloaded from the configuration, not set per session
+SET cachebridge.redis_url = 'redis://127.0.0.1:6379';
+
+-- timeouts are in milliseconds, at least 1
+SET cachebridge.connect_timeout = 0;
+SET cachebridge.command_timeout = -1;
+SET cachebridge.connect_timeout = '2s';
+SHOW cachebridge.connect_timeout;
+RESET cachebridge.connect_timeout;
+
+-- the prefix is bounded
+SELECT set_config('cachebridge.key_prefix', repeat('p', 513), false);
+
+-- the cachebridge prefix is reserved
+SET cachebridge.no_such_setting = 1;
+
+-- an ordinary role can neither read redis_url (it may hold a password) nor
+-- change key_prefix (it keeps applications apart)
+CREATE ROLE cb_settings_user;
+SET ROLE cb_settings_user;
+SHOW cachebridge.redis_url;
+SELECT count(*) FROM pg_settings WHERE name = 'cachebridge.redis_url';
+SELECT current_setting('cachebridge.redis_url');
+SET cachebridge.key_prefix = 'other:';
+SHOW cachebridge.key_prefix;
+SET cachebridge.command_timeout = 500;
+RESET ROLE;
+DROP ROLE cb_settings_user;

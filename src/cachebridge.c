@@ -1,0 +1,171 @@
+/*-------------------------------------------------------------------------
+ *
+ * cachebridge.c
+ *		Module entry point: settings (GUCs), shared memory hooks, and key
+ *		naming rules every part of cachebridge follows.
+ *
+ * Every key cachebridge writes or deletes starts with cachebridge.key_prefix;
+ * CbAppendKey() is the one place that applies it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+#include "cachebridge.h"
+#include "redis.h"
+#include "stats.h"
+
+PG_MODULE_MAGIC;
+
+#define CB_MAX_PREFIX_LEN 512
+
+/* GUC variables */
+char	   *cb_redis_url = NULL;
+char	   *cb_key_prefix = NULL;
+int			cb_connect_timeout = 1000;
+int			cb_command_timeout = 2000;
+
+bool		cb_preloaded = false;
+
+/* Saved hook values */
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static bool CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source);
+
+/* Requests shared memory for every part that keeps state there. */
+static void
+CbShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	CbStatsShmemRequest();
+}
+
+/* Attaches to the shared memory requested by CbShmemRequest. */
+static void
+CbShmemStartup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	CbStatsShmemStartup();
+}
+
+/* Module load: define the settings, install the hooks. */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("cachebridge.redis_url",
+							   "Redis server that cachebridge writes to.",
+							   "redis://[[user]:password@]host[:port][/db] or "
+							   "unix:///path/to/redis.sock[?db=N]. Only superusers "
+							   "can see or set it, since it may hold a password.",
+							   &cb_redis_url,
+							   "redis://127.0.0.1:6379/0",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   CbRedisUrlCheckHook,
+							   CbRedisUrlAssignHook,
+							   NULL);
+
+	DefineCustomStringVariable("cachebridge.key_prefix",
+							   "Prefix of every Redis key cachebridge writes or deletes.",
+							   "Keeps the keys of one database or application apart "
+							   "from others sharing the Redis server.",
+							   &cb_key_prefix,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   CbKeyPrefixCheckHook,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("cachebridge.connect_timeout",
+							"Longest wait for a connection to Redis.",
+							NULL,
+							&cb_connect_timeout,
+							1000,
+							1,
+							600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("cachebridge.command_timeout",
+							"Longest wait for Redis to accept commands or answer them.",
+							"The wait restarts whenever Redis makes progress, so a "
+							"long pipeline is not cut short while replies keep coming.",
+							&cb_command_timeout,
+							2000,
+							1,
+							600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	MarkGUCPrefixReserved("cachebridge");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	cb_preloaded = true;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = CbShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = CbShmemStartup;
+}
+
+/* GUC check hook of cachebridge.key_prefix. */
+static bool
+CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) > CB_MAX_PREFIX_LEN)
+	{
+		GUC_check_errdetail("The prefix is %zu bytes long; the limit is %d.",
+							strlen(*newval), CB_MAX_PREFIX_LEN);
+		return false;
+	}
+	return true;
+}
+
+/* Raises an ERROR for a key cachebridge refuses to use. */
+void
+CbCheckKey(const char *key, size_t len)
+{
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Redis key must not be empty")));
+}
+
+/* Appends cachebridge.key_prefix and then key to buf. */
+void
+CbAppendKey(StringInfo buf, const char *key, size_t len)
+{
+	if (cb_key_prefix != NULL)
+		appendStringInfoString(buf, cb_key_prefix);
+	appendBinaryStringInfo(buf, key, len);
+}
+
+/* Appends s to buf with Redis glob metacharacters escaped. */
+void
+CbAppendGlobEscaped(StringInfo buf, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		if (strchr("*?[]\\", s[i]) != NULL && s[i] != '\0')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, s[i]);
+	}
+}

@@ -1,0 +1,807 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis.c
+ *		The Redis connection layer: cachebridge.redis_url parsing, one
+ *		persistent connection per backend, and pipelined execution.
+ *
+ * The connection is opened lazily on first use and kept for the life of
+ * the backend.  All socket I/O is non-blocking and waits on a WaitEventSet
+ * together with the process latch, so that a query cancel interrupts a
+ * slow Redis (where interrupts are allowed), postmaster death ends the
+ * wait, and every wait is bounded: cachebridge.connect_timeout for the
+ * connection, cachebridge.command_timeout for each stretch without
+ * progress while sending commands or reading replies.
+ *
+ * A pipeline that fails on a connection reused from an earlier call before
+ * any reply arrived (the server restarted, an idle timeout closed it) is
+ * retried once on a fresh connection.
+ *
+ * Nothing here raises an ERROR while talking to Redis: failures are
+ * returned in a CbRedisError, and the caller decides whether they are an
+ * ERROR (SQL functions) or a WARNING (work done after commit).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <sys/socket.h>
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "redis.h"
+#include "stats.h"
+
+/* The connection of this backend. */
+typedef struct CbRedisConn
+{
+	redisContext *ctx;			/* NULL when not connected */
+	WaitEventSet *wes;			/* latch, postmaster death, socket */
+	int			sockpos;		/* position of the socket event in wes */
+	bool		busy;			/* true while a round trip is under way */
+	uint64		generation;		/* target generation it was opened for */
+} CbRedisConn;
+
+static CbRedisConn conn;
+
+/* The parsed cachebridge.redis_url (GUC "extra"), and its generation. */
+static CbRedisTarget *cur_target = NULL;
+static uint64 target_generation = 0;
+
+static bool CbConnect(CbRedisError *err);
+static bool CbRoundTrip(const char *buf, size_t len, int ncommands,
+						CbReplyCallback callback, void *arg,
+						CbRedisError *err, int *nreplies);
+static void CbSetError(CbRedisError *err, CbRedisFailure failure,
+					   const char *fmt,...) pg_attribute_printf(3, 4);
+
+/* ---------------------------------------------------------------------
+ * cachebridge.redis_url
+ * ---------------------------------------------------------------------
+ */
+
+/* Copies src[0..len) into dst (of size dstlen), decoding %XX escapes. */
+static bool
+CbCopyDecoded(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	size_t		o = 0;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		char		c = src[i];
+
+		if (c == '%')
+		{
+			char		hex[3];
+
+			if (i + 2 >= len ||
+				!isxdigit((unsigned char) src[i + 1]) ||
+				!isxdigit((unsigned char) src[i + 2]))
+				return false;
+			hex[0] = src[i + 1];
+			hex[1] = src[i + 2];
+			hex[2] = '\0';
+			c = (char) strtol(hex, NULL, 16);
+			i += 2;
+		}
+		if (o + 1 >= dstlen)
+			return false;
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return true;
+}
+
+/* Parses a non-negative decimal integer no larger than max. */
+static bool
+CbParseUInt(const char *s, size_t len, long max, int *result)
+{
+	long		v = 0;
+
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (!isdigit((unsigned char) s[i]))
+			return false;
+		v = v * 10 + (s[i] - '0');
+		if (v > max)
+			return false;
+	}
+	*result = (int) v;
+	return true;
+}
+
+/*
+ * Parses the "[[user]:password@]" part that may open an authority.
+ * Returns the position just after it.
+ */
+static const char *
+CbParseUserInfo(const char *p, const char *end, CbRedisTarget *t,
+				char *errbuf, size_t errlen)
+{
+	const char *at = NULL;
+	const char *colon;
+
+	for (const char *q = p; q < end; q++)
+		if (*q == '@')
+			at = q;
+	if (at == NULL)
+		return p;
+
+	colon = memchr(p, ':', at - p);
+	if (colon == NULL)
+	{
+		snprintf(errbuf, errlen,
+				 "Credentials must be written as \"[user]:password@\" before the host.");
+		return NULL;
+	}
+	if (!CbCopyDecoded(t->user, sizeof(t->user), p, colon - p) ||
+		!CbCopyDecoded(t->password, sizeof(t->password), colon + 1, at - colon - 1))
+	{
+		snprintf(errbuf, errlen,
+				 "The user name or password is too long or has a malformed %%-escape.");
+		return NULL;
+	}
+	return at + 1;
+}
+
+/*
+ * Parses url into *t.  On failure returns false with a reason, written as
+ * a full sentence, in errbuf; the reason never repeats the password.
+ */
+bool
+CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
+{
+	const char *p;
+	const char *end;
+
+	memset(t, 0, sizeof(*t));
+	t->port = 6379;
+
+	if (strncmp(url, "rediss://", 9) == 0)
+	{
+		snprintf(errbuf, errlen,
+				 "TLS (rediss://) is not supported: this build uses hiredis without TLS.");
+		return false;
+	}
+
+	if (strncmp(url, "unix://", 7) == 0)
+	{
+		const char *query;
+
+		p = url + 7;
+		end = p + strlen(p);
+		query = strchr(p, '?');
+		if (query == NULL)
+			query = end;
+		/* credentials may stand before the path: unix://:secret@/path */
+		if (*p != '/')
+		{
+			const char *slash = memchr(p, '/', query - p);
+
+			if (slash == NULL)
+				slash = query;
+			p = CbParseUserInfo(p, slash, t, errbuf, errlen);
+			if (p == NULL)
+				return false;
+		}
+		if (*p != '/')
+		{
+			snprintf(errbuf, errlen,
+					 "A unix socket URL needs an absolute path, as in \"unix:///run/redis/redis.sock\".");
+			return false;
+		}
+		if (query - p >= (long) sizeof(t->socket_path))
+		{
+			snprintf(errbuf, errlen,
+					 "The socket path is longer than 107 bytes.");
+			return false;
+		}
+		memcpy(t->socket_path, p, query - p);
+		t->socket_path[query - p] = '\0';
+		if (*query == '?')
+		{
+			if (strncmp(query, "?db=", 4) != 0 ||
+				!CbParseUInt(query + 4, strlen(query + 4), PG_INT32_MAX, &t->db))
+			{
+				snprintf(errbuf, errlen,
+						 "The only query parameter accepted is \"db=N\", with N a non-negative integer.");
+				return false;
+			}
+		}
+		snprintf(t->display, sizeof(t->display), "%s", t->socket_path);
+		return true;
+	}
+
+	if (strncmp(url, "redis://", 8) != 0)
+	{
+		snprintf(errbuf, errlen,
+				 "The URL must start with \"redis://\" or \"unix://\".");
+		return false;
+	}
+
+	p = url + 8;
+	end = strchr(p, '/');
+	if (end == NULL)
+		end = p + strlen(p);
+	p = CbParseUserInfo(p, end, t, errbuf, errlen);
+	if (p == NULL)
+		return false;
+
+	/* host, possibly a bracketed IPv6 address */
+	{
+		const char *hostend;
+		const char *after;
+
+		if (*p == '[')
+		{
+			hostend = memchr(p, ']', end - p);
+			if (hostend == NULL)
+			{
+				snprintf(errbuf, errlen, "An IPv6 address must be closed with \"]\".");
+				return false;
+			}
+			p++;
+			after = hostend + 1;
+		}
+		else
+		{
+			hostend = memchr(p, ':', end - p);
+			if (hostend == NULL)
+				hostend = end;
+			after = hostend;
+		}
+		if (hostend == p)
+		{
+			snprintf(errbuf, errlen, "The URL names no host.");
+			return false;
+		}
+		if (hostend - p >= (long) sizeof(t->host))
+		{
+			snprintf(errbuf, errlen, "The host name is too long.");
+			return false;
+		}
+		memcpy(t->host, p, hostend - p);
+		t->host[hostend - p] = '\0';
+
+		if (after < end && *after == ':')
+		{
+			if (!CbParseUInt(after + 1, end - after - 1, 65535, &t->port) ||
+				t->port == 0)
+			{
+				snprintf(errbuf, errlen,
+						 "The port \"%.*s\" is not an integer between 1 and 65535.",
+						 (int) Min(end - after - 1, 32), after + 1);
+				return false;
+			}
+		}
+		else if (after != end)
+		{
+			snprintf(errbuf, errlen, "Unexpected text after the host.");
+			return false;
+		}
+	}
+
+	/* optional "/db" */
+	if (*end == '/' && end[1] != '\0' &&
+		!CbParseUInt(end + 1, strlen(end + 1), PG_INT32_MAX, &t->db))
+	{
+		snprintf(errbuf, errlen,
+				 "The database number \"%.32s\" is not a non-negative integer.",
+				 end + 1);
+		return false;
+	}
+
+	snprintf(t->display, sizeof(t->display),
+			 strchr(t->host, ':') ? "[%s]:%d" : "%s:%d", t->host, t->port);
+	return true;
+}
+
+/* GUC check hook: parse once, keep the result as "extra". */
+bool
+CbRedisUrlCheckHook(char **newval, void **extra, GucSource source)
+{
+	CbRedisTarget parsed;
+	char		reason[256];
+	CbRedisTarget *copy;
+
+	if (*newval == NULL || !CbParseRedisUrl(*newval, &parsed, reason, sizeof(reason)))
+	{
+		/* replaces the default message, which would print the password */
+		GUC_check_errmsg("invalid value for parameter \"cachebridge.redis_url\"");
+		GUC_check_errdetail("%s", *newval ? reason : "The URL must not be empty.");
+		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].");
+		return false;
+	}
+	copy = malloc(sizeof(CbRedisTarget));	/* freed by guc.c */
+	if (copy == NULL)
+		return false;
+	memcpy(copy, &parsed, sizeof(CbRedisTarget));
+	*extra = copy;
+	return true;
+}
+
+/* GUC assign hook: the next call reconnects to the new target. */
+void
+CbRedisUrlAssignHook(const char *newval, void *extra)
+{
+	cur_target = (CbRedisTarget *) extra;
+	target_generation++;
+}
+
+/* The server as shown in messages: "host:port" or a socket path. */
+const char *
+CbRedisServerName(void)
+{
+	return cur_target ? cur_target->display : "(none)";
+}
+
+/* ---------------------------------------------------------------------
+ * Building pipelines
+ * ---------------------------------------------------------------------
+ */
+
+/* Starts an empty pipeline in the current memory context. */
+void
+CbPipelineInit(CbPipeline *p)
+{
+	initStringInfo(&p->buf);
+	p->ncommands = 0;
+	p->args_left = 0;
+}
+
+/* Empties a pipeline, keeping its buffer. */
+void
+CbPipelineReset(CbPipeline *p)
+{
+	resetStringInfo(&p->buf);
+	p->ncommands = 0;
+	p->args_left = 0;
+}
+
+/*
+ * Starts a command of argc arguments.  routekey is the key that decides
+ * which server of a Redis Cluster would receive it (NULL for commands that
+ * address a server rather than a key); one server is all there is today.
+ */
+void
+CbPipelineBegin(CbPipeline *p, int argc, const char *routekey, size_t routelen)
+{
+	Assert(p->args_left == 0);
+	Assert(argc > 0);
+	appendStringInfo(&p->buf, "*%d\r\n", argc);
+	p->args_left = argc;
+	p->ncommands++;
+}
+
+/* Appends one binary-safe argument to the current command. */
+void
+CbPipelineArg(CbPipeline *p, const char *data, size_t len)
+{
+	Assert(p->args_left > 0);
+	appendStringInfo(&p->buf, "$%zu\r\n", len);
+	appendBinaryStringInfo(&p->buf, data, len);
+	appendBinaryStringInfo(&p->buf, "\r\n", 2);
+	p->args_left--;
+}
+
+/* Appends a NUL-terminated argument. */
+void
+CbPipelineArgStr(CbPipeline *p, const char *str)
+{
+	CbPipelineArg(p, str, strlen(str));
+}
+
+/* Appends an integer argument. */
+void
+CbPipelineArgInt(CbPipeline *p, int64 value)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), INT64_FORMAT, value);
+	CbPipelineArgStr(p, buf);
+}
+
+/* ---------------------------------------------------------------------
+ * The connection
+ * ---------------------------------------------------------------------
+ */
+
+static void
+CbSetError(CbRedisError *err, CbRedisFailure failure, const char *fmt,...)
+{
+	va_list		ap;
+
+	err->failure = failure;
+	snprintf(err->server, sizeof(err->server), "%s", CbRedisServerName());
+	va_start(ap, fmt);
+	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* Closes the connection, if any; never fails. */
+void
+CbRedisDisconnect(void)
+{
+	if (conn.wes != NULL)
+		FreeWaitEventSet(conn.wes);
+	if (conn.ctx != NULL)
+		redisFree(conn.ctx);
+	conn.wes = NULL;
+	conn.ctx = NULL;
+	conn.busy = false;
+}
+
+/* Milliseconds left until deadline, at least 0. */
+static long
+CbMillisLeft(TimestampTz deadline)
+{
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+}
+
+/*
+ * Waits until the socket is ready for any of events, or deadline passes.
+ * Returns the ready socket events, or 0 on timeout.  Query cancel and
+ * termination are served here when interrupts are not held.
+ */
+static uint32
+CbWaitSocket(uint32 events, TimestampTz deadline)
+{
+	ModifyWaitEvent(conn.wes, conn.sockpos, events, NULL);
+	for (;;)
+	{
+		WaitEvent	ev;
+		long		timeout = CbMillisLeft(deadline);
+		int			n;
+
+		if (timeout <= 0)
+			return 0;
+		n = WaitEventSetWait(conn.wes, timeout, &ev, 1, PG_WAIT_EXTENSION);
+		if (n == 0)
+			continue;			/* re-check the deadline */
+		if (ev.events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (ev.events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			return ev.events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE);
+	}
+}
+
+/* Sends AUTH and SELECT as the target asks; false with err filled on failure. */
+static bool
+CbHandshake(CbRedisError *err)
+{
+	CbPipeline	p;
+	bool		ok;
+	int			nreplies;
+	char		error[256];
+
+	if (cur_target->password[0] == '\0' && cur_target->user[0] == '\0' &&
+		cur_target->db == 0)
+		return true;
+
+	CbPipelineInit(&p);
+	if (cur_target->password[0] != '\0' || cur_target->user[0] != '\0')
+	{
+		bool		with_user = cur_target->user[0] != '\0';
+
+		CbPipelineBegin(&p, with_user ? 3 : 2, NULL, 0);
+		CbPipelineArgStr(&p, "AUTH");
+		if (with_user)
+			CbPipelineArgStr(&p, cur_target->user);
+		CbPipelineArgStr(&p, cur_target->password);
+	}
+	if (cur_target->db != 0)
+	{
+		CbPipelineBegin(&p, 2, NULL, 0);
+		CbPipelineArgStr(&p, "SELECT");
+		CbPipelineArgInt(&p, cur_target->db);
+	}
+
+	error[0] = '\0';
+	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, error, err,
+					 &nreplies);
+	pfree(p.buf.data);
+	if (ok && error[0] != '\0')
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "%s", error);
+		return false;
+	}
+	if (!ok)
+		err->failure = CB_REDIS_CONNECT;
+	return ok;
+}
+
+/*
+ * Opens the connection to the current target within connect_timeout.
+ * Returns false with err filled on failure.
+ */
+static bool
+CbConnect(CbRedisError *err)
+{
+	TimestampTz deadline;
+	uint32		ready;
+	int			sockerr = 0;
+	socklen_t	errlen = sizeof(sockerr);
+
+	Assert(conn.ctx == NULL);
+	if (cur_target == NULL)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "cachebridge.redis_url is not set.");
+		return false;
+	}
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   cb_connect_timeout);
+	if (cur_target->socket_path[0] != '\0')
+		conn.ctx = redisConnectUnixNonBlock(cur_target->socket_path);
+	else
+		conn.ctx = redisConnectNonBlock(cur_target->host, cur_target->port);
+	if (conn.ctx == NULL)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "Out of memory.");
+		return false;
+	}
+	if (conn.ctx->err)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "%s.", conn.ctx->errstr);
+		CbRedisDisconnect();
+		return false;
+	}
+
+	/* the set lives as long as the connection */
+	conn.wes = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(conn.wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(conn.wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	conn.sockpos = AddWaitEventToSet(conn.wes, WL_SOCKET_WRITEABLE,
+									 conn.ctx->fd, NULL, NULL);
+
+	ready = CbWaitSocket(WL_SOCKET_WRITEABLE, deadline);
+	if (ready == 0)
+	{
+		CbSetError(err, CB_REDIS_CONNECT,
+				   "No connection within cachebridge.connect_timeout (%d ms).",
+				   cb_connect_timeout);
+		CbRedisDisconnect();
+		return false;
+	}
+	if (getsockopt(conn.ctx->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) < 0)
+		sockerr = errno;
+	if (sockerr != 0)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(sockerr));
+		CbRedisDisconnect();
+		return false;
+	}
+
+	conn.generation = target_generation;
+	if (!CbHandshake(err))
+	{
+		CbRedisDisconnect();
+		return false;
+	}
+	return true;
+}
+
+/* Callback of the handshake: remembers the first error reply. */
+static bool
+CbHandshakeReply(int index, redisReply *reply, void *arg)
+{
+	char	   *error = (char *) arg;
+
+	if (reply->type == REDIS_REPLY_ERROR && error[0] == '\0')
+		snprintf(error, 256, "%s", reply->str);
+	return false;
+}
+
+/*
+ * Sends buf (ncommands RESP commands) and reads ncommands replies, passing
+ * each to callback.  On failure the connection must be closed by the caller.
+ */
+static bool
+CbRoundTrip(const char *buf, size_t len, int ncommands,
+			CbReplyCallback callback, void *arg,
+			CbRedisError *err, int *nreplies)
+{
+	redisContext *c = conn.ctx;
+	TimestampTz deadline;
+
+	*nreplies = 0;
+	if (callback == NULL)
+		callback = CbHandshakeReply;
+
+	if (redisAppendFormattedCommand(c, buf, len) != REDIS_OK)
+	{
+		CbSetError(err, CB_REDIS_IO, "Out of memory.");
+		return false;
+	}
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   cb_command_timeout);
+	while (*nreplies < ncommands)
+	{
+		void	   *reply = NULL;
+		uint32		want;
+		uint32		ready;
+
+		/* hand over every reply already read */
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+		{
+			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", c->errstr);
+			return false;
+		}
+		if (reply != NULL)
+		{
+			if (!callback(*nreplies, (redisReply *) reply, arg))
+				freeReplyObject(reply);
+			(*nreplies)++;
+			continue;
+		}
+
+		/* write what is left while reading what arrives */
+		want = WL_SOCKET_READABLE;
+		if (sdslen(c->obuf) > 0)
+			want |= WL_SOCKET_WRITEABLE;
+		ready = CbWaitSocket(want, deadline);
+		if (ready == 0)
+		{
+			CbSetError(err, CB_REDIS_TIMEOUT,
+					   "No answer within cachebridge.command_timeout (%d ms).",
+					   cb_command_timeout);
+			return false;
+		}
+		if (ready & WL_SOCKET_WRITEABLE)
+		{
+			int			done;
+
+			if (redisBufferWrite(c, &done) != REDIS_OK)
+			{
+				CbSetError(err, CB_REDIS_IO, "%s.", c->errstr);
+				return false;
+			}
+		}
+		if (ready & WL_SOCKET_READABLE)
+		{
+			if (redisBufferRead(c) != REDIS_OK)
+			{
+				CbSetError(err, CB_REDIS_IO, "%s.", c->errstr);
+				return false;
+			}
+		}
+		/* progress was made: the timeout restarts */
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   cb_command_timeout);
+	}
+	return true;
+}
+
+/*
+ * Sends every command of p and hands each reply to callback, connecting
+ * first if need be.  Returns false, with err filled, if Redis could not be
+ * reached or stopped answering; error replies are replies, not failures.
+ */
+bool
+CbPipelineExecute(CbPipeline *p, CbReplyCallback callback, void *arg,
+				  CbRedisError *err)
+{
+	Assert(p->args_left == 0);
+	memset(err, 0, sizeof(*err));
+	if (p->ncommands == 0)
+		return true;
+
+	for (int attempt = 0;; attempt++)
+	{
+		bool		reused;
+		int			nreplies;
+
+		/* an error thrown mid-call, or a new target: start afresh */
+		if (conn.busy || (conn.ctx != NULL && conn.generation != target_generation))
+			CbRedisDisconnect();
+
+		reused = (conn.ctx != NULL);
+		conn.busy = true;		/* until the connection is known good */
+		if (!reused && !CbConnect(err))
+			break;
+		if (CbRoundTrip(p->buf.data, p->buf.len, p->ncommands,
+						callback, arg, err, &nreplies))
+		{
+			conn.busy = false;
+			CbStatsCountRoundTrip();
+			return true;
+		}
+		CbRedisDisconnect();
+
+		/* a stale connection dropped before any reply: retry once */
+		if (!(reused && attempt == 0 && nreplies == 0 &&
+			  err->failure == CB_REDIS_IO))
+			break;
+	}
+	CbStatsRecordError(err->server, err->detail);
+	return false;
+}
+
+/* Keeps the single reply of CbRedisCommand. */
+static bool
+CbKeepReply(int index, redisReply *reply, void *arg)
+{
+	*(redisReply **) arg = reply;
+	return true;
+}
+
+/*
+ * Runs a one-command pipeline and returns its reply, which the caller frees
+ * with freeReplyObject(); raises an ERROR if Redis cannot be reached.
+ */
+redisReply *
+CbRedisCommand(CbPipeline *p)
+{
+	redisReply *reply = NULL;
+	CbRedisError err;
+
+	Assert(p->ncommands == 1);
+	if (!CbPipelineExecute(p, CbKeepReply, &reply, &err))
+		CbRedisReportError(&err);
+	return reply;
+}
+
+/* Raises the ERROR that describes a failed pipeline. */
+void
+CbRedisReportError(const CbRedisError *err)
+{
+	switch (err->failure)
+	{
+		case CB_REDIS_CONNECT:
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("could not connect to Redis server \"%s\"", err->server),
+					 errdetail_internal("%s", err->detail)));
+			break;
+		case CB_REDIS_TIMEOUT:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("timed out waiting for Redis server \"%s\"", err->server),
+					 errdetail_internal("%s", err->detail)));
+			break;
+		case CB_REDIS_PROTOCOL:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("could not parse the reply of Redis server \"%s\"", err->server),
+					 errdetail_internal("%s", err->detail)));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("lost connection to Redis server \"%s\"", err->server),
+					 errdetail_internal("%s", err->detail)));
+			break;
+	}
+	pg_unreachable();
+}
+
+/*
+ * Raises an ERROR if reply is a Redis error reply, with Redis' own text in
+ * the detail.  The reply is freed first in that case.
+ */
+void
+CbRedisCheckReply(const redisReply *reply, const char *command)
+{
+	char	   *text;
+
+	if (reply->type != REDIS_REPLY_ERROR)
+		return;
+	text = pnstrdup(reply->str, reply->len);
+	freeReplyObject((void *) reply);
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("Redis server \"%s\" rejected %s", CbRedisServerName(), command),
+			 errdetail_internal("%s", text)));
+}

@@ -1,0 +1,131 @@
+# test/lib.sh -- shell functions shared by scripts/sandbox.sh and test/run.sh:
+# installing what is missing, building, and starting/stopping a private
+# PostgreSQL 15 cluster and redis-server as an unprivileged user.
+#
+# Source it; it defines functions and variables only.
+
+CB_ROOT=${CB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+CB_PG_BIN=/usr/lib/postgresql/15/bin
+CB_PG_CONFIG=$CB_PG_BIN/pg_config
+CB_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-client-15 postgresql-server-dev-15
+    libhiredis-dev redis-server redis-tools libipc-run-perl perl python3 python3-uhashring
+    libmemcached-dev"
+
+cb_log() { printf '== %s\n' "$*" >&2; }
+cb_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root (directly, or through sudo).
+cb_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages of CB_PACKAGES that are missing.
+cb_ensure_packages() {
+    local missing=() p
+    for p in $CB_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    cb_log "installing ${missing[*]}"
+    cb_as_root apt-get update -qq || cb_die "apt-get update failed"
+    cb_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null || cb_die "apt-get install failed"
+}
+
+# Builds the extension warning-free and installs it.
+cb_build_install() {
+    cb_log "building and installing cachebridge"
+    make -s -C "$CB_ROOT" PG_CONFIG="$CB_PG_CONFIG" >/dev/null || cb_die "build failed"
+    cb_as_root make -s -C "$CB_ROOT" PG_CONFIG="$CB_PG_CONFIG" install >/dev/null \
+        || cb_die "install failed"
+}
+
+# The unprivileged user that runs the servers: postgres when we are root.
+cb_pick_user() {
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || cb_die "no postgres user (is postgresql-15 installed?)"
+        CB_USER=postgres
+    else
+        CB_USER=$(id -un)
+    fi
+}
+
+# Runs a command as CB_USER.
+cb_as_user() {
+    if [ "$(id -u)" = 0 ]; then runuser -u "$CB_USER" -- "$@"; else "$@"; fi
+}
+
+# Prints the first TCP port from $1 on that nothing on 127.0.0.1 listens to.
+cb_free_port() {
+    local p
+    for p in $(seq "$1" $(($1 + 500))); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    cb_die "no free port from $1"
+}
+
+# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock.
+cb_redis_start() {
+    local dir=$1 port=$2
+    cb_as_user redis-server --port "$port" --bind 127.0.0.1 \
+        --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+        --dir "$dir" --save '' --appendonly no >/dev/null || cb_die "redis-server did not start"
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.1
+    done
+    cb_die "redis-server on port $port does not answer; see $dir/redis.log"
+}
+
+# cb_redis_stop DIR: stops the redis-server whose pid file is in DIR.
+cb_redis_stop() {
+    local pidfile=$1/redis.pid pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null
+    rm -f "$pidfile"
+    return 0
+}
+
+# cb_pg_init DIR PORT LISTEN REDIS_PORT [extra postgresql.conf lines...]:
+# a new cluster in DIR/pgdata, sockets in DIR, superuser "postgres".
+cb_pg_init() {
+    local dir=$1 port=$2 listen=$3 redis_port=$4
+    shift 4
+    cb_as_user "$CB_PG_BIN/initdb" -D "$dir/pgdata" -U postgres -A trust \
+        --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || cb_die "initdb failed; see $dir/initdb.log"
+    {
+        echo "port = $port"
+        echo "listen_addresses = '$listen'"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'cachebridge'"
+        echo "cachebridge.redis_url = 'redis://127.0.0.1:$redis_port/0'"
+        echo "max_prepared_transactions = 10"
+        printf '%s\n' "$@"
+    } | cb_as_user tee -a "$dir/pgdata/postgresql.conf" >/dev/null
+}
+
+# cb_pg_start DIR: starts the cluster of DIR and waits until it accepts connections.
+cb_pg_start() {
+    cb_as_user "$CB_PG_BIN/pg_ctl" -D "$1/pgdata" -l "$1/postgresql.log" -w -t 60 start \
+        >/dev/null || { cat "$1/postgresql.log" >&2; cb_die "PostgreSQL did not start"; }
+}
+
+# cb_pg_stop DIR: stops the cluster of DIR if it runs.
+cb_pg_stop() {
+    [ -f "$1/pgdata/postmaster.pid" ] || return 0
+    cb_as_user "$CB_PG_BIN/pg_ctl" -D "$1/pgdata" -m fast -w -t 60 stop >/dev/null 2>&1 \
+        || cb_as_user "$CB_PG_BIN/pg_ctl" -D "$1/pgdata" -m immediate stop >/dev/null 2>&1
+    return 0
+}
