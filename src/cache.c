@@ -18,7 +18,6 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
 
 #include "cachebridge.h"
 #include "redis.h"
@@ -26,9 +25,6 @@
 
 /* Keys per DEL or UNLINK command. */
 #define CB_KEYS_PER_COMMAND 1000
-
-/* Keys SCAN is asked to look at per step. */
-#define CB_SCAN_COUNT "1000"
 
 PG_FUNCTION_INFO_V1(cachebridge_get);
 PG_FUNCTION_INFO_V1(cachebridge_set);
@@ -138,14 +134,26 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Adds the integer replies of a pipeline of DEL/UNLINK commands. */
-static bool
-CbSumIntegers(int index, redisReply *reply, void *arg)
+/* What the replies of a pipeline of DEL commands said. */
+typedef struct CbDelReplies
 {
-	int64	   *sum = (int64 *) arg;
+	int64		deleted;		/* sum of the integer replies */
+	redisReply *error;			/* first error reply (NOAUTH, NOPERM...), kept */
+} CbDelReplies;
+
+/* Adds up the integer replies of DEL commands and keeps the first error. */
+static bool
+CbDelReply(int index, redisReply *reply, void *arg)
+{
+	CbDelReplies *replies = (CbDelReplies *) arg;
 
 	if (reply->type == REDIS_REPLY_INTEGER)
-		*sum += reply->integer;
+		replies->deleted += reply->integer;
+	else if (reply->type == REDIS_REPLY_ERROR && replies->error == NULL)
+	{
+		replies->error = reply;
+		return true;
+	}
 	return false;
 }
 
@@ -160,7 +168,7 @@ cachebridge_del(PG_FUNCTION_ARGS)
 	CbPipeline	p;
 	StringInfoData scratch;
 	CbRedisError err;
-	int64		deleted = 0;
+	CbDelReplies replies = {0};
 
 	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &nkeys);
@@ -184,71 +192,29 @@ cachebridge_del(PG_FUNCTION_ARGS)
 		}
 	}
 
-	if (!CbPipelineExecute(&p, CbSumIntegers, &deleted, &err))
+	if (!CbPipelineExecute(&p, CbDelReply, &replies, &err))
+	{
+		if (replies.error != NULL)
+			freeReplyObject(replies.error);
 		CbRedisReportError(&err);
-	PG_RETURN_INT64(deleted);
-}
-
-/* State of one SCAN step of invalidate_pattern. */
-typedef struct CbScanStep
-{
-	char	   *cursor;			/* next cursor, palloc'd */
-	char	   *error;			/* first error reply, palloc'd */
-	List	   *keys;			/* keys found, palloc'd strings with length */
-	List	   *lens;
-	int64		unlinked;		/* sum of UNLINK replies */
-} CbScanStep;
-
-/* Collects the replies of one SCAN (and the UNLINK sent with it). */
-static bool
-CbScanReply(int index, redisReply *reply, void *arg)
-{
-	CbScanStep *step = (CbScanStep *) arg;
-
-	if (reply->type == REDIS_REPLY_ERROR)
-	{
-		if (step->error == NULL)
-			step->error = pnstrdup(reply->str, reply->len);
 	}
-	else if (reply->type == REDIS_REPLY_INTEGER)
-		step->unlinked += reply->integer;
-	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-			 reply->element[0]->type == REDIS_REPLY_STRING &&
-			 reply->element[1]->type == REDIS_REPLY_ARRAY)
-	{
-		redisReply *found = reply->element[1];
-
-		step->cursor = pnstrdup(reply->element[0]->str, reply->element[0]->len);
-		for (size_t i = 0; i < found->elements; i++)
-		{
-			step->keys = lappend(step->keys,
-								 pnstrdup(found->element[i]->str, found->element[i]->len));
-			step->lens = lappend_int(step->lens, (int) found->element[i]->len);
-		}
-	}
-	else if (step->error == NULL)
-		step->error = psprintf("unexpected reply type %d", reply->type);
-	return false;
+	if (replies.error != NULL)
+		CbRedisCheckReply(replies.error, "DEL");
+	PG_RETURN_INT64(replies.deleted);
 }
 
 /*
  * SQL: cachebridge.invalidate_pattern(pattern) -- unlink every key under
  * the prefix that matches a Redis glob pattern, by SCAN, never KEYS.
- * Each round trip unlinks the keys found by the previous SCAN step and
- * asks for the next one.
  */
 Datum
 cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 {
 	text	   *pattern = PG_GETARG_TEXT_PP(0);
 	StringInfoData match;
-	CbPipeline	p;
-	CbScanStep	step = {0};
 	CbRedisError err;
-	MemoryContext stepcxt;
-	MemoryContext oldcxt;
 	int64		total = 0;
-	char	   *cursor = pstrdup("0");
+	char	   *error_reply = NULL;
 
 	if (VARSIZE_ANY_EXHDR(pattern) == 0)
 		ereport(ERROR,
@@ -261,67 +227,13 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 		CbAppendGlobEscaped(&match, cb_key_prefix, strlen(cb_key_prefix));
 	appendBinaryStringInfo(&match, VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
 
-	stepcxt = AllocSetContextCreate(CurrentMemoryContext,
-									"cachebridge invalidate_pattern",
-									ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		ListCell   *lk;
-		ListCell   *ll;
-		List	   *keys = step.keys;
-		List	   *lens = step.lens;
-
-		CHECK_FOR_INTERRUPTS();
-		oldcxt = MemoryContextSwitchTo(stepcxt);
-		CbPipelineInit(&p);
-		if (keys != NIL)
-		{
-			CbPipelineBegin(&p, list_length(keys) + 1, NULL, 0);
-			CbPipelineArgStr(&p, "UNLINK");
-			forboth(lk, keys, ll, lens)
-				CbPipelineArg(&p, (char *) lfirst(lk), lfirst_int(ll));
-		}
-		if (cursor != NULL)
-		{
-			CbPipelineBegin(&p, 6, NULL, 0);
-			CbPipelineArgStr(&p, "SCAN");
-			CbPipelineArgStr(&p, cursor);
-			CbPipelineArgStr(&p, "MATCH");
-			CbPipelineArg(&p, match.data, match.len);
-			CbPipelineArgStr(&p, "COUNT");
-			CbPipelineArgStr(&p, CB_SCAN_COUNT);
-		}
-		MemoryContextSwitchTo(oldcxt);
-		if (p.ncommands == 0)
-			break;
-
-		/* the replies go to a fresh step, then the old one is dropped */
-		{
-			MemoryContext nextcxt = AllocSetContextCreate(CurrentMemoryContext,
-														  "cachebridge invalidate_pattern",
-														  ALLOCSET_DEFAULT_SIZES);
-
-			memset(&step, 0, sizeof(step));
-			oldcxt = MemoryContextSwitchTo(nextcxt);
-			if (!CbPipelineExecute(&p, CbScanReply, &step, &err))
-				CbRedisReportError(&err);
-			MemoryContextSwitchTo(oldcxt);
-			MemoryContextDelete(stepcxt);
-			stepcxt = nextcxt;
-		}
-		if (step.error != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("Redis server \"%s\" rejected SCAN or UNLINK",
-							CbRedisServerName()),
-					 errdetail_internal("%s", step.error)));
-		total += step.unlinked;
-		/* a cursor of "0" ends the iteration; one more trip unlinks the rest */
-		if (cursor == NULL)
-			break;
-		cursor = (step.cursor != NULL && strcmp(step.cursor, "0") != 0)
-			? step.cursor : NULL;
-	}
-	MemoryContextDelete(stepcxt);
+	if (!CbRedisUnlinkMatching(match.data, match.len, &total, &error_reply, &err))
+		CbRedisReportError(&err);
+	if (error_reply != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("Redis server \"%s\" rejected SCAN or UNLINK",
+						CbRedisServerName()),
+				 errdetail_internal("%s", error_reply)));
 	PG_RETURN_INT64(total);
 }

@@ -11,12 +11,15 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
 #include "cachebridge.h"
+#include "queue.h"
 #include "redis.h"
 #include "stats.h"
 
@@ -114,7 +117,24 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("cachebridge.max_pending_memory",
+							"Memory a transaction's pending cache effects may use.",
+							"Past it, a trigger invalidates the pattern of its key "
+							"template at commit instead of queueing one effect per "
+							"key; this is counted and logged, no effect is lost.",
+							&cb_max_pending_memory,
+							65536,
+							64,
+							MAX_KILOBYTES,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
+
 	MarkGUCPrefixReserved("cachebridge");
+
+	CbQueueInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -804,4 +805,115 @@ CbRedisCheckReply(const redisReply *reply, const char *command)
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("Redis server \"%s\" rejected %s", CbRedisServerName(), command),
 			 errdetail_internal("%s", text)));
+}
+
+/* State of one SCAN step of CbRedisUnlinkMatching. */
+typedef struct CbScanStep
+{
+	char	   *cursor;			/* next cursor, or NULL */
+	char	   *error;			/* first error reply, or NULL */
+	List	   *keys;			/* keys found (palloc'd) */
+	List	   *lens;			/* and their lengths */
+	int64		unlinked;		/* sum of UNLINK replies */
+} CbScanStep;
+
+/* Collects the replies of one SCAN (and of the UNLINK sent with it). */
+static bool
+CbScanReply(int index, redisReply *reply, void *arg)
+{
+	CbScanStep *step = (CbScanStep *) arg;
+
+	if (reply->type == REDIS_REPLY_INTEGER)
+		step->unlinked += reply->integer;
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+			 reply->element[0]->type == REDIS_REPLY_STRING &&
+			 reply->element[1]->type == REDIS_REPLY_ARRAY)
+	{
+		redisReply *found = reply->element[1];
+
+		step->cursor = pnstrdup(reply->element[0]->str, reply->element[0]->len);
+		for (size_t i = 0; i < found->elements; i++)
+		{
+			step->keys = lappend(step->keys,
+								 pnstrdup(found->element[i]->str, found->element[i]->len));
+			step->lens = lappend_int(step->lens, (int) found->element[i]->len);
+		}
+	}
+	else if (step->error == NULL)
+		step->error = reply->type == REDIS_REPLY_ERROR
+			? pnstrdup(reply->str, reply->len)
+			: psprintf("unexpected reply type %d", reply->type);
+	return false;
+}
+
+/*
+ * Unlinks every key matching the glob pattern match, by SCAN (never KEYS):
+ * each round trip unlinks the keys the previous SCAN step found and asks
+ * for the next step.  Adds the number unlinked to *count.  Returns false
+ * with err filled if Redis could not be reached; an error reply stops the
+ * scan and is returned in *error_reply.  Raises no ERROR but out of memory.
+ */
+bool
+CbRedisUnlinkMatching(const char *match, size_t matchlen, int64 *count,
+					  char **error_reply, CbRedisError *err)
+{
+	MemoryContext stepcxt;
+	MemoryContext oldcxt;
+	CbScanStep	step = {0};
+	bool		ok = true;
+	const char *cursor = "0";
+
+	stepcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"cachebridge SCAN step",
+									ALLOCSET_DEFAULT_SIZES);
+	*error_reply = NULL;
+	while (cursor != NULL || step.keys != NIL)
+	{
+		MemoryContext nextcxt;
+		CbPipeline	p;
+		ListCell   *lk;
+		ListCell   *ll;
+
+		/* the commands go in the old step's context, the replies in a new one */
+		oldcxt = MemoryContextSwitchTo(stepcxt);
+		CbPipelineInit(&p);
+		if (step.keys != NIL)
+		{
+			CbPipelineBegin(&p, list_length(step.keys) + 1, NULL, 0);
+			CbPipelineArgStr(&p, "UNLINK");
+			forboth(lk, step.keys, ll, step.lens)
+				CbPipelineArg(&p, (char *) lfirst(lk), lfirst_int(ll));
+		}
+		if (cursor != NULL)
+		{
+			CbPipelineBegin(&p, 6, NULL, 0);
+			CbPipelineArgStr(&p, "SCAN");
+			CbPipelineArgStr(&p, cursor);
+			CbPipelineArgStr(&p, "MATCH");
+			CbPipelineArg(&p, match, matchlen);
+			CbPipelineArgStr(&p, "COUNT");
+			CbPipelineArgStr(&p, "1000");
+		}
+		nextcxt = AllocSetContextCreate(oldcxt, "cachebridge SCAN step",
+										ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSwitchTo(nextcxt);
+		memset(&step, 0, sizeof(step));
+		ok = CbPipelineExecute(&p, CbScanReply, &step, err);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(stepcxt);
+		stepcxt = nextcxt;
+		if (!ok)
+			break;
+		*count += step.unlinked;
+		if (step.error != NULL)
+		{
+			*error_reply = MemoryContextStrdup(oldcxt, step.error);
+			break;
+		}
+		/* the last SCAN step returns cursor "0"; one more trip unlinks its keys */
+		cursor = (cursor != NULL && step.cursor != NULL &&
+				  strcmp(step.cursor, "0") != 0) ? step.cursor : NULL;
+	}
+	MemoryContextDelete(stepcxt);
+	return ok;
 }

@@ -91,6 +91,9 @@ extern bool CbPipelineExecute(CbPipeline *p, CbReplyCallback callback,
 extern redisReply *CbRedisCommand(CbPipeline *p);
 extern void CbRedisReportError(const CbRedisError *err) pg_attribute_noreturn();
 extern void CbRedisCheckReply(const redisReply *reply, const char *command);
+extern bool CbRedisUnlinkMatching(const char *match, size_t matchlen,
+								  int64 *count, char **error_reply,
+								  CbRedisError *err);
 extern void CbRedisDisconnect(void);
 
 #endif							/* CACHEBRIDGE_REDIS_H */

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# scripts/sandbox.sh -- a PostgreSQL 15 + Redis sandbox with cachebridge in it.
+#
+# On Debian 12, as root or through sudo: installs the missing Debian
+# packages, builds and installs cachebridge, then starts
+#   - a PostgreSQL 15 cluster (shared_preload_libraries = cachebridge) on
+#     127.0.0.1 and a unix socket, with a database "cachebridge" holding
+#     the extension, and
+#   - a redis-server on 127.0.0.1,
+# both as an unprivileged user (postgres when run as root), on the first
+# free ports from 5433 and 6380, so that servers already on 5432/6379 are
+# left alone.  Everything lives in CB_SANDBOX_DIR (/tmp/cachebridge-sandbox).
+# A short walkthrough then shows a value going through Redis, and the
+# script prints how to connect and how to stop.
+#
+# Running "start" again stops the running sandbox and builds a fresh one,
+# on the same ports when they are still free.  The sandbox trusts every
+# local connection: it is for trying cachebridge out, not for data.
+#
+# Usage: bash scripts/sandbox.sh [start|stop|status]    (default: start)
+
+set -u
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/lib.sh"
+
+SANDBOX_DIR=${CB_SANDBOX_DIR:-/tmp/cachebridge-sandbox}
+STATE=$SANDBOX_DIR/sandbox.env
+PSQL=$CB_PG_BIN/psql
+CALLER_DIR=$(pwd)
+
+usage() {
+    echo "usage: bash scripts/sandbox.sh [start|stop|status]" >&2
+    exit 2
+}
+
+# The command that runs this script again, as the user should type it.
+self_command() {
+    local script=scripts/sandbox.sh
+    [ "$CALLER_DIR" = "$CB_ROOT" ] || script=$CB_ROOT/scripts/sandbox.sh
+    if [ -n "${SUDO_USER:-}" ]; then echo "sudo bash $script"; else echo "bash $script"; fi
+}
+
+# Reads the ports of the last sandbox into PG_PORT and REDIS_PORT ("" if none).
+load_state() {
+    PG_PORT=
+    REDIS_PORT=
+    [ -f "$STATE" ] || return 0
+    PG_PORT=$(sed -n 's/^PG_PORT=\([0-9]*\)$/\1/p' "$STATE")
+    REDIS_PORT=$(sed -n 's/^REDIS_PORT=\([0-9]*\)$/\1/p' "$STATE")
+}
+
+# Refuses a sandbox directory that is a symlink or belongs to someone else.
+check_dir_owner() {
+    local owner
+    [ -e "$SANDBOX_DIR" ] || return 0
+    [ -L "$SANDBOX_DIR" ] && cb_die "$SANDBOX_DIR is a symbolic link; remove it or set CB_SANDBOX_DIR"
+    [ -d "$SANDBOX_DIR" ] || cb_die "$SANDBOX_DIR is not a directory; remove it or set CB_SANDBOX_DIR"
+    owner=$(stat -c %U "$SANDBOX_DIR")
+    [ "$owner" = "$CB_USER" ] || cb_die "$SANDBOX_DIR belongs to $owner, not $CB_USER;" \
+        "stop that sandbox as $owner (or as root), or set CB_SANDBOX_DIR"
+}
+
+# Takes a lock on the sandbox directory, so that two runs cannot interleave.
+# The servers must not inherit it: start them with "9<&-".
+lock_sandbox() {
+    exec 9<"$SANDBOX_DIR" || cb_die "cannot open $SANDBOX_DIR"
+    flock -n 9 || cb_die "another scripts/sandbox.sh is working on $SANDBOX_DIR"
+}
+
+# Forgets a redis pid file whose process is not a redis-server (a stale
+# file must not make cb_redis_stop kill an unrelated process).
+forget_stale_redis_pid() {
+    local pidfile=$SANDBOX_DIR/redis.pid pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    case $(ps -o comm= -p "$pid" 2>/dev/null) in
+        redis-server) ;;
+        *) rm -f "$pidfile" ;;
+    esac
+}
+
+# True when the sandbox cluster runs.
+pg_running() {
+    [ -f "$SANDBOX_DIR/pgdata/postmaster.pid" ] &&
+        cb_as_user "$CB_PG_BIN/pg_ctl" -D "$SANDBOX_DIR/pgdata" status >/dev/null 2>&1
+}
+
+# True when the sandbox redis-server answers on its port.
+redis_running() {
+    [ -n "$REDIS_PORT" ] && [ -f "$SANDBOX_DIR/redis.pid" ] &&
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG
+}
+
+# Stops both servers of the sandbox, keeping its directory and logs.
+stop_servers() {
+    forget_stale_redis_pid
+    cb_pg_stop "$SANDBOX_DIR"
+    cb_redis_stop "$SANDBOX_DIR"
+}
+
+# psql on the sandbox database, stopping at the first error.
+sandbox_psql() {
+    "$PSQL" -X -q -v ON_ERROR_STOP=1 -P pager=off -h 127.0.0.1 -p "$PG_PORT" \
+        -U postgres -d cachebridge "$@"
+}
+
+# Shows a redis-cli command, then its output.
+show_redis() {
+    echo "\$ redis-cli -p $REDIS_PORT $*"
+    redis-cli -p "$REDIS_PORT" "$@"
+}
+
+# Shows SQL statements, then their output.
+show_sql() {
+    sandbox_psql -e -c "$1" || walkthrough_failed "the statement above failed"
+}
+
+walkthrough_failed() {
+    cb_die "walkthrough: $*; the logs are in $SANDBOX_DIR"
+}
+
+# Shows a value written and read through Redis, and checks what Redis holds.
+walkthrough_cache_aside() {
+    local from_pg from_redis
+    echo
+    echo "-- cache-aside: set a value with a TTL, read it back, look at it in Redis"
+    show_sql "SELECT cachebridge.set('greeting', 'hello from PostgreSQL', 300);"
+    show_sql "SELECT cachebridge.get('greeting');"
+    show_redis GET greeting
+    show_redis TTL greeting
+    show_sql "SELECT round_trips, cache_hits, cache_misses, errors FROM cachebridge.stats;"
+    from_pg=$(sandbox_psql -A -t -c "SELECT cachebridge.get('greeting')")
+    from_redis=$(redis-cli -p "$REDIS_PORT" GET greeting)
+    if [ "$from_pg" != "hello from PostgreSQL" ] || [ "$from_redis" != "$from_pg" ]; then
+        walkthrough_failed "cachebridge.get returned \"$from_pg\", Redis holds \"$from_redis\""
+    fi
+}
+
+# Shows a write_through trigger keeping a row in Redis (once the trigger exists).
+walkthrough_write_through() {
+    local expected from_redis
+    [ "$(sandbox_psql -A -t -c "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc
+            WHERE pronamespace = 'cachebridge'::regnamespace
+              AND proname = 'write_through')")" = t ] || return 0
+    echo
+    echo "-- write-through: every committed change of a row is written to Redis"
+    show_sql "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, email text);"
+    show_sql "CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('user:{id}', 'ttl=300');"
+    show_sql "INSERT INTO users VALUES (1, 'Ada', 'ada@example.com');"
+    show_sql "UPDATE users SET name = 'Ada Lovelace' WHERE id = 1;"
+    show_redis GET user:1
+    expected=$(sandbox_psql -A -t -c "SELECT row_to_json(u)::text FROM users u WHERE id = 1")
+    for _ in $(seq 30); do
+        from_redis=$(redis-cli -p "$REDIS_PORT" GET user:1)
+        [ "$from_redis" = "$expected" ] && return 0
+        sleep 0.1
+    done
+    walkthrough_failed "Redis holds \"$from_redis\" under user:1, expected \"$expected\""
+}
+
+# How to use and stop the running sandbox.
+print_instructions() {
+    cat <<EOF
+
+The cachebridge sandbox is running (data and logs in $SANDBOX_DIR):
+  PostgreSQL 15   psql -h 127.0.0.1 -p $PG_PORT -U postgres cachebridge
+                  (or through its socket: psql -h $SANDBOX_DIR -p $PG_PORT -U postgres cachebridge)
+  Redis           redis-cli -p $REDIS_PORT
+  The cluster has cachebridge.redis_url = 'redis://127.0.0.1:$REDIS_PORT/0'.
+Stop it with:     $(self_command) stop
+EOF
+}
+
+cmd_start() {
+    local old_pg old_redis
+    cb_ensure_packages
+    cb_build_install
+    cb_pick_user
+    check_dir_owner
+
+    if [ ! -d "$SANDBOX_DIR" ]; then
+        mkdir -m 755 "$SANDBOX_DIR" || cb_die "cannot create $SANDBOX_DIR"
+        [ "$(id -u)" = 0 ] && chown "$CB_USER" "$SANDBOX_DIR"
+    fi
+    lock_sandbox
+    cd "$SANDBOX_DIR" || cb_die "cannot enter $SANDBOX_DIR"
+
+    load_state
+    old_pg=$PG_PORT
+    old_redis=$REDIS_PORT
+    if [ -e "$SANDBOX_DIR/pgdata" ] || [ -e "$SANDBOX_DIR/redis.pid" ]; then
+        cb_log "stopping the previous sandbox"
+        stop_servers
+        rm -rf "$SANDBOX_DIR/pgdata"
+        rm -f "$SANDBOX_DIR/postgresql.log" "$SANDBOX_DIR/redis.log"
+    fi
+
+    # the previous ports when still free, else the next free ones
+    REDIS_PORT=$(cb_free_port "${old_redis:-6380}")
+    PG_PORT=$(cb_free_port "${old_pg:-5433}")
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" >"$STATE"
+
+    # from here on, a failure stops whatever was started
+    trap 'stop_servers' EXIT
+    trap 'exit 130' INT TERM
+    cb_log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+    cb_redis_start "$SANDBOX_DIR" "$REDIS_PORT" 9<&-
+    cb_log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
+    cb_pg_init "$SANDBOX_DIR" "$PG_PORT" 127.0.0.1 "$REDIS_PORT"
+    cb_pg_start "$SANDBOX_DIR" 9<&-
+    "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+        -c "CREATE DATABASE cachebridge" >/dev/null || cb_die "could not create database cachebridge"
+    sandbox_psql -c "CREATE EXTENSION cachebridge" >/dev/null ||
+        cb_die "could not create extension cachebridge; see $SANDBOX_DIR/postgresql.log"
+
+    cb_log "walkthrough"
+    walkthrough_cache_aside
+    walkthrough_write_through
+    trap - EXIT
+
+    print_instructions
+}
+
+cmd_stop() {
+    cb_pick_user
+    check_dir_owner
+    if [ ! -d "$SANDBOX_DIR" ]; then
+        echo "no sandbox in $SANDBOX_DIR"
+        return 0
+    fi
+    lock_sandbox
+    stop_servers
+    echo "sandbox stopped (data and logs kept in $SANDBOX_DIR until the next start)"
+}
+
+cmd_status() {
+    local rc=0
+    cb_pick_user
+    load_state
+    if [ ! -d "$SANDBOX_DIR" ] || [ -z "$PG_PORT" ]; then
+        echo "no sandbox in $SANDBOX_DIR"
+        return 3
+    fi
+    if pg_running; then
+        echo "PostgreSQL: running on 127.0.0.1:$PG_PORT and $SANDBOX_DIR/.s.PGSQL.$PG_PORT"
+    else
+        echo "PostgreSQL: stopped (port $PG_PORT; log $SANDBOX_DIR/postgresql.log)"
+        rc=3
+    fi
+    if redis_running; then
+        echo "Redis:      running on 127.0.0.1:$REDIS_PORT and $SANDBOX_DIR/redis.sock"
+    else
+        echo "Redis:      stopped (port $REDIS_PORT; log $SANDBOX_DIR/redis.log)"
+        rc=3
+    fi
+    [ $rc = 0 ] && print_instructions
+    return $rc
+}
+
+[ $# -le 1 ] || usage
+case ${1:-start} in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    *) usage ;;
+esac

@@ -1,0 +1,640 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *		The pending-effects queue and the transaction callbacks that send
+ *		it to Redis after commit.
+ *
+ * Triggers queue effects (SET, hash replace, DEL, pattern invalidation)
+ * here instead of calling Redis.  The queue is a hash table keyed by Redis
+ * key, so a key changed many times costs one effect: the last one.  Each
+ * entry keeps a stack of versions, one per subtransaction level that
+ * changed it; a level's versions are dropped when it rolls back (ROLLBACK
+ * TO SAVEPOINT, a PL/pgSQL exception block) and merged into the parent
+ * when it is released.  Only the levels that changed something are
+ * visited at subtransaction end.
+ *
+ * At PRE_COMMIT the surviving effects are sorted by the order they were
+ * made and encoded into one pipeline (pattern invalidations, which need
+ * SCAN round trips of their own, split it where they stand).  At COMMIT
+ * the pipeline is sent: one round trip for the whole transaction.  Work
+ * after commit never raises an ERROR: failures become WARNINGs and
+ * counters, and every wait is bounded by the Redis timeouts.  An aborted
+ * transaction sends nothing.
+ *
+ * Memory is bounded by cachebridge.max_pending_memory: a trigger whose
+ * next effect would pass it degrades, for the rest of the transaction, to
+ * one pattern invalidation of its templates (counted and logged), so no
+ * effect is dropped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "queue.h"
+#include "redis.h"
+#include "stats.h"
+
+/* Keys per UNLINK command when deleting queued keys. */
+#define CB_KEYS_PER_UNLINK 1000
+
+/* One version of the effect on a key, made at one subtransaction level. */
+typedef struct CbEffect
+{
+	struct CbEffect *older;		/* version of an enclosing level, or NULL */
+	int			level;			/* transaction nest level that made it */
+	uint64		seq;			/* when it was made, for ordering */
+	CbEffectOp	op;
+	int			ttl;			/* seconds, or 0 for none */
+	int			nfields;		/* CB_OP_HASH: field/value pairs in payload */
+	size_t		len;
+	char	   *payload;		/* SET value, or CB_OP_HASH fields */
+} CbEffect;
+
+/* Hash key: a Redis key or a glob pattern, by reference. */
+typedef struct CbQueueKey
+{
+	const char *data;
+	size_t		len;
+	bool		pattern;
+} CbQueueKey;
+
+typedef struct CbQueueEntry
+{
+	CbQueueKey	key;			/* must be first */
+	CbEffect   *top;			/* newest version */
+} CbQueueEntry;
+
+/* One step of delivery: a pipeline, or a pattern to scan. */
+typedef struct CbDeliveryStep
+{
+	CbPipeline	pipeline;
+	int			neffects;
+	const CbQueueKey *pattern;	/* set for a pattern step */
+} CbDeliveryStep;
+
+int			cb_max_pending_memory = 65536;
+
+static MemoryContext queue_cxt = NULL;	/* reset at end of transaction */
+static HTAB *queue = NULL;		/* NULL while nothing is queued */
+static List **touched = NULL;	/* per nest level: entries with a version there */
+static int	ntouched = 0;
+static uint64 queue_seq = 0;
+static size_t queue_bytes = 0;
+static List *delivery = NIL;	/* CbDeliveryStep, built at PRE_COMMIT */
+static int	delivery_effects = 0;
+
+/* Hash function of CbQueueKey. */
+static uint32
+CbQueueKeyHash(const void *key, Size keysize)
+{
+	const CbQueueKey *k = (const CbQueueKey *) key;
+
+	return hash_bytes((const unsigned char *) k->data, (int) k->len) ^ k->pattern;
+}
+
+/* Equality of CbQueueKey (0 when equal). */
+static int
+CbQueueKeyMatch(const void *key1, const void *key2, Size keysize)
+{
+	const CbQueueKey *a = (const CbQueueKey *) key1;
+	const CbQueueKey *b = (const CbQueueKey *) key2;
+
+	if (a->len != b->len || a->pattern != b->pattern)
+		return 1;
+	return memcmp(a->data, b->data, a->len);
+}
+
+/* Forgets everything queued; called at the end of every transaction. */
+static void
+CbQueueReset(void)
+{
+	if (queue_cxt != NULL)
+		MemoryContextReset(queue_cxt);
+	queue = NULL;
+	touched = NULL;
+	ntouched = 0;
+	queue_bytes = 0;
+	delivery = NIL;
+	delivery_effects = 0;
+}
+
+/* Remembers that entry has a version at level. */
+static void
+CbTouch(int level, CbQueueEntry *entry)
+{
+	if (level >= ntouched)
+	{
+		int			n = Max(8, level * 2);
+
+		if (touched == NULL)
+			touched = MemoryContextAllocZero(queue_cxt, n * sizeof(List *));
+		else
+		{
+			touched = repalloc(touched, n * sizeof(List *));
+			memset(touched + ntouched, 0, (n - ntouched) * sizeof(List *));
+		}
+		ntouched = n;
+	}
+	touched[level] = lappend(touched[level], entry);
+}
+
+/* Frees a version's payload and takes it off the memory count. */
+static void
+CbEffectClear(CbEffect *v)
+{
+	if (v->payload != NULL)
+		pfree(v->payload);
+	queue_bytes -= v->len;
+	v->payload = NULL;
+	v->len = 0;
+}
+
+/* Creates the queue of this transaction on first use. */
+static void
+CbQueueCreate(void)
+{
+	HASHCTL		ctl;
+
+	if (queue_cxt == NULL)
+		queue_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "cachebridge pending effects",
+										  ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(CbQueueKey);
+	ctl.entrysize = sizeof(CbQueueEntry);
+	ctl.hash = CbQueueKeyHash;
+	ctl.match = CbQueueKeyMatch;
+	ctl.hcxt = queue_cxt;
+	queue = hash_create("cachebridge pending effects", 1024, &ctl,
+						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* True if adding incoming bytes would pass cachebridge.max_pending_memory. */
+bool
+CbQueueFull(size_t incoming)
+{
+	return queue_bytes + incoming > (size_t) cb_max_pending_memory * 1024;
+}
+
+/* True if the pattern is already queued (in any live version). */
+bool
+CbQueueHasPattern(const char *pattern, size_t len)
+{
+	CbQueueKey	key = {pattern, len, true};
+
+	return queue != NULL && hash_search(queue, &key, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * Queues an effect on key (or, for CB_OP_PATTERN, on every key matching
+ * the glob in key), replacing what the current subtransaction queued for
+ * it before.  payload is the SET value, or for CB_OP_HASH nfields pairs of
+ * (uint32 length, bytes).
+ */
+void
+CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
+			  const char *payload, size_t len, int nfields, int ttl)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	CbQueueKey	key = {keydata, keylen, op == CB_OP_PATTERN};
+	CbQueueEntry *entry;
+	CbEffect   *v;
+	bool		found;
+
+	if (queue == NULL)
+		CbQueueCreate();
+
+	entry = hash_search(queue, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->key.data = MemoryContextAlloc(queue_cxt, keylen);
+		memcpy((char *) entry->key.data, keydata, keylen);
+		entry->top = NULL;
+		queue_bytes += keylen + sizeof(CbQueueEntry);
+	}
+
+	v = entry->top;
+	if (v != NULL && v->level == level)
+		CbEffectClear(v);
+	else
+	{
+		v = MemoryContextAllocZero(queue_cxt, sizeof(CbEffect));
+		v->older = entry->top;
+		v->level = level;
+		entry->top = v;
+		queue_bytes += sizeof(CbEffect);
+		CbTouch(level, entry);
+	}
+	v->seq = ++queue_seq;
+	v->op = op;
+	v->ttl = ttl;
+	v->nfields = nfields;
+	v->len = len;
+	if (len > 0)
+	{
+		v->payload = MemoryContextAlloc(queue_cxt, len);
+		memcpy(v->payload, payload, len);
+		queue_bytes += len;
+	}
+}
+
+/* Subtransaction end: merge level's versions into the parent, or drop them. */
+static void
+CbQueueSubXactEnd(int level, bool commit)
+{
+	ListCell   *lc;
+
+	if (level >= ntouched || touched[level] == NIL)
+		return;
+	foreach(lc, touched[level])
+	{
+		CbQueueEntry *entry = (CbQueueEntry *) lfirst(lc);
+		CbEffect   *v = entry->top;
+
+		Assert(v != NULL && v->level == level);
+		if (commit)
+		{
+			CbEffect   *older = v->older;
+
+			/* the child's effect replaces what the parent queued */
+			if (older != NULL && older->level == level - 1)
+			{
+				v->older = older->older;
+				CbEffectClear(older);
+				pfree(older);
+				queue_bytes -= sizeof(CbEffect);
+			}
+			else
+				CbTouch(level - 1, entry);
+			v->level = level - 1;
+		}
+		else
+		{
+			entry->top = v->older;
+			CbEffectClear(v);
+			pfree(v);
+			queue_bytes -= sizeof(CbEffect);
+			if (entry->top == NULL)
+			{
+				char	   *data = (char *) entry->key.data;
+
+				queue_bytes -= entry->key.len + sizeof(CbQueueEntry);
+				hash_search(queue, &entry->key, HASH_REMOVE, NULL);
+				pfree(data);
+			}
+		}
+	}
+	list_free(touched[level]);
+	touched[level] = NIL;
+}
+
+/* Orders effects by when they were made. */
+static int
+CbEffectCompare(const void *a, const void *b)
+{
+	const CbQueueEntry *ea = *(CbQueueEntry *const *) a;
+	const CbQueueEntry *eb = *(CbQueueEntry *const *) b;
+
+	return (ea->top->seq > eb->top->seq) - (ea->top->seq < eb->top->seq);
+}
+
+/* Starts a new pipeline step of the delivery plan. */
+static CbDeliveryStep *
+CbNewPipelineStep(void)
+{
+	CbDeliveryStep *step = palloc0(sizeof(CbDeliveryStep));
+
+	CbPipelineInit(&step->pipeline);
+	delivery = lappend(delivery, step);
+	return step;
+}
+
+/* Appends the commands of one SET or hash effect. */
+static void
+CbEncodeWrite(CbPipeline *p, const CbQueueKey *key, const CbEffect *v)
+{
+	if (v->op == CB_OP_SET)
+	{
+		CbPipelineBegin(p, v->ttl > 0 ? 5 : 3, key->data, key->len);
+		CbPipelineArgStr(p, "SET");
+		CbPipelineArg(p, key->data, key->len);
+		CbPipelineArg(p, v->payload, v->len);
+		if (v->ttl > 0)
+		{
+			CbPipelineArgStr(p, "EX");
+			CbPipelineArgInt(p, v->ttl);
+		}
+		return;
+	}
+
+	/* a hash is replaced atomically: MULTI, DEL, HSET, [EXPIRE], EXEC */
+	Assert(v->op == CB_OP_HASH);
+	CbPipelineBegin(p, 1, key->data, key->len);
+	CbPipelineArgStr(p, "MULTI");
+	CbPipelineBegin(p, 2, key->data, key->len);
+	CbPipelineArgStr(p, "DEL");
+	CbPipelineArg(p, key->data, key->len);
+	if (v->nfields > 0)
+	{
+		const char *f = v->payload;
+
+		CbPipelineBegin(p, 2 + 2 * v->nfields, key->data, key->len);
+		CbPipelineArgStr(p, "HSET");
+		CbPipelineArg(p, key->data, key->len);
+		for (int i = 0; i < 2 * v->nfields; i++)
+		{
+			uint32		flen;
+
+			memcpy(&flen, f, sizeof(uint32));
+			CbPipelineArg(p, f + sizeof(uint32), flen);
+			f += sizeof(uint32) + flen;
+		}
+		if (v->ttl > 0)
+		{
+			CbPipelineBegin(p, 3, key->data, key->len);
+			CbPipelineArgStr(p, "EXPIRE");
+			CbPipelineArg(p, key->data, key->len);
+			CbPipelineArgInt(p, v->ttl);
+		}
+	}
+	CbPipelineBegin(p, 1, key->data, key->len);
+	CbPipelineArgStr(p, "EXEC");
+}
+
+/*
+ * Turns the queue into the delivery plan: effects in the order they were
+ * made, writes one command each, deletions batched into multi-key UNLINKs,
+ * a pattern ending the pipeline before it.  Runs before commit, where an
+ * ERROR (out of memory) still aborts the transaction cleanly.
+ */
+static void
+CbPlanDelivery(void)
+{
+	HASH_SEQ_STATUS seq;
+	CbQueueEntry *entry;
+	CbQueueEntry **entries;
+	long		n = 0;
+	long		count = hash_get_num_entries(queue);
+	MemoryContext oldcxt = MemoryContextSwitchTo(queue_cxt);
+	CbDeliveryStep *step = NULL;
+	List	   *dels = NIL;
+
+	entries = palloc(sizeof(CbQueueEntry *) * Max(count, 1));
+	hash_seq_init(&seq, queue);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		entries[n++] = entry;
+	qsort(entries, n, sizeof(CbQueueEntry *), CbEffectCompare);
+
+	for (long i = 0; i <= n; i++)
+	{
+		CbEffect   *v = (i < n) ? entries[i]->top : NULL;
+
+		/* flush the batched deletions before a pattern and at the end */
+		if ((v == NULL || v->op == CB_OP_PATTERN) && dels != NIL)
+		{
+			ListCell   *lc;
+			int			left = list_length(dels);
+			int			inbatch = 0;
+
+			if (step == NULL)
+				step = CbNewPipelineStep();
+			foreach(lc, dels)
+			{
+				CbQueueKey *k = (CbQueueKey *) lfirst(lc);
+
+				if (inbatch == 0)
+				{
+					inbatch = Min(left, CB_KEYS_PER_UNLINK);
+					left -= inbatch;
+					CbPipelineBegin(&step->pipeline, inbatch + 1, NULL, 0);
+					CbPipelineArgStr(&step->pipeline, "UNLINK");
+				}
+				CbPipelineArg(&step->pipeline, k->data, k->len);
+				inbatch--;
+				step->neffects++;
+			}
+			dels = NIL;
+		}
+		if (v == NULL)
+			break;
+
+		if (v->op == CB_OP_PATTERN)
+		{
+			CbDeliveryStep *pstep = palloc0(sizeof(CbDeliveryStep));
+
+			pstep->pattern = &entries[i]->key;
+			pstep->neffects = 1;
+			delivery = lappend(delivery, pstep);
+			step = NULL;
+		}
+		else if (v->op == CB_OP_DEL)
+			dels = lappend(dels, &entries[i]->key);
+		else
+		{
+			if (step == NULL)
+				step = CbNewPipelineStep();
+			CbEncodeWrite(&step->pipeline, &entries[i]->key, v);
+			step->neffects++;
+		}
+	}
+	delivery_effects = n;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Counts error replies (also inside an EXEC reply) and keeps the first. */
+typedef struct CbDeliveryReplies
+{
+	int			errors;
+	char		first_error[256];
+} CbDeliveryReplies;
+
+static bool
+CbDeliveryReply(int index, redisReply *reply, void *arg)
+{
+	CbDeliveryReplies *r = (CbDeliveryReplies *) arg;
+	redisReply *bad = NULL;
+
+	if (reply->type == REDIS_REPLY_ERROR)
+		bad = reply;
+	else if (reply->type == REDIS_REPLY_ARRAY)
+	{
+		for (size_t i = 0; i < reply->elements; i++)
+			if (reply->element[i]->type == REDIS_REPLY_ERROR)
+				bad = reply->element[i];
+	}
+	if (bad != NULL)
+	{
+		if (r->errors++ == 0)
+			snprintf(r->first_error, sizeof(r->first_error), "%.*s",
+					 (int) bad->len, bad->str);
+	}
+	return false;
+}
+
+/* Reports that n effects could not be delivered; never raises an ERROR. */
+static void
+CbReportUndelivered(int n, const char *server, const char *detail)
+{
+	CbStatsAdd(CB_STAT_FAILED, n);
+	ereport(WARNING,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("cachebridge could not apply %d effect(s) of the committed transaction to Redis server \"%s\"",
+					n, server),
+			 errdetail_internal("%s", detail),
+			 errhint("The cached keys may be stale until they expire or are written again.")));
+}
+
+/*
+ * Sends the delivery plan after commit.  Holds interrupts; failures are
+ * WARNINGs and counters.  Once Redis is found unreachable the remaining
+ * steps are not tried, so the transaction pays the timeout only once.
+ */
+static void
+CbDeliver(void)
+{
+	ListCell   *lc;
+	int			left = delivery_effects;
+
+	CbStatsAdd(CB_STAT_QUEUED, delivery_effects);
+	foreach(lc, delivery)
+	{
+		CbDeliveryStep *step = (CbDeliveryStep *) lfirst(lc);
+		CbRedisError err;
+		bool		ok;
+
+		if (step->pattern != NULL)
+		{
+			int64		unlinked = 0;
+			char	   *error_reply = NULL;
+
+			ok = CbRedisUnlinkMatching(step->pattern->data, step->pattern->len,
+									   &unlinked, &error_reply, &err);
+			if (ok && error_reply != NULL)
+			{
+				CbReportUndelivered(1, CbRedisServerName(), error_reply);
+				left -= 1;
+				continue;
+			}
+		}
+		else
+		{
+			CbDeliveryReplies replies = {0};
+
+			ok = CbPipelineExecute(&step->pipeline, CbDeliveryReply, &replies, &err);
+			if (ok && replies.errors > 0)
+			{
+				int			bad = Min(replies.errors, step->neffects);
+
+				CbReportUndelivered(bad, CbRedisServerName(), replies.first_error);
+				CbStatsAdd(CB_STAT_DELIVERED, step->neffects - bad);
+				left -= step->neffects;
+				continue;
+			}
+		}
+		if (!ok)
+		{
+			CbReportUndelivered(left, err.server, err.detail);
+			return;
+		}
+		CbStatsAdd(CB_STAT_DELIVERED, step->neffects);
+		left -= step->neffects;
+	}
+}
+
+/* CbDeliver, with any ERROR it might raise (out of memory) made a WARNING. */
+static void
+CbDeliverSafely(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	int			holdoff = InterruptHoldoffCount;
+
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		CbDeliver();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* the ERROR path cleared the holdoff count: put it back */
+		InterruptHoldoffCount = holdoff + 1;
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		CbRedisDisconnect();
+		CbStatsAdd(CB_STAT_FAILED, delivery_effects);
+		ereport(WARNING,
+				(errmsg("cachebridge could not deliver the effects of the committed transaction"),
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
+}
+
+/* Transaction callback: plan at PRE_COMMIT, send at COMMIT, drop on abort. */
+static void
+CbXactCallback(XactEvent event, void *arg)
+{
+	if (queue == NULL)
+		return;
+	if (hash_get_num_entries(queue) == 0)
+	{
+		/* everything queued was rolled back with its subtransactions */
+		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+			event == XACT_EVENT_PREPARE)
+			CbQueueReset();
+		return;
+	}
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			CbPlanDelivery();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot prepare a transaction that has pending cachebridge effects"),
+					 errdetail("The transaction changed rows of a table with a cachebridge trigger."),
+					 errhint("Commit it without PREPARE TRANSACTION; two-phase commit needs the durable outbox.")));
+			break;
+		case XACT_EVENT_COMMIT:
+			CbDeliverSafely();
+			CbQueueReset();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			CbQueueReset();
+			break;
+		default:
+			break;
+	}
+}
+
+/* Subtransaction callback. */
+static void
+CbSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+				  SubTransactionId parentSubid, void *arg)
+{
+	if (queue == NULL)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		CbQueueSubXactEnd(GetCurrentTransactionNestLevel(), true);
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+		CbQueueSubXactEnd(GetCurrentTransactionNestLevel(), false);
+}
+
+/* Registers the transaction callbacks; called once from _PG_init. */
+void
+CbQueueInit(void)
+{
+	RegisterXactCallback(CbXactCallback, NULL);
+	RegisterSubXactCallback(CbSubXactCallback, NULL);
+}

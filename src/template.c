@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * template.c
+ *		Key templates: '{column}' is replaced by the column's text output,
+ *		'{{' and '}}' stand for literal braces.
+ *
+ * A template is parsed once, against the descriptor of the table its
+ * trigger is on, into literal and column segments; rendering a row is then
+ * a walk over the segments.  A NULL column yields no key at all (never a
+ * key with an empty part).  Every rendered key and pattern starts with
+ * cachebridge.key_prefix.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "utils/builtins.h"
+
+#include "cachebridge.h"
+#include "template.h"
+
+/* Raises the ERROR for a malformed template. */
+static void
+CbTemplateError(const char *source, const char *trigname, const char *relname,
+				const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid key template \"%s\" in trigger \"%s\" on table \"%s\"",
+					source, trigname, relname),
+			 errdetail("%s", problem),
+			 errhint("Write {column} for a column and {{ or }} for a literal brace.")));
+}
+
+/* Appends a literal segment of len bytes (len may be 0: nothing added). */
+static void
+CbAddLiteral(List **segs, const char *text, int len)
+{
+	CbTemplateSegment *seg;
+
+	if (len == 0)
+		return;
+	seg = palloc0(sizeof(CbTemplateSegment));
+	seg->attnum = InvalidAttrNumber;
+	seg->literal = pnstrdup(text, len);
+	seg->len = len;
+	*segs = lappend(*segs, seg);
+}
+
+/*
+ * Parses source into tmpl, resolving column names against desc.  Allocates
+ * in the current memory context.  Raises an ERROR naming the trigger and
+ * the table for an unknown column or a malformed template.
+ */
+void
+CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
+				const char *trigname, const char *relname)
+{
+	List	   *segs = NIL;
+	StringInfoData lit;
+	const char *p = source;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (*source == '\0')
+		CbTemplateError(source, trigname, relname, "The template is empty.");
+
+	initStringInfo(&lit);
+	while (*p)
+	{
+		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}'))
+		{
+			appendStringInfoChar(&lit, p[0]);
+			p += 2;
+		}
+		else if (*p == '{')
+		{
+			const char *close = strchr(p + 1, '}');
+			char	   *colname;
+			AttrNumber	attnum = InvalidAttrNumber;
+			CbTemplateSegment *seg;
+
+			if (close == NULL)
+				CbTemplateError(source, trigname, relname,
+								"A \"{\" is not closed by \"}\".");
+			if (close == p + 1)
+				CbTemplateError(source, trigname, relname,
+								"\"{}\" names no column.");
+			colname = pnstrdup(p + 1, close - p - 1);
+			if (strchr(colname, '{') != NULL)
+				CbTemplateError(source, trigname, relname,
+								"A \"{\" is not closed by \"}\".");
+			for (int a = 0; a < desc->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, a);
+
+				if (!att->attisdropped && strcmp(NameStr(att->attname), colname) == 0)
+				{
+					attnum = att->attnum;
+					break;
+				}
+			}
+			if (attnum == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of key template \"%s\" does not exist in table \"%s\"",
+								colname, source, relname),
+						 errcontext("trigger \"%s\" on table \"%s\"", trigname, relname)));
+
+			CbAddLiteral(&segs, lit.data, lit.len);
+			resetStringInfo(&lit);
+			seg = palloc0(sizeof(CbTemplateSegment));
+			seg->attnum = attnum;
+			segs = lappend(segs, seg);
+			p = close + 1;
+		}
+		else if (*p == '}')
+			CbTemplateError(source, trigname, relname,
+							"A \"}\" has no matching \"{\"; write \"}}\" for a literal brace.");
+		else
+			appendStringInfoChar(&lit, *p++);
+	}
+	CbAddLiteral(&segs, lit.data, lit.len);
+
+	tmpl->source = pstrdup(source);
+	tmpl->nsegments = list_length(segs);
+	tmpl->segments = palloc(sizeof(CbTemplateSegment) * Max(1, tmpl->nsegments));
+	foreach(lc, segs)
+		tmpl->segments[i++] = *(CbTemplateSegment *) lfirst(lc);
+}
+
+/*
+ * Appends the prefixed key of tuple to buf.  Returns false, leaving buf
+ * undefined, if a column of the key is NULL.  outfuncs is indexed by
+ * attnum - 1.
+ */
+bool
+CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple, TupleDesc desc,
+				 FmgrInfo *outfuncs, StringInfo buf)
+{
+	CbAppendKey(buf, "", 0);
+	for (int i = 0; i < tmpl->nsegments; i++)
+	{
+		const CbTemplateSegment *seg = &tmpl->segments[i];
+		Datum		value;
+		bool		isnull;
+		char	   *text;
+
+		if (seg->attnum == InvalidAttrNumber)
+		{
+			appendBinaryStringInfo(buf, seg->literal, seg->len);
+			continue;
+		}
+		value = heap_getattr(tuple, seg->attnum, desc, &isnull);
+		if (isnull)
+			return false;
+		text = OutputFunctionCall(&outfuncs[seg->attnum - 1], value);
+		appendStringInfoString(buf, text);
+		pfree(text);
+	}
+	return true;
+}
+
+/*
+ * Appends to buf the Redis glob pattern matching every key the template
+ * can produce: the prefix and literals escaped, each column a '*'.
+ */
+void
+CbTemplatePattern(const CbTemplate *tmpl, StringInfo buf)
+{
+	if (cb_key_prefix != NULL)
+		CbAppendGlobEscaped(buf, cb_key_prefix, strlen(cb_key_prefix));
+	for (int i = 0; i < tmpl->nsegments; i++)
+	{
+		const CbTemplateSegment *seg = &tmpl->segments[i];
+
+		if (seg->attnum == InvalidAttrNumber)
+			CbAppendGlobEscaped(buf, seg->literal, seg->len);
+		else if (i == 0 || tmpl->segments[i - 1].attnum == InvalidAttrNumber)
+			appendStringInfoChar(buf, '*');
+	}
+}

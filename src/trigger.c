@@ -1,0 +1,650 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *		The trigger functions cachebridge.write_through() and
+ *		cachebridge.invalidate(), and the per-trigger cache of their
+ *		parsed arguments.
+ *
+ * Row-level AFTER INSERT/UPDATE/DELETE triggers turn each row change into
+ * effects on Redis keys and queue them (queue.c); nothing reaches Redis
+ * before commit.  A statement-level AFTER TRUNCATE trigger with the same
+ * function and arguments queues a pattern invalidation of every key the
+ * templates can produce.
+ *
+ * Arguments: write_through takes one key template, then options ttl=N,
+ * columns=a,b and format=json|hash; invalidate takes one or more key
+ * templates (and no options yet).  An argument of the form name=value
+ * (lower-case name, no braces) is an option.  Arguments are parsed once per
+ * trigger and cached until the table's relcache entry is invalidated
+ * (ALTER TABLE, CREATE/DROP TRIGGER, ...).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "commands/trigger.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/varlena.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "cachebridge.h"
+#include "queue.h"
+#include "stats.h"
+#include "template.h"
+
+typedef enum CbTriggerMode
+{
+	CB_MODE_WRITE_THROUGH,
+	CB_MODE_INVALIDATE
+} CbTriggerMode;
+
+/* The parsed arguments of one trigger, cached by trigger OID. */
+typedef struct CbTriggerInfo
+{
+	Oid			tgoid;			/* hash key */
+	bool		valid;			/* false once its relation changed */
+	Oid			relid;
+	MemoryContext cxt;			/* holds everything below */
+	CbTriggerMode mode;
+	int			ntemplates;
+	CbTemplate *templates;
+	int			ttl;			/* seconds, 0 for none */
+	bool		hash_format;	/* format=hash */
+	int			ncolumns;		/* columns=, or 0 for every column */
+	AttrNumber *columns;
+	TupleDesc	json_desc;		/* blessed descriptor of the columns= row */
+	FmgrInfo   *outfuncs;		/* output function per attribute */
+	LocalTransactionId degraded_lxid;	/* transaction it degraded in */
+} CbTriggerInfo;
+
+static HTAB *trigger_cache = NULL;
+
+PG_FUNCTION_INFO_V1(cachebridge_write_through);
+PG_FUNCTION_INFO_V1(cachebridge_invalidate);
+PG_FUNCTION_INFO_V1(cachebridge_validate_trigger);
+
+/* Relcache callback: forget the parsed arguments of the relation's triggers. */
+static void
+CbTriggerCacheInvalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	CbTriggerInfo *info;
+
+	hash_seq_init(&seq, trigger_cache);
+	while ((info = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || info->relid == relid)
+			info->valid = false;
+}
+
+/* Name of the SQL function of a mode, for messages. */
+static const char *
+CbModeFunction(CbTriggerMode mode)
+{
+	return mode == CB_MODE_WRITE_THROUGH ? "cachebridge.write_through()" :
+		"cachebridge.invalidate()";
+}
+
+/* True if arg is an option: a lower-case name, '=', and no braces. */
+static bool
+CbIsOption(const char *arg)
+{
+	const char *p = arg;
+
+	while (*p == '_' || (*p >= 'a' && *p <= 'z'))
+		p++;
+	return p > arg && *p == '=' && strpbrk(arg, "{}") == NULL;
+}
+
+/* Raises the ERROR for a bad option value. */
+static void
+CbBadOption(const char *option, const char *value, const char *trigname,
+			const char *relname, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value \"%s\" for option \"%s\" of trigger \"%s\" on table \"%s\"",
+					value, option, trigname, relname),
+			 errdetail("%s", problem)));
+}
+
+/* Resolves a column name of columns= to its attribute number. */
+static AttrNumber
+CbColumnByName(TupleDesc desc, const char *name, const char *trigname,
+			   const char *relname)
+{
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of option \"columns\" does not exist in table \"%s\"",
+					name, relname),
+			 errcontext("trigger \"%s\" on table \"%s\"", trigname, relname)));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+/* Parses one name=value option into info. */
+static void
+CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
+			  const char *trigname, const char *relname)
+{
+	const char *eq = strchr(arg, '=');
+	char	   *name = pnstrdup(arg, eq - arg);
+	const char *value = eq + 1;
+
+	if (strcmp(name, "ttl") != 0 && strcmp(name, "columns") != 0 &&
+		strcmp(name, "format") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown option \"%s\" in trigger \"%s\" on table \"%s\"",
+						name, trigname, relname),
+				 errhint("%s accepts %s.", CbModeFunction(info->mode),
+						 info->mode == CB_MODE_WRITE_THROUGH
+						 ? "the options ttl=, columns= and format="
+						 : "key templates only")));
+	if (info->mode == CB_MODE_INVALIDATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is not accepted by cachebridge.invalidate() in trigger \"%s\" on table \"%s\"",
+						name, trigname, relname),
+				 errdetail("invalidate deletes keys; it writes no value to expire or format.")));
+
+	if (strcmp(name, "ttl") == 0)
+	{
+		char	   *end;
+		long		ttl;
+
+		errno = 0;
+		ttl = strtol(value, &end, 10);
+		if (*value == '\0' || *end != '\0' || errno != 0 || ttl < 1 || ttl > PG_INT32_MAX)
+			CbBadOption(name, value, trigname, relname,
+						"The TTL must be a positive whole number of seconds.");
+		info->ttl = (int) ttl;
+	}
+	else if (strcmp(name, "format") == 0)
+	{
+		if (strcmp(value, "json") == 0)
+			info->hash_format = false;
+		else if (strcmp(value, "hash") == 0)
+			info->hash_format = true;
+		else
+			CbBadOption(name, value, trigname, relname,
+						"The format must be \"json\" or \"hash\".");
+	}
+	else
+	{
+		List	   *names;
+		ListCell   *lc;
+		char	   *copy = pstrdup(value);
+		int			i = 0;
+
+		if (!SplitIdentifierString(copy, ',', &names) || names == NIL)
+			CbBadOption(name, value, trigname, relname,
+						"Give a comma-separated list of column names.");
+		info->ncolumns = list_length(names);
+		info->columns = palloc(sizeof(AttrNumber) * info->ncolumns);
+		foreach(lc, names)
+			info->columns[i++] = CbColumnByName(desc, (char *) lfirst(lc),
+												trigname, relname);
+	}
+}
+
+/* Builds the descriptor of the row that columns= restricts JSON to. */
+static TupleDesc
+CbProjectedDesc(CbTriggerInfo *info, TupleDesc desc)
+{
+	TupleDesc	proj = CreateTemplateTupleDesc(info->ncolumns);
+
+	for (int i = 0; i < info->ncolumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, info->columns[i] - 1);
+
+		TupleDescInitEntry(proj, (AttrNumber) (i + 1), NameStr(att->attname),
+						   att->atttypid, att->atttypmod, 0);
+		TupleDescInitEntryCollation(proj, (AttrNumber) (i + 1), att->attcollation);
+	}
+	return BlessTupleDesc(proj);
+}
+
+/* Parses a trigger's arguments against its table into a new info. */
+static void
+CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
+				   Trigger *trigger)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *relname = RelationGetRelationName(rel);
+	const char *trigname = trigger->tgname;
+	List	   *templates = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	info->mode = mode;
+	info->relid = RelationGetRelid(rel);
+	info->degraded_lxid = InvalidLocalTransactionId;
+
+	for (int a = 0; a < trigger->tgnargs; a++)
+	{
+		const char *arg = trigger->tgargs[a];
+
+		if (CbIsOption(arg))
+			CbParseOption(info, arg, desc, trigname, relname);
+		else if (mode == CB_MODE_WRITE_THROUGH && templates != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("trigger \"%s\" on table \"%s\" has more than one key template",
+							trigname, relname),
+					 errdetail("Argument \"%s\" is neither the key template nor an option name=value.",
+							   arg),
+					 errhint("cachebridge.write_through() takes one key template; use cachebridge.invalidate() for several.")));
+		else
+		{
+			CbTemplate *t = palloc0(sizeof(CbTemplate));
+
+			CbTemplateParse(t, arg, desc, trigname, relname);
+			templates = lappend(templates, t);
+		}
+	}
+	if (templates == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger \"%s\" on table \"%s\" names no key template",
+						trigname, relname),
+				 errhint("Pass the template as the first argument, as in %s('user:{id}').",
+						 CbModeFunction(mode))));
+
+	info->ntemplates = list_length(templates);
+	info->templates = palloc(sizeof(CbTemplate) * info->ntemplates);
+	foreach(lc, templates)
+		info->templates[i++] = *(CbTemplate *) lfirst(lc);
+
+	info->outfuncs = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		Oid			outfunc;
+		bool		isvarlena;
+
+		if (att->attisdropped)
+			continue;
+		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &info->outfuncs[a], info->cxt);
+	}
+	if (info->ncolumns > 0 && !info->hash_format)
+		info->json_desc = CbProjectedDesc(info, desc);
+}
+
+/* The cached parsed arguments of the firing trigger, parsed if need be. */
+static CbTriggerInfo *
+CbTriggerInfoGet(CbTriggerMode mode, Relation rel, Trigger *trigger)
+{
+	CbTriggerInfo *info;
+	bool		found;
+
+	if (trigger_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CbTriggerInfo);
+		ctl.hcxt = CacheMemoryContext;
+		trigger_cache = hash_create("cachebridge triggers", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(CbTriggerCacheInvalidate, (Datum) 0);
+	}
+
+	info = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
+	if (found && info->valid && info->mode == mode)
+		return info;
+	if (found && info->cxt != NULL)
+		MemoryContextDelete(info->cxt);
+
+	/* build in a fresh context; an ERROR leaves an entry that is not valid */
+	info->valid = false;
+	info->relid = RelationGetRelid(rel);
+	info->cxt = AllocSetContextCreate(CacheMemoryContext, "cachebridge trigger",
+									  ALLOCSET_SMALL_SIZES);
+	{
+		MemoryContext cxt = info->cxt;
+		MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+
+		memset(((char *) info) + offsetof(CbTriggerInfo, mode), 0,
+			   sizeof(CbTriggerInfo) - offsetof(CbTriggerInfo, mode));
+		CbTriggerInfoBuild(info, mode, rel, trigger);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	info->valid = true;
+	return info;
+}
+
+/* Queues the invalidation of every key the trigger's templates can make. */
+static void
+CbQueueTemplatePatterns(CbTriggerInfo *info)
+{
+	StringInfoData pattern;
+
+	initStringInfo(&pattern);
+	for (int i = 0; i < info->ntemplates; i++)
+	{
+		resetStringInfo(&pattern);
+		CbTemplatePattern(&info->templates[i], &pattern);
+		CbQueueEffect(CB_OP_PATTERN, pattern.data, pattern.len, NULL, 0, 0, 0);
+	}
+}
+
+/*
+ * Degrades the trigger, for the rest of the transaction, to a pattern
+ * invalidation of every key its templates make: the queue is full.
+ */
+static void
+CbTriggerDegrade(CbTriggerInfo *info, Relation rel, Trigger *trigger)
+{
+	CbQueueTemplatePatterns(info);
+	if (info->degraded_lxid != MyProc->lxid)
+	{
+		StringInfoData pattern;
+
+		CbStatsAdd(CB_STAT_DEGRADED, 1);
+		initStringInfo(&pattern);
+		CbTemplatePattern(&info->templates[0], &pattern);
+		ereport(WARNING,
+				(errmsg("cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating pattern \"%s\"",
+						trigger->tgname, RelationGetRelationName(rel), pattern.data),
+				 errdetail("The transaction's pending effects passed cachebridge.max_pending_memory (%d kB).",
+						   cb_max_pending_memory),
+				 errhint("Every key matching the pattern is removed after commit.")));
+	}
+	info->degraded_lxid = MyProc->lxid;
+}
+
+/* True while the trigger is degraded in this transaction. */
+static bool
+CbTriggerDegraded(CbTriggerInfo *info)
+{
+	StringInfoData pattern;
+
+	if (info->degraded_lxid != MyProc->lxid)
+		return false;
+	/* the degradation is undone if its subtransaction rolled back */
+	initStringInfo(&pattern);
+	CbTemplatePattern(&info->templates[0], &pattern);
+	return CbQueueHasPattern(pattern.data, pattern.len);
+}
+
+/* Queues an effect unless the queue is full; then degrades the trigger. */
+static bool
+CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
+			   CbEffectOp op, StringInfo key, const char *payload, size_t len,
+			   int nfields)
+{
+	if (CbQueueFull(key->len + len + 128))
+	{
+		CbTriggerDegrade(info, rel, trigger);
+		return false;
+	}
+	CbQueueEffect(op, key->data, key->len, payload, len, nfields, info->ttl);
+	return true;
+}
+
+/* The cached value of a row: row_to_json text, or hash field/value pairs. */
+static void
+CbRowValue(CbTriggerInfo *info, HeapTuple tuple, TupleDesc desc,
+		   StringInfo value, int *nfields)
+{
+	*nfields = 0;
+	if (info->hash_format)
+	{
+		int			n = info->ncolumns > 0 ? info->ncolumns : desc->natts;
+
+		for (int i = 0; i < n; i++)
+		{
+			AttrNumber	attnum = info->ncolumns > 0 ? info->columns[i] : i + 1;
+			Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+			bool		isnull;
+			Datum		d;
+			char	   *text;
+			uint32		len;
+
+			if (att->attisdropped)
+				continue;
+			d = heap_getattr(tuple, attnum, desc, &isnull);
+			if (isnull)
+				continue;		/* a NULL column is an absent field */
+			len = strlen(NameStr(att->attname));
+			appendBinaryStringInfo(value, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(value, NameStr(att->attname), len);
+			text = OutputFunctionCall(&info->outfuncs[attnum - 1], d);
+			len = strlen(text);
+			appendBinaryStringInfo(value, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(value, text, len);
+			(*nfields)++;
+		}
+	}
+	else
+	{
+		Datum		row;
+		text	   *json;
+
+		if (info->ncolumns == 0)
+			row = heap_copy_tuple_as_datum(tuple, desc);
+		else
+		{
+			Datum	   *values = palloc(sizeof(Datum) * info->ncolumns);
+			bool	   *nulls = palloc(sizeof(bool) * info->ncolumns);
+
+			for (int i = 0; i < info->ncolumns; i++)
+				values[i] = heap_getattr(tuple, info->columns[i], desc, &nulls[i]);
+			row = HeapTupleGetDatum(heap_form_tuple(info->json_desc, values, nulls));
+		}
+		json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
+		appendBinaryStringInfo(value, VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+	}
+}
+
+/* Renders a key of tuple into buf; false (and counted) if it has a NULL part. */
+static bool
+CbRenderKey(CbTriggerInfo *info, CbTemplate *tmpl, HeapTuple tuple,
+			TupleDesc desc, StringInfo buf)
+{
+	resetStringInfo(buf);
+	if (tuple == NULL)
+		return false;
+	if (CbTemplateRender(tmpl, tuple, desc, info->outfuncs, buf))
+		return true;
+	CbStatsAdd(CB_STAT_NULL_KEYS, 1);
+	return false;
+}
+
+/* write_through: SET the new row's key, DEL the old key if it changed. */
+static void
+CbWriteThroughRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
+				  HeapTuple oldtup, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData oldkey;
+	StringInfoData newkey;
+	bool		hasold;
+	bool		hasnew;
+
+	initStringInfo(&oldkey);
+	initStringInfo(&newkey);
+	hasold = CbRenderKey(info, &info->templates[0], oldtup, desc, &oldkey);
+	hasnew = CbRenderKey(info, &info->templates[0], newtup, desc, &newkey);
+
+	if (hasold && !(hasnew && oldkey.len == newkey.len &&
+					memcmp(oldkey.data, newkey.data, oldkey.len) == 0))
+	{
+		if (!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
+			return;
+	}
+	if (hasnew)
+	{
+		StringInfoData value;
+		int			nfields;
+
+		initStringInfo(&value);
+		CbRowValue(info, newtup, desc, &value, &nfields);
+		CbTriggerQueue(info, rel, trigger,
+					   info->hash_format ? CB_OP_HASH : CB_OP_SET,
+					   &newkey, value.data, value.len, nfields);
+	}
+}
+
+/* invalidate: DEL every template's key of the old and the new row. */
+static void
+CbInvalidateRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
+				HeapTuple oldtup, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData key;
+
+	initStringInfo(&key);
+	for (int i = 0; i < info->ntemplates; i++)
+	{
+		if (CbRenderKey(info, &info->templates[i], oldtup, desc, &key) &&
+			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &key, NULL, 0, 0))
+			return;
+		if (CbRenderKey(info, &info->templates[i], newtup, desc, &key) &&
+			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &key, NULL, 0, 0))
+			return;
+	}
+}
+
+/* Checks how the trigger was defined; raises an ERROR naming it if wrongly. */
+static void
+CbCheckTriggerEvent(TriggerData *trigdata, const char *funcname)
+{
+	TriggerEvent event = trigdata->tg_event;
+	const char *trigname = trigdata->tg_trigger->tgname;
+	const char *relname = RelationGetRelationName(trigdata->tg_relation);
+
+	if (!TRIGGER_FIRED_AFTER(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be an AFTER trigger",
+						trigname, relname),
+				 errdetail("%s acts after the change is made, so that it sees the row as stored.",
+						   funcname)));
+	if (!TRIGGER_FIRED_BY_TRUNCATE(event) && !TRIGGER_FIRED_FOR_ROW(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW",
+						trigname, relname),
+				 errhint("Only a TRUNCATE trigger may be FOR EACH STATEMENT.")));
+}
+
+/* Common body of both trigger functions. */
+static Datum
+CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *funcname = CbModeFunction(mode);
+	CbTriggerInfo *info;
+	TriggerEvent event;
+	Relation	rel;
+	HeapTuple	oldtup = NULL;
+	HeapTuple	newtup = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function %s was not called by the trigger manager",
+						funcname)));
+	CbCheckTriggerEvent(trigdata, funcname);
+
+	event = trigdata->tg_event;
+	rel = trigdata->tg_relation;
+	info = CbTriggerInfoGet(mode, rel, trigdata->tg_trigger);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+	{
+		CbQueueTemplatePatterns(info);
+		return PointerGetDatum(NULL);
+	}
+	if (CbTriggerDegraded(info))
+		return PointerGetDatum(NULL);
+
+	if (TRIGGER_FIRED_BY_INSERT(event))
+		newtup = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(event))
+	{
+		oldtup = trigdata->tg_trigtuple;
+		newtup = trigdata->tg_newtuple;
+	}
+	else
+		oldtup = trigdata->tg_trigtuple;
+
+	if (mode == CB_MODE_WRITE_THROUGH)
+		CbWriteThroughRow(info, rel, trigdata->tg_trigger, oldtup, newtup);
+	else
+		CbInvalidateRow(info, rel, trigdata->tg_trigger, oldtup, newtup);
+	return PointerGetDatum(NULL);
+}
+
+/* SQL: trigger cachebridge.write_through(template, options...) */
+Datum
+cachebridge_write_through(PG_FUNCTION_ARGS)
+{
+	return CbTriggerFire(fcinfo, CB_MODE_WRITE_THROUGH);
+}
+
+/* SQL: trigger cachebridge.invalidate(template, ...) */
+Datum
+cachebridge_invalidate(PG_FUNCTION_ARGS)
+{
+	return CbTriggerFire(fcinfo, CB_MODE_INVALIDATE);
+}
+
+/*
+ * SQL: cachebridge.validate_trigger(trigger oid) -- parses a cachebridge
+ * trigger's arguments against its table now, raising the ERROR its first
+ * firing would.  Called when such a trigger is created.
+ */
+Datum
+cachebridge_validate_trigger(PG_FUNCTION_ARGS)
+{
+	Oid			tgoid = PG_GETARG_OID(0);
+	Oid			relid = PG_GETARG_OID(1);
+	text	   *modename = PG_GETARG_TEXT_PP(2);
+	CbTriggerMode mode;
+	Relation	rel;
+	TriggerDesc *trigdesc;
+
+	mode = strcmp(text_to_cstring(modename), "invalidate") == 0
+		? CB_MODE_INVALIDATE : CB_MODE_WRITE_THROUGH;
+	rel = table_open(relid, AccessShareLock);
+	trigdesc = rel->trigdesc;
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (trigger->tgoid == tgoid)
+		{
+			CbTriggerInfo info = {0};
+			MemoryContext oldcxt;
+
+			info.cxt = AllocSetContextCreate(CurrentMemoryContext,
+											 "cachebridge trigger check",
+											 ALLOCSET_SMALL_SIZES);
+			oldcxt = MemoryContextSwitchTo(info.cxt);
+			CbTriggerInfoBuild(&info, mode, rel, trigger);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextDelete(info.cxt);
+		}
+	}
+	table_close(rel, AccessShareLock);
+	PG_RETURN_VOID();
+}
