@@ -16,7 +16,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "cachebridge.h"
 #include "queue.h"
@@ -38,6 +40,7 @@ bool		cb_preloaded = false;
 /* Saved hook values */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 void		_PG_init(void);
 
@@ -59,6 +62,38 @@ CbShmemStartup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	CbStatsShmemStartup();
+}
+
+/*
+ * Log hook: PostgreSQL logs "parameter ... changed to ..." with the new
+ * value when the configuration is reloaded; for cachebridge.redis_url that
+ * value may hold a password, so the line is rewritten without it.
+ */
+static void
+CbEmitLogHook(ErrorData *edata)
+{
+	static const char url_param[] = "\"cachebridge.redis_url\"";
+
+	if (edata->message_id != NULL && edata->message != NULL &&
+		strcmp(edata->message_id, "parameter \"%s\" changed to \"%s\"") == 0 &&
+		strstr(edata->message, url_param) != NULL)
+	{
+		CbRedisTarget target;
+		char		reason[256];
+		const char *start = strstr(edata->message, url_param) + sizeof(url_param);
+		char	   *value = pstrdup(start);
+
+		/* the value runs from after 'changed to "' to the closing quote */
+		value = strchr(value, '"') ? strchr(value, '"') + 1 : value;
+		if (strrchr(value, '"'))
+			*strrchr(value, '"') = '\0';
+		edata->message = MemoryContextStrdup(ErrorContext,
+											 psprintf("parameter \"cachebridge.redis_url\" changed (now %s)",
+													  CbParseRedisUrl(value, &target, reason, sizeof(reason))
+													  ? target.display : "invalid"));
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 /* Module load: define the settings, install the hooks. */
@@ -144,6 +179,8 @@ _PG_init(void)
 	shmem_request_hook = CbShmemRequest;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = CbShmemStartup;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = CbEmitLogHook;
 }
 
 /* GUC check hook of cachebridge.key_prefix. */
