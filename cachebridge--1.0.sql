@@ -36,11 +36,11 @@ COMMENT ON FUNCTION cachebridge.get(pg_catalog.text) IS
 
 CREATE FUNCTION cachebridge.set(key pg_catalog.text, value pg_catalog.text,
                                 ttl pg_catalog.int4 DEFAULT NULL)
-RETURNS void
+RETURNS pg_catalog.bool
 AS 'MODULE_PATHNAME', 'cachebridge_set'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION cachebridge.set(pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS
-'Cache-aside fill: store value under key_prefix || key, expiring after ttl seconds when ttl is given';
+'Cache-aside fill: store value under key_prefix || key (expiring after ttl seconds when given); false, storing nothing, if a trigger changed the key in a transaction the caller''s snapshot does not see';
 
 CREATE FUNCTION cachebridge.del(VARIADIC keys pg_catalog.text[])
 RETURNS pg_catalog.int8
@@ -89,9 +89,61 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION cachebridge.stats() IS
 'Counters of cachebridge: cluster-wide when preloaded, else this session''s';
 
-CREATE VIEW cachebridge.stats AS SELECT * FROM cachebridge.stats();
+-- ==== Delivery: outbox, worker, circuit breaker ====
+
+-- One row per committed transaction whose effects Redis has not yet
+-- acknowledged (delivery modes durable and async).  Written by the
+-- committing transaction, deleted by the worker once delivered; a row whose
+-- effects cannot be decoded is kept with dead = true for inspection.
+CREATE TABLE cachebridge.outbox (
+    id pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    xid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    version pg_catalog.pg_lsn NOT NULL,
+    created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    neffects pg_catalog.int4 NOT NULL,
+    direct pg_catalog.bool NOT NULL,
+    attempts pg_catalog.int4 NOT NULL DEFAULT 0,
+    dead pg_catalog.bool NOT NULL DEFAULT false,
+    last_error pg_catalog.text,
+    effects pg_catalog.bytea NOT NULL
+);
+ALTER TABLE cachebridge.outbox ALTER COLUMN effects SET STORAGE EXTERNAL;
+COMMENT ON TABLE cachebridge.outbox IS
+'Committed cache effects not yet acknowledged by Redis, one row per transaction';
+REVOKE ALL ON cachebridge.outbox FROM PUBLIC;
+
+CREATE FUNCTION cachebridge.wait_delivered(timeout_ms pg_catalog.int4 DEFAULT 10000)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'cachebridge_wait_delivered'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION cachebridge.wait_delivered(pg_catalog.int4) IS
+'True once every cache effect committed before the call is applied in Redis; false after timeout_ms';
+GRANT EXECUTE ON FUNCTION cachebridge.wait_delivered(pg_catalog.int4) TO PUBLIC;
+
+CREATE FUNCTION cachebridge.delivery_status(
+    OUT breaker pg_catalog.text,
+    OUT breaker_opened_at pg_catalog.timestamptz,
+    OUT worker_last_success pg_catalog.timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'cachebridge_delivery_status'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION cachebridge.delivery_status() IS
+'State of the circuit breaker in front of Redis, and the worker''s last delivery';
+REVOKE ALL ON FUNCTION cachebridge.delivery_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cachebridge.delivery_status() TO cachebridge_reader;
+
+CREATE VIEW cachebridge.stats AS
+SELECT s.*, d.breaker, d.breaker_opened_at, d.worker_last_success,
+       o.outbox_depth, o.outbox_dead, o.oldest_undelivered_age
+FROM cachebridge.stats() AS s,
+     cachebridge.delivery_status() AS d,
+     (SELECT pg_catalog.count(*) FILTER (WHERE NOT dead) AS outbox_depth,
+             pg_catalog.count(*) FILTER (WHERE dead) AS outbox_dead,
+             pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+                 pg_catalog.min(created_at) FILTER (WHERE NOT dead) AS oldest_undelivered_age
+      FROM cachebridge.outbox) AS o;
 COMMENT ON VIEW cachebridge.stats IS
-'What cachebridge queued, delivered, retried and failed, with the last error';
+'What cachebridge queued, delivered, retried and failed, the last error, the breaker and this database''s outbox';
 
 CREATE FUNCTION cachebridge.stats_reset()
 RETURNS void

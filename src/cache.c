@@ -13,14 +13,17 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "cachebridge.h"
 #include "redis.h"
+#include "scripts.h"
 #include "stats.h"
 
 /* Keys per DEL or UNLINK command. */
@@ -89,7 +92,23 @@ cachebridge_get(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(result);
 }
 
-/* SQL: cachebridge.set(key, value, ttl) -- store a value, with expiry if ttl. */
+/* A transaction id of the snapshot, widened to 64 bits. */
+static uint64
+CbWidenXid(TransactionId xid, FullTransactionId next)
+{
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return ((uint64) epoch << 32) | xid;
+}
+
+/*
+ * SQL: cachebridge.set(key, value, ttl) -- cache-aside fill, with expiry
+ * if ttl is given.  Returns false, writing nothing, when a trigger wrote or
+ * deleted the key in a transaction the caller's snapshot does not see: the
+ * value being filled was read before that change (see scripts.c).
+ */
 Datum
 cachebridge_set(PG_FUNCTION_ARGS)
 {
@@ -97,7 +116,11 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	text	   *value;
 	CbPipeline	p;
 	StringInfoData scratch;
+	StringInfoData marker;
 	redisReply *reply;
+	Snapshot	snap;
+	FullTransactionId next;
+	bool		stored;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -117,21 +140,41 @@ cachebridge_set(PG_FUNCTION_ARGS)
 
 	key = PG_GETARG_TEXT_PP(0);
 	value = PG_GETARG_TEXT_PP(1);
+	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	next = ReadNextFullTransactionId();
 
+	/* EVALSHA fill 2 key marker value ttl xmin xmax xip... */
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
-	CbPipelineBeginKeyed(&p, PG_ARGISNULL(2) ? 3 : 5, "SET", &scratch, key);
+	initStringInfo(&marker);
+	CbCheckKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	CbAppendKey(&scratch, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	CbAppendVersionKey(&marker, scratch.data, scratch.len);
+	CbPipelineBegin(&p, 9 + snap->xcnt, scratch.data, scratch.len);
+	CbPipelineArgStr(&p, "EVALSHA");
+	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
+	CbPipelineArgStr(&p, "2");
+	CbPipelineArg(&p, scratch.data, scratch.len);
+	CbPipelineArg(&p, marker.data, marker.len);
 	CbPipelineArg(&p, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
-	if (!PG_ARGISNULL(2))
-	{
-		CbPipelineArgStr(&p, "EX");
-		CbPipelineArgInt(&p, PG_GETARG_INT32(2));
-	}
+	CbPipelineArgInt(&p, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
+	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
+	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
+	for (uint32 i = 0; i < snap->xcnt; i++)
+		CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xip[i], next));
 
 	reply = CbRedisCommand(&p);
-	CbRedisCheckReply(reply, "SET");
+	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+	{
+		/* the script cache was flushed: a new connection loads it again */
+		freeReplyObject(reply);
+		CbRedisDisconnect();
+		reply = CbRedisCommand(&p);
+	}
+	CbRedisCheckReply(reply, "the cache fill script");
+	stored = (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1);
 	freeReplyObject(reply);
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(stored);
 }
 
 /* What the replies of a pipeline of DEL commands said. */

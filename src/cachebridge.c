@@ -16,11 +16,14 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "cachebridge.h"
+#include "delivery.h"
+#include "outbox.h"
 #include "queue.h"
 #include "redis.h"
 #include "stats.h"
@@ -53,6 +56,8 @@ CbShmemRequest(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	CbStatsShmemRequest();
+	CbDeliveryShmemRequest();
+	CbWorkerShmemRequest();
 }
 
 /* Attaches to the shared memory requested by CbShmemRequest. */
@@ -62,6 +67,10 @@ CbShmemStartup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	CbStatsShmemStartup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	CbDeliveryShmemStartup();
+	CbWorkerShmemStartup();
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
@@ -96,10 +105,33 @@ CbEmitLogHook(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
+static const struct config_enum_entry delivery_options[] = {
+	{"sync", CB_DELIVERY_SYNC, false},
+	{"durable", CB_DELIVERY_DURABLE, false},
+	{"async", CB_DELIVERY_ASYNC, false},
+	{NULL, 0, false}
+};
+
+/* GUC check hook of cachebridge.delivery: the outbox needs the worker. */
+static bool
+CbDeliveryCheckHook(int *newval, void **extra, GucSource source)
+{
+	if (*newval != CB_DELIVERY_SYNC && !cb_preloaded)
+	{
+		GUC_check_errdetail("Delivery modes durable and async need the cachebridge "
+							"worker, which runs only when cachebridge is in "
+							"shared_preload_libraries.");
+		return false;
+	}
+	return true;
+}
+
 /* Module load: define the settings, install the hooks. */
 void
 _PG_init(void)
 {
+	cb_preloaded = process_shared_preload_libraries_in_progress;
+
 	DefineCustomStringVariable("cachebridge.redis_url",
 							   "Redis server that cachebridge writes to.",
 							   "redis://[[user]:password@]host[:port][/db] or "
@@ -167,13 +199,57 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomEnumVariable("cachebridge.delivery",
+							 "How committed cache effects reach Redis: sync, durable or async.",
+							 "sync: the committing backend sends them after commit. "
+							 "durable: they are also written to cachebridge.outbox in "
+							 "the transaction, and the worker delivers what the backend "
+							 "could not. async: only the worker delivers them.",
+							 &cb_delivery,
+							 cb_preloaded ? CB_DELIVERY_DURABLE : CB_DELIVERY_SYNC,
+							 delivery_options,
+							 PGC_USERSET,
+							 0,
+							 CbDeliveryCheckHook,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("cachebridge.tombstone_ttl",
+							"How long a deleted key's version marker is kept.",
+							"While it is kept, a late write older than the delete "
+							"cannot bring the key back.",
+							&cb_tombstone_ttl,
+							300,
+							1,
+							86400 * 7,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("cachebridge.retry_interval",
+							"In sync mode, how long after Redis was found unreachable "
+							"a committing backend tries it again.",
+							"Until then, effects are counted failed at once rather "
+							"than waiting on Redis.",
+							&cb_retry_interval,
+							1000,
+							1,
+							3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
 	MarkGUCPrefixReserved("cachebridge");
 
 	CbQueueInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
-	cb_preloaded = true;
+	CbWorkerRegisterLauncher();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = CbShmemRequest;

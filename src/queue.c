@@ -36,12 +36,9 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "delivery.h"
 #include "queue.h"
 #include "redis.h"
-#include "stats.h"
-
-/* Keys per UNLINK command when deleting queued keys. */
-#define CB_KEYS_PER_UNLINK 1000
 
 /* One version of the effect on a key, made at one subtransaction level. */
 typedef struct CbEffect
@@ -70,14 +67,6 @@ typedef struct CbQueueEntry
 	CbEffect   *top;			/* newest version */
 } CbQueueEntry;
 
-/* One step of delivery: a pipeline, or a pattern to scan. */
-typedef struct CbDeliveryStep
-{
-	CbPipeline	pipeline;
-	int			neffects;
-	const CbQueueKey *pattern;	/* set for a pattern step */
-} CbDeliveryStep;
-
 int			cb_max_pending_memory = 65536;
 
 static MemoryContext queue_cxt = NULL;	/* reset at end of transaction */
@@ -86,8 +75,6 @@ static List **touched = NULL;	/* per nest level: entries with a version there */
 static int	ntouched = 0;
 static uint64 queue_seq = 0;
 static size_t queue_bytes = 0;
-static List *delivery = NIL;	/* CbDeliveryStep, built at PRE_COMMIT */
-static int	delivery_effects = 0;
 
 /* Hash function of CbQueueKey. */
 static uint32
@@ -120,14 +107,15 @@ CbQueueReset(void)
 	touched = NULL;
 	ntouched = 0;
 	queue_bytes = 0;
-	delivery = NIL;
-	delivery_effects = 0;
+	CbDeliveryReset();
 }
 
 /* Remembers that entry has a version at level. */
 static void
 CbTouch(int level, CbQueueEntry *entry)
 {
+	MemoryContext oldcxt;
+
 	if (level >= ntouched)
 	{
 		int			n = Max(8, level * 2);
@@ -141,7 +129,9 @@ CbTouch(int level, CbQueueEntry *entry)
 		}
 		ntouched = n;
 	}
+	oldcxt = MemoryContextSwitchTo(queue_cxt);
 	touched[level] = lappend(touched[level], entry);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /* Frees a version's payload and takes it off the memory count. */
@@ -303,250 +293,46 @@ CbEffectCompare(const void *a, const void *b)
 	return (ea->top->seq > eb->top->seq) - (ea->top->seq < eb->top->seq);
 }
 
-/* Starts a new pipeline step of the delivery plan. */
-static CbDeliveryStep *
-CbNewPipelineStep(void)
-{
-	CbDeliveryStep *step = palloc0(sizeof(CbDeliveryStep));
-
-	CbPipelineInit(&step->pipeline);
-	delivery = lappend(delivery, step);
-	return step;
-}
-
-/* Appends the commands of one SET or hash effect. */
-static void
-CbEncodeWrite(CbPipeline *p, const CbQueueKey *key, const CbEffect *v)
-{
-	if (v->op == CB_OP_SET)
-	{
-		CbPipelineBegin(p, v->ttl > 0 ? 5 : 3, key->data, key->len);
-		CbPipelineArgStr(p, "SET");
-		CbPipelineArg(p, key->data, key->len);
-		CbPipelineArg(p, v->payload, v->len);
-		if (v->ttl > 0)
-		{
-			CbPipelineArgStr(p, "EX");
-			CbPipelineArgInt(p, v->ttl);
-		}
-		return;
-	}
-
-	/* a hash is replaced atomically: MULTI, DEL, HSET, [EXPIRE], EXEC */
-	Assert(v->op == CB_OP_HASH);
-	CbPipelineBegin(p, 1, key->data, key->len);
-	CbPipelineArgStr(p, "MULTI");
-	CbPipelineBegin(p, 2, key->data, key->len);
-	CbPipelineArgStr(p, "DEL");
-	CbPipelineArg(p, key->data, key->len);
-	if (v->nfields > 0)
-	{
-		const char *f = v->payload;
-
-		CbPipelineBegin(p, 2 + 2 * v->nfields, key->data, key->len);
-		CbPipelineArgStr(p, "HSET");
-		CbPipelineArg(p, key->data, key->len);
-		for (int i = 0; i < 2 * v->nfields; i++)
-		{
-			uint32		flen;
-
-			memcpy(&flen, f, sizeof(uint32));
-			CbPipelineArg(p, f + sizeof(uint32), flen);
-			f += sizeof(uint32) + flen;
-		}
-		if (v->ttl > 0)
-		{
-			CbPipelineBegin(p, 3, key->data, key->len);
-			CbPipelineArgStr(p, "EXPIRE");
-			CbPipelineArg(p, key->data, key->len);
-			CbPipelineArgInt(p, v->ttl);
-		}
-	}
-	CbPipelineBegin(p, 1, key->data, key->len);
-	CbPipelineArgStr(p, "EXEC");
-}
-
 /*
- * Turns the queue into the delivery plan: effects in the order they were
- * made, writes one command each, deletions batched into multi-key UNLINKs,
- * a pattern ending the pipeline before it.  Runs before commit, where an
- * ERROR (out of memory) still aborts the transaction cleanly.
+ * Hands the queue to delivery.c as a plan: effects in the order they were
+ * made.  Runs before commit (or PREPARE), where an ERROR still aborts the
+ * transaction cleanly.
  */
 static void
-CbPlanDelivery(void)
+CbPlanDelivery(bool prepare)
 {
 	HASH_SEQ_STATUS seq;
 	CbQueueEntry *entry;
 	CbQueueEntry **entries;
 	long		n = 0;
-	long		count = hash_get_num_entries(queue);
 	MemoryContext oldcxt = MemoryContextSwitchTo(queue_cxt);
-	CbDeliveryStep *step = NULL;
-	List	   *dels = NIL;
+	CbPlan	   *plan = palloc(sizeof(CbPlan));
 
-	entries = palloc(sizeof(CbQueueEntry *) * Max(count, 1));
+	entries = palloc(sizeof(CbQueueEntry *) * Max(hash_get_num_entries(queue), 1));
 	hash_seq_init(&seq, queue);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 		entries[n++] = entry;
 	qsort(entries, n, sizeof(CbQueueEntry *), CbEffectCompare);
 
-	for (long i = 0; i <= n; i++)
+	CbPlanBegin(plan);
+	for (long i = 0; i < n; i++)
 	{
-		CbEffect   *v = (i < n) ? entries[i]->top : NULL;
+		CbEffect   *v = entries[i]->top;
 
-		/* flush the batched deletions before a pattern and at the end */
-		if ((v == NULL || v->op == CB_OP_PATTERN) && dels != NIL)
-		{
-			ListCell   *lc;
-			int			left = list_length(dels);
-			int			inbatch = 0;
-
-			if (step == NULL)
-				step = CbNewPipelineStep();
-			foreach(lc, dels)
-			{
-				CbQueueKey *k = (CbQueueKey *) lfirst(lc);
-
-				if (inbatch == 0)
-				{
-					inbatch = Min(left, CB_KEYS_PER_UNLINK);
-					left -= inbatch;
-					CbPipelineBegin(&step->pipeline, inbatch + 1, NULL, 0);
-					CbPipelineArgStr(&step->pipeline, "UNLINK");
-				}
-				CbPipelineArg(&step->pipeline, k->data, k->len);
-				inbatch--;
-				step->neffects++;
-			}
-			dels = NIL;
-		}
-		if (v == NULL)
-			break;
-
-		if (v->op == CB_OP_PATTERN)
-		{
-			CbDeliveryStep *pstep = palloc0(sizeof(CbDeliveryStep));
-
-			pstep->pattern = &entries[i]->key;
-			pstep->neffects = 1;
-			delivery = lappend(delivery, pstep);
-			step = NULL;
-		}
-		else if (v->op == CB_OP_DEL)
-			dels = lappend(dels, &entries[i]->key);
-		else
-		{
-			if (step == NULL)
-				step = CbNewPipelineStep();
-			CbEncodeWrite(&step->pipeline, &entries[i]->key, v);
-			step->neffects++;
-		}
+		CbPlanAdd(plan, v->op, entries[i]->key.data, entries[i]->key.len,
+				  v->payload, v->len, v->nfields, v->ttl);
 	}
-	delivery_effects = n;
+	CbPlanEnd(plan);
 	MemoryContextSwitchTo(oldcxt);
-}
 
-/* Counts error replies (also inside an EXEC reply) and keeps the first. */
-typedef struct CbDeliveryReplies
-{
-	int			errors;
-	char		first_error[256];
-} CbDeliveryReplies;
-
-static bool
-CbDeliveryReply(int index, redisReply *reply, void *arg)
-{
-	CbDeliveryReplies *r = (CbDeliveryReplies *) arg;
-	redisReply *bad = NULL;
-
-	if (reply->type == REDIS_REPLY_ERROR)
-		bad = reply;
-	else if (reply->type == REDIS_REPLY_ARRAY)
-	{
-		for (size_t i = 0; i < reply->elements; i++)
-			if (reply->element[i]->type == REDIS_REPLY_ERROR)
-				bad = reply->element[i];
-	}
-	if (bad != NULL)
-	{
-		if (r->errors++ == 0)
-			snprintf(r->first_error, sizeof(r->first_error), "%.*s",
-					 (int) bad->len, bad->str);
-	}
-	return false;
-}
-
-/* Reports that n effects could not be delivered; never raises an ERROR. */
-static void
-CbReportUndelivered(int n, const char *server, const char *detail)
-{
-	CbStatsAdd(CB_STAT_FAILED, n);
-	ereport(WARNING,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("cachebridge could not apply %d effect(s) of the committed transaction to Redis server \"%s\"",
-					n, server),
-			 errdetail_internal("%s", detail),
-			 errhint("The cached keys may be stale until they expire or are written again.")));
+	CbDeliveryPreCommit(plan, prepare);
 }
 
 /*
- * Sends the delivery plan after commit.  Holds interrupts; failures are
- * WARNINGs and counters.  Once Redis is found unreachable the remaining
- * steps are not tried, so the transaction pays the timeout only once.
+ * After commit (or PREPARE): deliver, with any ERROR that might still be
+ * raised (out of memory) turned into a WARNING, since the transaction can
+ * no longer abort.
  */
-static void
-CbDeliver(void)
-{
-	ListCell   *lc;
-	int			left = delivery_effects;
-
-	CbStatsAdd(CB_STAT_QUEUED, delivery_effects);
-	foreach(lc, delivery)
-	{
-		CbDeliveryStep *step = (CbDeliveryStep *) lfirst(lc);
-		CbRedisError err;
-		bool		ok;
-
-		if (step->pattern != NULL)
-		{
-			int64		unlinked = 0;
-			char	   *error_reply = NULL;
-
-			ok = CbRedisUnlinkMatching(step->pattern->data, step->pattern->len,
-									   &unlinked, &error_reply, &err);
-			if (ok && error_reply != NULL)
-			{
-				CbReportUndelivered(1, CbRedisServerName(), error_reply);
-				left -= 1;
-				continue;
-			}
-		}
-		else
-		{
-			CbDeliveryReplies replies = {0};
-
-			ok = CbPipelineExecute(&step->pipeline, CbDeliveryReply, &replies, &err);
-			if (ok && replies.errors > 0)
-			{
-				int			bad = Min(replies.errors, step->neffects);
-
-				CbReportUndelivered(bad, CbRedisServerName(), replies.first_error);
-				CbStatsAdd(CB_STAT_DELIVERED, step->neffects - bad);
-				left -= step->neffects;
-				continue;
-			}
-		}
-		if (!ok)
-		{
-			CbReportUndelivered(left, err.server, err.detail);
-			return;
-		}
-		CbStatsAdd(CB_STAT_DELIVERED, step->neffects);
-		left -= step->neffects;
-	}
-}
-
-/* CbDeliver, with any ERROR it might raise (out of memory) made a WARNING. */
 static void
 CbDeliverSafely(void)
 {
@@ -556,7 +342,7 @@ CbDeliverSafely(void)
 	HOLD_INTERRUPTS();
 	PG_TRY();
 	{
-		CbDeliver();
+		CbDeliveryCommit();
 	}
 	PG_CATCH();
 	{
@@ -568,7 +354,6 @@ CbDeliverSafely(void)
 		edata = CopyErrorData();
 		FlushErrorState();
 		CbRedisDisconnect();
-		CbStatsAdd(CB_STAT_FAILED, delivery_effects);
 		ereport(WARNING,
 				(errmsg("cachebridge could not deliver the effects of the committed transaction"),
 				 errdetail_internal("%s", edata->message)));
@@ -596,21 +381,17 @@ CbXactCallback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			CbPlanDelivery();
+			CbPlanDelivery(false);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot prepare a transaction that has pending cachebridge effects"),
-					 errdetail("The transaction changed rows of a table with a cachebridge trigger."),
-					 errhint("Commit it without PREPARE TRANSACTION; two-phase commit needs the durable outbox.")));
+			CbPlanDelivery(true);
 			break;
 		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
 			CbDeliverSafely();
 			CbQueueReset();
 			break;
 		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
 			CbQueueReset();
 			break;
 		default:

@@ -36,6 +36,7 @@
 #include "utils/wait_event.h"
 
 #include "redis.h"
+#include "scripts.h"
 #include "stats.h"
 
 /* The connection of this backend. */
@@ -49,6 +50,13 @@ typedef struct CbRedisConn
 } CbRedisConn;
 
 static CbRedisConn conn;
+
+/* Replies of the connection handshake that matter. */
+typedef struct CbHandshakeState
+{
+	int			nfatal;			/* replies to AUTH and SELECT come first */
+	char		error[256];		/* the first error among them */
+} CbHandshakeState;
 
 /* The parsed cachebridge.redis_url (GUC "extra"), and its generation. */
 static CbRedisTarget *cur_target = NULL;
@@ -477,18 +485,17 @@ CbWaitSocket(uint32 events, TimestampTz deadline)
 	}
 }
 
-/* Sends AUTH and SELECT as the target asks; false with err filled on failure. */
+/*
+ * Sends AUTH and SELECT as the target asks, and loads cachebridge's
+ * scripts; false with err filled on failure.
+ */
 static bool
 CbHandshake(CbRedisError *err)
 {
 	CbPipeline	p;
 	bool		ok;
 	int			nreplies;
-	char		error[256];
-
-	if (cur_target->password[0] == '\0' && cur_target->user[0] == '\0' &&
-		cur_target->db == 0)
-		return true;
+	CbHandshakeState state;
 
 	CbPipelineInit(&p);
 	if (cur_target->password[0] != '\0' || cur_target->user[0] != '\0')
@@ -507,14 +514,17 @@ CbHandshake(CbRedisError *err)
 		CbPipelineArgStr(&p, "SELECT");
 		CbPipelineArgInt(&p, cur_target->db);
 	}
+	/* a failed SCRIPT LOAD (an ACL without it) shows later, as NOSCRIPT */
+	state.nfatal = p.ncommands;
+	state.error[0] = '\0';
+	CbAppendScriptLoads(&p);
 
-	error[0] = '\0';
-	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, error, err,
+	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
 					 &nreplies);
 	pfree(p.buf.data);
-	if (ok && error[0] != '\0')
+	if (ok && state.error[0] != '\0')
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s", error);
+		CbSetError(err, CB_REDIS_CONNECT, "%s", state.error);
 		return false;
 	}
 	if (!ok)
@@ -597,10 +607,11 @@ CbConnect(CbRedisError *err)
 static bool
 CbHandshakeReply(int index, redisReply *reply, void *arg)
 {
-	char	   *error = (char *) arg;
+	CbHandshakeState *state = (CbHandshakeState *) arg;
 
-	if (reply->type == REDIS_REPLY_ERROR && error[0] == '\0')
-		snprintf(error, 256, "%s", reply->str);
+	if (reply->type == REDIS_REPLY_ERROR && index < state->nfatal &&
+		state->error[0] == '\0')
+		snprintf(state->error, sizeof(state->error), "%s", reply->str);
 	return false;
 }
 
@@ -695,8 +706,20 @@ CbPipelineExecute(CbPipeline *p, CbReplyCallback callback, void *arg,
 				  CbRedisError *err)
 {
 	Assert(p->args_left == 0);
+	return CbExecuteBuffer(p->buf.data, p->buf.len, p->ncommands,
+						   callback, arg, err);
+}
+
+/*
+ * CbPipelineExecute on commands already RESP-encoded in buf (as stored in
+ * the outbox).
+ */
+bool
+CbExecuteBuffer(const char *buf, size_t len, int ncommands,
+				CbReplyCallback callback, void *arg, CbRedisError *err)
+{
 	memset(err, 0, sizeof(*err));
-	if (p->ncommands == 0)
+	if (ncommands == 0)
 		return true;
 
 	for (int attempt = 0;; attempt++)
@@ -712,8 +735,7 @@ CbPipelineExecute(CbPipeline *p, CbReplyCallback callback, void *arg,
 		conn.busy = true;		/* until the connection is known good */
 		if (!reused && !CbConnect(err))
 			break;
-		if (CbRoundTrip(p->buf.data, p->buf.len, p->ncommands,
-						callback, arg, err, &nreplies))
+		if (CbRoundTrip(buf, len, ncommands, callback, arg, err, &nreplies))
 		{
 			conn.busy = false;
 			CbStatsCountRoundTrip();

@@ -88,6 +88,9 @@ extern void CbPipelineArgInt(CbPipeline *p, int64 value);
 
 extern bool CbPipelineExecute(CbPipeline *p, CbReplyCallback callback,
 							  void *arg, CbRedisError *err);
+extern bool CbExecuteBuffer(const char *buf, size_t len, int ncommands,
+							CbReplyCallback callback, void *arg,
+							CbRedisError *err);
 extern redisReply *CbRedisCommand(CbPipeline *p);
 extern void CbRedisReportError(const CbRedisError *err) pg_attribute_noreturn();
 extern void CbRedisCheckReply(const redisReply *reply, const char *command);

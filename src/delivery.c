@@ -1,0 +1,598 @@
+/*-------------------------------------------------------------------------
+ *
+ * delivery.c
+ *		Getting a committed transaction's effects into Redis: encoding them
+ *		as versioned commands, the delivery modes, and the circuit breaker.
+ *
+ * At PRE_COMMIT the queue (queue.c) hands the effects, in the order they
+ * were made, to a CbPlan: writes become EVALSHA calls of the apply script,
+ * deletions are batched into calls of the delete script, and every call
+ * carries the transaction's version marker (see scripts.c).  The plan is
+ * one blob of RESP-encoded pipelines ("steps"), with pattern invalidations
+ * as steps of their own.
+ *
+ *	sync	the committing backend sends the blob after commit; a failure is
+ *			a WARNING and a counter.
+ *	durable	the blob is also written to cachebridge.outbox in the
+ *			committing transaction; the backend sends it after commit and
+ *			acknowledges it, and the worker (worker.c) sends whatever was
+ *			not acknowledged.  Nothing committed is lost.
+ *	async	the blob goes to the outbox only; the worker sends it.
+ *
+ * The circuit breaker lives in shared memory: the first failure to reach
+ * Redis opens it, after which committing backends in durable and async
+ * modes leave their effects to the worker without waiting on Redis, and in
+ * sync mode count them failed at once, until the worker (or, in sync mode,
+ * a backend probing after cachebridge.retry_interval) reaches Redis again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cachebridge.h"
+#include "delivery.h"
+#include "outbox.h"
+#include "scripts.h"
+#include "stats.h"
+
+/* Keys per call of the delete script. */
+#define CB_KEYS_PER_DELETE 500
+
+/* Magic at the start of an encoded plan. */
+#define CB_BLOB_MAGIC "CBX1"
+
+typedef struct CbDeliveryShared
+{
+	pg_atomic_uint32 breaker_open;
+	slock_t		mutex;			/* protects the fields below */
+	TimestampTz opened_at;
+	TimestampTz last_success;	/* last delivery the worker completed */
+} CbDeliveryShared;
+
+int			cb_delivery = CB_DELIVERY_SYNC;
+int			cb_tombstone_ttl = 300;
+int			cb_retry_interval = 1000;
+
+static CbDeliveryShared *shared = NULL;
+static CbDeliveryShared local_shared;
+
+/* The committing transaction's plan and outbox row. */
+static CbPlan *xact_plan = NULL;
+static CbDeliveryMode xact_mode;
+static int64 xact_outbox_id = 0;
+static bool xact_direct = false;
+
+/* ---------------------------------------------------------------------
+ * Encoding
+ * ---------------------------------------------------------------------
+ */
+
+/* Appends a uint32 to the blob. */
+static void
+CbBlobPutInt(StringInfo blob, uint32 v)
+{
+	appendBinaryStringInfo(blob, (char *) &v, sizeof(v));
+}
+
+/* Starts the plan of the current transaction, fixing its version marker. */
+void
+CbPlanBegin(CbPlan *plan)
+{
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	memset(plan, 0, sizeof(*plan));
+	initStringInfo(&plan->blob);
+	appendStringInfoString(&plan->blob, CB_BLOB_MAGIC);
+	CbPipelineInit(&plan->pipeline);
+
+	/*
+	 * The WAL insert position now, just before the commit record: a later
+	 * transaction that changed the same row waited for this one to commit,
+	 * so its position is higher.
+	 */
+	plan->version = GetXLogInsertRecPtr();
+	snprintf(plan->marker, sizeof(plan->marker), "%08X%08X:" UINT64_FORMAT,
+			 LSN_FORMAT_ARGS(plan->version), U64FromFullTransactionId(fxid));
+}
+
+/* Closes the pipeline step being built, if it has commands. */
+static void
+CbPlanFlushPipeline(CbPlan *plan)
+{
+	if (plan->pipeline.ncommands == 0)
+		return;
+	appendStringInfoChar(&plan->blob, 'P');
+	CbBlobPutInt(&plan->blob, plan->pipeline_effects);
+	CbBlobPutInt(&plan->blob, plan->pipeline.ncommands);
+	CbBlobPutInt(&plan->blob, plan->pipeline.buf.len);
+	appendBinaryStringInfo(&plan->blob, plan->pipeline.buf.data, plan->pipeline.buf.len);
+	CbPipelineReset(&plan->pipeline);
+	plan->pipeline_effects = 0;
+}
+
+/* Sends the batched deletions as calls of the delete script. */
+static void
+CbPlanFlushDeletes(CbPlan *plan)
+{
+	ListCell   *lc;
+	int			left = list_length(plan->dels);
+	int			inbatch = 0;
+	StringInfoData marker;
+
+	initStringInfo(&marker);
+	foreach(lc, plan->dels)
+	{
+		StringInfo	key = (StringInfo) lfirst(lc);
+
+		if (inbatch == 0)
+		{
+			inbatch = Min(left, CB_KEYS_PER_DELETE);
+			left -= inbatch;
+			CbPipelineBegin(&plan->pipeline, 3 + 2 * inbatch + 2, key->data, key->len);
+			CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+			CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_DELETE));
+			CbPipelineArgInt(&plan->pipeline, 2 * inbatch);
+		}
+		resetStringInfo(&marker);
+		CbAppendVersionKey(&marker, key->data, key->len);
+		CbPipelineArg(&plan->pipeline, key->data, key->len);
+		CbPipelineArg(&plan->pipeline, marker.data, marker.len);
+		plan->pipeline_effects++;
+		if (--inbatch == 0)
+		{
+			CbPipelineArgStr(&plan->pipeline, plan->marker);
+			CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
+		}
+	}
+	list_free_deep(plan->dels);
+	plan->dels = NIL;
+}
+
+/*
+ * Adds one effect.  Effects must come in the order they were made; each
+ * key comes at most once.
+ */
+void
+CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
+		  const char *payload, size_t len, int nfields, int ttl)
+{
+	StringInfoData marker;
+
+	plan->neffects++;
+	if (op == CB_OP_DEL)
+	{
+		StringInfo	k = makeStringInfo();
+
+		appendBinaryStringInfo(k, key, keylen);
+		plan->dels = lappend(plan->dels, k);
+		return;
+	}
+	if (op == CB_OP_PATTERN)
+	{
+		/* everything made before the pattern goes first */
+		CbPlanFlushDeletes(plan);
+		CbPlanFlushPipeline(plan);
+		appendStringInfoChar(&plan->blob, 'S');
+		CbBlobPutInt(&plan->blob, keylen);
+		appendBinaryStringInfo(&plan->blob, key, keylen);
+		return;
+	}
+
+	/* EVALSHA sha 2 key marker-key op marker ttl tombstone-ttl value... */
+	initStringInfo(&marker);
+	CbAppendVersionKey(&marker, key, keylen);
+	CbPipelineBegin(&plan->pipeline, 9 + (op == CB_OP_SET ? 1 : 2 * nfields),
+					key, keylen);
+	CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+	CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_APPLY));
+	CbPipelineArgStr(&plan->pipeline, "2");
+	CbPipelineArg(&plan->pipeline, key, keylen);
+	CbPipelineArg(&plan->pipeline, marker.data, marker.len);
+	CbPipelineArgStr(&plan->pipeline, op == CB_OP_SET ? "S" : "H");
+	CbPipelineArgStr(&plan->pipeline, plan->marker);
+	CbPipelineArgInt(&plan->pipeline, ttl);
+	CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
+	if (op == CB_OP_SET)
+		CbPipelineArg(&plan->pipeline, payload, len);
+	else
+	{
+		const char *f = payload;
+
+		for (int i = 0; i < 2 * nfields; i++)
+		{
+			uint32		flen;
+
+			memcpy(&flen, f, sizeof(uint32));
+			CbPipelineArg(&plan->pipeline, f + sizeof(uint32), flen);
+			f += sizeof(uint32) + flen;
+		}
+	}
+	plan->pipeline_effects++;
+	pfree(marker.data);
+}
+
+/* Finishes the plan. */
+void
+CbPlanEnd(CbPlan *plan)
+{
+	CbPlanFlushDeletes(plan);
+	CbPlanFlushPipeline(plan);
+}
+
+/* ---------------------------------------------------------------------
+ * Sending a plan
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct CbStepReplies
+{
+	int			errors;
+	bool		noscript;		/* the script cache was flushed */
+	char		first_error[256];
+} CbStepReplies;
+
+/* Counts error replies and keeps the first. */
+static bool
+CbStepReply(int index, redisReply *reply, void *arg)
+{
+	CbStepReplies *r = (CbStepReplies *) arg;
+
+	if (reply->type != REDIS_REPLY_ERROR)
+		return false;
+	if (strncmp(reply->str, "NOSCRIPT", 8) == 0)
+		r->noscript = true;
+	if (r->errors++ == 0)
+		snprintf(r->first_error, sizeof(r->first_error), "%.*s",
+				 (int) reply->len, reply->str);
+	return false;
+}
+
+/* Reads a uint32 of the blob at *pos, if there is one. */
+static bool
+CbBlobGetInt(const char *blob, size_t len, size_t *pos, uint32 *v)
+{
+	if (*pos + sizeof(uint32) > len)
+		return false;
+	memcpy(v, blob + *pos, sizeof(uint32));
+	*pos += sizeof(uint32);
+	return true;
+}
+
+/* Sends one pipeline step; a flushed script cache is reloaded once. */
+static bool
+CbSendPipelineStep(const char *cmds, size_t len, int ncommands,
+				   CbStepReplies *replies, CbRedisError *err)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		memset(replies, 0, sizeof(*replies));
+		if (!CbExecuteBuffer(cmds, len, ncommands, CbStepReply, replies, err))
+			return false;
+		if (!replies->noscript)
+			break;
+		/* a new connection loads the scripts again */
+		CbRedisDisconnect();
+	}
+	return true;
+}
+
+/*
+ * Sends an encoded plan.  Never raises an ERROR (but out of memory).
+ * Returns what it came to; *failed counts effects Redis rejected, detail
+ * says why the last failure happened.
+ */
+CbDeliveryResult
+CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
+			  size_t detaillen)
+{
+	size_t		pos = strlen(CB_BLOB_MAGIC);
+	CbDeliveryResult result = CB_DELIVERED;
+
+	*failed = 0;
+	if (len < pos || memcmp(blob, CB_BLOB_MAGIC, pos) != 0)
+	{
+		snprintf(detail, detaillen, "The encoded effects do not start with %s.", CB_BLOB_MAGIC);
+		return CB_CORRUPT;
+	}
+	while (pos < len)
+	{
+		char		kind = blob[pos++];
+		uint32		neffects = 0;
+		uint32		ncommands = 0;
+		uint32		steplen;
+		CbRedisError err;
+
+		if ((kind == 'P' && (!CbBlobGetInt(blob, len, &pos, &neffects) ||
+							 !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
+			(kind != 'P' && kind != 'S') ||
+			!CbBlobGetInt(blob, len, &pos, &steplen) ||
+			steplen > len - pos)
+		{
+			snprintf(detail, detaillen, "Malformed step at byte %zu of %zu.", pos, len);
+			return CB_CORRUPT;
+		}
+
+		if (kind == 'P')
+		{
+			CbStepReplies replies;
+
+			if (!CbSendPipelineStep(blob + pos, steplen, ncommands, &replies, &err))
+			{
+				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
+				return CB_UNREACHABLE;
+			}
+			if (replies.errors > 0)
+			{
+				*failed += Min(replies.errors, (int) neffects);
+				snprintf(detail, detaillen, "%s", replies.first_error);
+				result = CB_DELIVERED_WITH_ERRORS;
+			}
+		}
+		else
+		{
+			int64		unlinked = 0;
+			char	   *error_reply = NULL;
+
+			if (!CbRedisUnlinkMatching(blob + pos, steplen, &unlinked, &error_reply, &err))
+			{
+				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
+				return CB_UNREACHABLE;
+			}
+			if (error_reply != NULL)
+			{
+				*failed += 1;
+				snprintf(detail, detaillen, "%s", error_reply);
+				result = CB_DELIVERED_WITH_ERRORS;
+			}
+		}
+		pos += steplen;
+	}
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * The circuit breaker
+ * ---------------------------------------------------------------------
+ */
+
+/* The breaker state in use: shared, or this backend's own. */
+static CbDeliveryShared *
+CbShared(void)
+{
+	if (shared == NULL)
+	{
+		pg_atomic_init_u32(&local_shared.breaker_open, 0);
+		SpinLockInit(&local_shared.mutex);
+		shared = &local_shared;
+	}
+	return shared;
+}
+
+/* Asks for the shared breaker (from the shmem_request_hook). */
+void
+CbDeliveryShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(CbDeliveryShared)));
+}
+
+/* Attaches to the shared breaker. */
+void
+CbDeliveryShmemStartup(void)
+{
+	bool		found;
+
+	shared = ShmemInitStruct("cachebridge delivery", sizeof(CbDeliveryShared), &found);
+	if (!found)
+	{
+		memset(shared, 0, sizeof(*shared));
+		pg_atomic_init_u32(&shared->breaker_open, 0);
+		SpinLockInit(&shared->mutex);
+	}
+}
+
+/* True while Redis is known to be unreachable. */
+bool
+CbBreakerIsOpen(void)
+{
+	return pg_atomic_read_u32(&CbShared()->breaker_open) != 0;
+}
+
+/* Opens the breaker: Redis could not be reached. */
+void
+CbBreakerTrip(void)
+{
+	CbDeliveryShared *s = CbShared();
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (pg_atomic_exchange_u32(&s->breaker_open, 1) == 0)
+	{
+		SpinLockAcquire(&s->mutex);
+		s->opened_at = now;
+		SpinLockRelease(&s->mutex);
+	}
+}
+
+/* Closes the breaker: Redis answered. */
+void
+CbBreakerReset(void)
+{
+	CbDeliveryShared *s = CbShared();
+	TimestampTz now = GetCurrentTimestamp();
+
+	pg_atomic_write_u32(&s->breaker_open, 0);
+	SpinLockAcquire(&s->mutex);
+	s->last_success = now;
+	SpinLockRelease(&s->mutex);
+}
+
+/*
+ * In sync mode nobody else probes Redis: a committing backend tries again
+ * once cachebridge.retry_interval has passed since the breaker opened.
+ */
+static bool
+CbBreakerAllowsProbe(void)
+{
+	CbDeliveryShared *s = CbShared();
+	TimestampTz opened;
+
+	SpinLockAcquire(&s->mutex);
+	opened = s->opened_at;
+	SpinLockRelease(&s->mutex);
+	return TimestampDifferenceExceeds(opened, GetCurrentTimestamp(), cb_retry_interval);
+}
+
+/* SQL: cachebridge.delivery_status() -- breaker and worker state. */
+PG_FUNCTION_INFO_V1(cachebridge_delivery_status);
+Datum
+cachebridge_delivery_status(PG_FUNCTION_ARGS)
+{
+	CbDeliveryShared *s = CbShared();
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+	TimestampTz opened;
+	TimestampTz success;
+	bool		open = CbBreakerIsOpen();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SpinLockAcquire(&s->mutex);
+	opened = s->opened_at;
+	success = s->last_success;
+	SpinLockRelease(&s->mutex);
+
+	values[0] = CStringGetTextDatum(open ? "open" : "closed");
+	values[1] = TimestampTzGetDatum(opened);
+	nulls[1] = !open;
+	values[2] = TimestampTzGetDatum(success);
+	nulls[2] = (success == 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* ---------------------------------------------------------------------
+ * The transaction's delivery
+ * ---------------------------------------------------------------------
+ */
+
+/* The mode this transaction delivers in. */
+static CbDeliveryMode
+CbEffectiveMode(void)
+{
+	return cb_preloaded ? (CbDeliveryMode) cb_delivery : CB_DELIVERY_SYNC;
+}
+
+/*
+ * Before commit (or PREPARE): remember the plan, and in durable and async
+ * modes write it to the outbox in this transaction.
+ */
+void
+CbDeliveryPreCommit(CbPlan *plan, bool prepare)
+{
+	xact_mode = CbEffectiveMode();
+	if (prepare && xact_mode == CB_DELIVERY_SYNC)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that has pending cachebridge effects in sync delivery mode"),
+				 errdetail("The transaction changed rows of a table with a cachebridge trigger."),
+				 errhint("Set cachebridge.delivery to durable or async (with cachebridge in shared_preload_libraries), or commit without PREPARE TRANSACTION.")));
+
+	xact_plan = plan;
+	xact_outbox_id = 0;
+	xact_direct = (xact_mode == CB_DELIVERY_SYNC);
+	if (xact_mode != CB_DELIVERY_SYNC)
+	{
+		/* with the breaker open the worker delivers, at once */
+		xact_direct = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
+					   !CbBreakerIsOpen());
+		xact_outbox_id = CbOutboxInsert(plan->blob.data, plan->blob.len,
+										plan->neffects, plan->version,
+										xact_direct);
+	}
+}
+
+/* Reports effects that could not be applied; never raises an ERROR. */
+static void
+CbReportUndelivered(int n, const char *detail, bool retried)
+{
+	if (!retried)
+		CbStatsAdd(CB_STAT_FAILED, n);
+	ereport(WARNING,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("cachebridge could not apply %d effect(s) of the committed transaction to Redis",
+					n),
+			 errdetail_internal("%s", detail),
+			 retried
+			 ? errhint("They stay in cachebridge.outbox; the worker delivers them when Redis is back.")
+			 : errhint("The cached keys may be stale until they expire or are written again.")));
+}
+
+/*
+ * After commit: send the plan if this backend is to, acknowledge the
+ * outbox row, wake the worker.  Interrupts are held by the caller; every
+ * failure is a WARNING or a counter.
+ */
+void
+CbDeliveryCommit(void)
+{
+	CbPlan	   *plan = xact_plan;
+	CbDeliveryResult result;
+	int			failed = 0;
+	char		detail[512];
+
+	if (plan == NULL)
+		return;
+	CbStatsAdd(CB_STAT_QUEUED, plan->neffects);
+
+	if (xact_direct && xact_mode == CB_DELIVERY_SYNC &&
+		CbBreakerIsOpen() && !CbBreakerAllowsProbe())
+	{
+		CbReportUndelivered(plan->neffects,
+							"Redis was unreachable moments ago (the circuit breaker is open).",
+							false);
+		xact_direct = false;
+	}
+
+	if (xact_direct)
+	{
+		result = CbDeliverBlob(plan->blob.data, plan->blob.len, &failed,
+							   detail, sizeof(detail));
+		if (result == CB_UNREACHABLE)
+		{
+			CbBreakerTrip();
+			CbReportUndelivered(plan->neffects, detail,
+								xact_mode != CB_DELIVERY_SYNC);
+		}
+		else
+		{
+			if (xact_mode == CB_DELIVERY_SYNC)
+				CbBreakerReset();
+			if (failed > 0)
+				CbReportUndelivered(failed, detail, false);
+			CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
+			if (xact_outbox_id != 0)
+				CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
+		}
+	}
+	if (xact_outbox_id != 0)
+		CbWorkerNotify(MyDatabaseId);
+}
+
+/* End of transaction: forget the plan. */
+void
+CbDeliveryReset(void)
+{
+	xact_plan = NULL;
+	xact_outbox_id = 0;
+	xact_direct = false;
+}

@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * delivery.h
+ *		Turning a transaction's effects into Redis commands, and getting
+ *		them there: delivery modes, the outbox, the circuit breaker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHEBRIDGE_DELIVERY_H
+#define CACHEBRIDGE_DELIVERY_H
+
+#include "access/xlogdefs.h"
+#include "nodes/pg_list.h"
+
+#include "queue.h"
+#include "redis.h"
+
+typedef enum CbDeliveryMode
+{
+	CB_DELIVERY_SYNC,			/* committing backend only; failures are warnings */
+	CB_DELIVERY_DURABLE,		/* outbox row, committing backend, worker retries */
+	CB_DELIVERY_ASYNC			/* outbox row, worker only */
+} CbDeliveryMode;
+
+/* What a delivery came to. */
+typedef enum CbDeliveryResult
+{
+	CB_DELIVERED,				/* every effect applied (or refused as older) */
+	CB_DELIVERED_WITH_ERRORS,	/* Redis answered, rejecting some effects */
+	CB_UNREACHABLE,				/* Redis could not be reached: try again */
+	CB_CORRUPT					/* the encoded effects do not parse */
+} CbDeliveryResult;
+
+/*
+ * A transaction's effects encoded as "steps": pipelines of versioned
+ * EVALSHA commands, and pattern invalidations between them.  The blob is
+ * what the outbox stores and what the worker replays.
+ */
+typedef struct CbPlan
+{
+	StringInfoData blob;
+	CbPipeline	pipeline;		/* step being built */
+	int			pipeline_effects;
+	List	   *dels;			/* keys (StringInfo) of batched deletions */
+	char		marker[64];		/* "<version>:<xid>" */
+	XLogRecPtr	version;
+	int			neffects;
+} CbPlan;
+
+extern int	cb_delivery;
+extern int	cb_tombstone_ttl;
+extern int	cb_retry_interval;
+
+extern void CbPlanBegin(CbPlan *plan);
+extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
+					  size_t keylen, const char *payload, size_t len,
+					  int nfields, int ttl);
+extern void CbPlanEnd(CbPlan *plan);
+
+extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
+									  int *failed, char *detail,
+									  size_t detaillen);
+
+extern void CbDeliveryPreCommit(CbPlan *plan, bool prepare);
+extern void CbDeliveryCommit(void);
+extern void CbDeliveryReset(void);
+
+extern bool CbBreakerIsOpen(void);
+extern void CbBreakerTrip(void);
+extern void CbBreakerReset(void);
+extern void CbDeliveryShmemRequest(void);
+extern void CbDeliveryShmemStartup(void);
+
+#endif							/* CACHEBRIDGE_DELIVERY_H */

@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *		The cachebridge.outbox table: one row per committed transaction
+ *		whose effects Redis has not acknowledged yet, and
+ *		cachebridge.wait_delivered().
+ *
+ * A row is written in the committing transaction itself (so it exists if
+ * and only if the transaction commits), holds the encoded plan (see
+ * delivery.c) and is deleted by the worker once Redis acknowledged it,
+ * whether the committing backend or the worker delivered it.  Rows are
+ * written as the table's owner, so that any role whose writes fire a
+ * cachebridge trigger can queue effects without rights on the table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "cachebridge.h"
+#include "delivery.h"
+#include "outbox.h"
+#include "stats.h"
+
+PG_FUNCTION_INFO_V1(cachebridge_wait_delivered);
+
+static SPIPlanPtr insert_plan = NULL;
+
+/* The owner of cachebridge.outbox, as whom rows are written. */
+static Oid
+CbOutboxOwner(void)
+{
+	Oid			nsp = get_namespace_oid("cachebridge", false);
+	Oid			relid = get_relname_relid("outbox", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table \"cachebridge.outbox\" does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Writes the encoded plan of the current transaction to the outbox;
+ * returns the row's id.  direct says the committing backend will try to
+ * deliver it itself, so the worker gives it a grace period.
+ */
+int64
+CbOutboxInsert(const char *blob, size_t len, int neffects, XLogRecPtr version,
+			   bool direct)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Datum		values[4];
+	bytea	   *effects;
+	int64		id;
+	bool		isnull;
+
+	effects = palloc(VARHDRSZ + len);
+	SET_VARSIZE(effects, VARHDRSZ + len);
+	memcpy(VARDATA(effects), blob, len);
+	values[0] = LSNGetDatum(version);
+	values[1] = PointerGetDatum(effects);
+	values[2] = Int32GetDatum(neffects);
+	values[3] = BoolGetDatum(direct);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(CbOutboxOwner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (insert_plan == NULL)
+	{
+		Oid			types[4] = {PG_LSNOID, BYTEAOID, INT4OID, BOOLOID};
+
+		insert_plan = SPI_prepare("INSERT INTO cachebridge.outbox "
+								  "(version, effects, neffects, direct) "
+								  "VALUES ($1, $2, $3, $4) RETURNING id",
+								  4, types);
+		if (insert_plan == NULL)
+			elog(ERROR, "could not prepare the cachebridge outbox insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(insert_plan);
+	}
+	if (SPI_execute_plan(insert_plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not insert into cachebridge.outbox");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	PopActiveSnapshot();
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	pfree(effects);
+	return id;
+}
+
+/* Runs a statement of the worker; an unexpected result is an ERROR. */
+static void
+CbOutboxExec(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "cachebridge outbox statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+}
+
+/* Deletes acknowledged rows.  Runs inside the worker's transaction. */
+void
+CbOutboxDelete(int64 *ids, int nids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * nids);
+	Oid			type = INT8ARRAYOID;
+	Datum		arg;
+
+	for (int i = 0; i < nids; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	arg = PointerGetDatum(construct_array(elems, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	CbOutboxExec("DELETE FROM cachebridge.outbox WHERE id = ANY ($1)",
+				 1, &type, &arg, SPI_OK_DELETE);
+}
+
+/* Marks a row the worker cannot deliver (it is kept for inspection). */
+static void
+CbOutboxMark(int64 id, const char *error, bool dead)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, BOOLOID};
+	Datum		values[3] = {Int64GetDatum(id), CStringGetTextDatum(error), BoolGetDatum(dead)};
+
+	CbOutboxExec("UPDATE cachebridge.outbox SET attempts = attempts + 1, "
+				 "last_error = $2, dead = $3 WHERE id = $1",
+				 3, types, values, SPI_OK_UPDATE);
+}
+
+/*
+ * Delivers up to limit outbox rows in id (commit) order, skipping rows a
+ * committing backend may still be delivering itself (younger than
+ * grace_ms).  Acknowledged rows are deleted, rows that do not parse are
+ * marked dead and reported.  Stops at the first row Redis could not be
+ * reached for, setting *unreachable.  Returns the number of rows handled.
+ * Runs inside the worker's transaction, with SPI connected.
+ */
+int
+CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(grace_ms), Int32GetDatum(limit)};
+	int64	   *done;
+	int			ndone = 0;
+	int			handled = 0;
+	uint64		nrows;
+	SPITupleTable *rows;
+
+	*unreachable = false;
+	CbOutboxExec("SELECT id, effects, neffects FROM cachebridge.outbox "
+				 "WHERE NOT dead AND (NOT direct OR created_at < "
+				 "pg_catalog.clock_timestamp() - $1 * interval '1 millisecond') "
+				 "ORDER BY id LIMIT $2",
+				 2, types, values, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	done = palloc(sizeof(int64) * Max(nrows, 1));
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = rows->vals[i];
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
+		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull));
+		int			neffects = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 3, &isnull));
+		int			failed;
+		char		detail[512];
+		CbDeliveryResult result;
+
+		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+							   &failed, detail, sizeof(detail));
+		if (result == CB_UNREACHABLE)
+		{
+			CbBreakerTrip();
+			CbOutboxMark(id, detail, false);
+			*unreachable = true;
+			break;
+		}
+		handled++;
+		if (result == CB_CORRUPT)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("cachebridge skipped outbox row %lld: its effects cannot be decoded",
+							(long long) id),
+					 errdetail_internal("%s", detail),
+					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
+			CbStatsAdd(CB_STAT_FAILED, neffects);
+			CbOutboxMark(id, detail, true);
+			continue;
+		}
+		CbBreakerReset();
+		if (failed > 0)
+		{
+			ereport(WARNING,
+					(errmsg("Redis rejected %d effect(s) of cachebridge outbox row %lld",
+							failed, (long long) id),
+					 errdetail_internal("%s", detail)));
+			CbStatsAdd(CB_STAT_FAILED, failed);
+		}
+		CbStatsAdd(CB_STAT_RETRIED, neffects);
+		CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
+		done[ndone++] = id;
+	}
+	if (ndone > 0)
+		CbOutboxDelete(done, ndone);
+	return handled;
+}
+
+/*
+ * True when the outbox of this database holds nothing to deliver and no
+ * prepared transaction could add to it.  Runs with SPI connected.
+ */
+bool
+CbOutboxIdle(void)
+{
+	bool		isnull;
+
+	CbOutboxExec("SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead) "
+				 "AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xacts "
+				 "WHERE database = pg_catalog.current_database())",
+				 0, NULL, NULL, SPI_OK_SELECT);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  1, &isnull));
+}
+
+/* Returns the value of a one-row, one-column bigint query (NULL as -1). */
+static int64
+CbOutboxScalar(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		isnull;
+	Datum		d;
+
+	CbOutboxExec(sql, nargs, types, values, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetInt64(d);
+}
+
+/*
+ * SQL: cachebridge.wait_delivered(timeout_ms) -- true once every effect
+ * committed before the call is applied in Redis, false if that did not
+ * happen within timeout_ms.
+ */
+Datum
+cachebridge_wait_delivered(PG_FUNCTION_ARGS)
+{
+	int32		timeout_ms = PG_GETARG_INT32(0);
+	TimestampTz deadline;
+	int64		maxid;
+	bool		done = false;
+	Oid			type = INT8OID;
+	Oid			save_userid;
+	int			save_sec;
+
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative, not %d", timeout_ms)));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cachebridge.wait_delivered() must be called in a READ COMMITTED transaction"),
+				 errdetail("It watches the outbox empty, which a transaction snapshot cannot see.")));
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	/* any role may wait; the outbox is read as its owner */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(CbOutboxOwner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	SPI_connect();
+	maxid = CbOutboxScalar("SELECT max(id) FROM cachebridge.outbox", 0, NULL, NULL);
+	while (maxid >= 0)
+	{
+		Datum		arg = Int64GetDatum(maxid);
+
+		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox WHERE id <= $1",
+						   1, &type, &arg) == 0)
+		{
+			done = true;
+			break;
+		}
+		if (GetCurrentTimestamp() >= deadline)
+			break;
+		CbWorkerNotify(MyDatabaseId);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	PG_RETURN_BOOL(maxid < 0 || done);
+}

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.h
+ *		The cachebridge.outbox table and the background workers that
+ *		drain it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHEBRIDGE_OUTBOX_H
+#define CACHEBRIDGE_OUTBOX_H
+
+#include "access/xlogdefs.h"
+
+/* outbox.c */
+extern int64 CbOutboxInsert(const char *blob, size_t len, int neffects,
+							XLogRecPtr version, bool direct);
+extern int	CbOutboxDrain(int grace_ms, int limit, bool *unreachable);
+extern void CbOutboxDelete(int64 *ids, int nids);
+extern bool CbOutboxIdle(void);
+
+/* worker.c */
+extern void CbWorkerNotify(Oid dboid);
+extern void CbOutboxAcknowledge(Oid dboid, int64 id);
+extern void CbWorkerShmemRequest(void);
+extern void CbWorkerShmemStartup(void);
+extern void CbWorkerRegisterLauncher(void);
+
+#endif							/* CACHEBRIDGE_OUTBOX_H */

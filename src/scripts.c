@@ -1,0 +1,132 @@
+/*-------------------------------------------------------------------------
+ *
+ * scripts.c
+ *		Lua scripts run by Redis, loaded on every connection (SCRIPT LOAD)
+ *		and called by SHA1 (EVALSHA).
+ *
+ * Versioned apply.  Every key a trigger writes or deletes has a version
+ * marker at key || '#cbv' holding "<version>:<xid>": the version is the
+ * writing transaction's WAL position at commit as 16 hex digits, so that
+ * string order is version order, and xid its full transaction id.  A
+ * script applies an effect only if its version is newer than the marker,
+ * so no retry, replay or late reply can put an older value over a newer
+ * one.  A delete leaves the marker behind for cachebridge.tombstone_ttl
+ * seconds, so a late older SET cannot bring the key back.  A key and its
+ * marker share a Redis Cluster slot when the key has a {hash tag}.
+ *
+ * Cache-aside fills (cachebridge.set) run the fill script with the
+ * caller's snapshot: a marker whose transaction the snapshot does not see
+ * means the value being filled is older than what a trigger wrote, and the
+ * fill is refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/cryptohash.h"
+#include "common/sha1.h"
+
+#include "scripts.h"
+
+static const char *const script_source[CB_NSCRIPTS] = {
+	/* CB_SCRIPT_APPLY: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and string.sub(cur, 1, 16) >= string.sub(ARGV[2], 1, 16) then return 0 end\n"
+	"local ttl = tonumber(ARGV[3])\n"
+	"if ARGV[1] == 'D' then\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
+	"  return 1\n"
+	"end\n"
+	"if ARGV[1] == 'S' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
+	"else\n"
+	"  redis.call('SET', KEYS[2], ARGV[2])\n"
+	"end\n"
+	"return 1\n",
+
+	/* CB_SCRIPT_DELETE: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
+	"local n = 0\n"
+	"local v = string.sub(ARGV[1], 1, 16)\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local cur = redis.call('GET', KEYS[i + 1])\n"
+	"  if not cur or string.sub(cur, 1, 16) < v then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
+	/* CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, xmin, xmax, xip... */
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur then\n"
+	"  local xid = tonumber(string.sub(cur, 18))\n"
+	"  local visible = xid ~= nil and xid < tonumber(ARGV[3])\n"
+	"  if xid ~= nil and not visible and xid < tonumber(ARGV[4]) then\n"
+	"    visible = true\n"
+	"    for i = 5, #ARGV do\n"
+	"      if tonumber(ARGV[i]) == xid then visible = false break end\n"
+	"    end\n"
+	"  end\n"
+	"  if not visible then return 0 end\n"
+	"end\n"
+	"if tonumber(ARGV[2]) > 0 then\n"
+	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+	"else\n"
+	"  redis.call('SET', KEYS[1], ARGV[1])\n"
+	"end\n"
+	"return 1\n",
+};
+
+static char script_sha[CB_NSCRIPTS][41];
+
+/* The SHA1 of a script, as EVALSHA wants it (computed once). */
+const char *
+CbScriptSha(CbScript script)
+{
+	if (script_sha[script][0] == '\0')
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
+		uint8		digest[SHA1_DIGEST_LENGTH];
+		const char *src = script_source[script];
+
+		if (ctx == NULL ||
+			pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) src, strlen(src)) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute the SHA1 of a cachebridge script");
+		pg_cryptohash_free(ctx);
+		for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
+			snprintf(&script_sha[script][i * 2], 3, "%02x", digest[i]);
+	}
+	return script_sha[script];
+}
+
+/* Appends SCRIPT LOAD of every script (sent on each new connection). */
+void
+CbAppendScriptLoads(CbPipeline *p)
+{
+	for (int s = 0; s < CB_NSCRIPTS; s++)
+	{
+		CbPipelineBegin(p, 3, NULL, 0);
+		CbPipelineArgStr(p, "SCRIPT");
+		CbPipelineArgStr(p, "LOAD");
+		CbPipelineArgStr(p, script_source[s]);
+	}
+}
+
+/* Appends the name of the version marker of key. */
+void
+CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
+{
+	appendBinaryStringInfo(buf, key, len);
+	appendStringInfoString(buf, CB_VERSION_SUFFIX);
+}

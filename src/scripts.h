@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * scripts.h
+ *		The Lua scripts cachebridge runs inside Redis: versioned apply of
+ *		trigger effects, and cache-aside fills that never overwrite a
+ *		newer trigger write.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHEBRIDGE_SCRIPTS_H
+#define CACHEBRIDGE_SCRIPTS_H
+
+#include "redis.h"
+
+typedef enum CbScript
+{
+	CB_SCRIPT_APPLY,			/* write or delete one key, if newer */
+	CB_SCRIPT_DELETE,			/* delete many keys, each if newer */
+	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
+	CB_NSCRIPTS
+} CbScript;
+
+/* Suffix of the key that holds a key's version marker. */
+#define CB_VERSION_SUFFIX "#cbv"
+
+extern const char *CbScriptSha(CbScript script);
+extern void CbAppendScriptLoads(CbPipeline *p);
+extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
+
+#endif							/* CACHEBRIDGE_SCRIPTS_H */

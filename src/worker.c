@@ -1,0 +1,458 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		Background workers that drain cachebridge.outbox: a launcher, and
+ *		one worker per database that has outbox rows.
+ *
+ * A background worker connects to one database, so cachebridge runs one
+ * worker per database with work to do, started on demand: a backend that
+ * commits an outbox row wakes its database's worker, registering it if
+ * none runs.  A worker exits when its outbox has stayed empty (and no
+ * prepared transaction is pending) for a while, so it does not hold a
+ * connection to an idle database.  After a start or crash restart, the
+ * launcher starts a worker for every database once, so rows left by a
+ * crash are delivered.
+ *
+ * Backends acknowledge the rows they delivered themselves through a ring
+ * in shared memory; the worker deletes those rows.  A lost
+ * acknowledgement (the ring was full) only means a second, harmless,
+ * versioned delivery.
+ *
+ * Shape of the loops as in pg_prewarm's autoprewarm: signal handlers,
+ * BackgroundWorkerUnblockSignals, WaitLatch with WL_EXIT_ON_PM_DEATH,
+ * ProcessConfigFile on SIGHUP.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "cachebridge.h"
+#include "delivery.h"
+#include "outbox.h"
+#include "redis.h"
+
+#define CB_MAX_WORKERS 32
+#define CB_ACK_RING 1024
+
+/* Rows a worker delivers per transaction. */
+#define CB_DRAIN_BATCH 20
+
+/* How long an empty outbox keeps its worker alive (ms). */
+#define CB_IDLE_EXIT_MS 10000
+
+typedef struct CbWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid: slot free */
+	bool		pending;		/* work announced since the worker looked */
+	pid_t		pid;			/* 0 until the worker runs */
+	Latch	   *latch;
+	int			nacks;
+	int64		acks[CB_ACK_RING];
+} CbWorkerSlot;
+
+typedef struct CbWorkerShared
+{
+	slock_t		mutex;
+	CbWorkerSlot slots[CB_MAX_WORKERS];
+} CbWorkerShared;
+
+static CbWorkerShared *workers = NULL;
+static CbWorkerSlot *my_slot = NULL;
+
+PGDLLEXPORT void CbLauncherMain(Datum arg);
+PGDLLEXPORT void CbWorkerMain(Datum arg);
+
+/* Asks for the worker slots (from the shmem_request_hook). */
+void
+CbWorkerShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(CbWorkerShared)));
+}
+
+/* Attaches to the worker slots. */
+void
+CbWorkerShmemStartup(void)
+{
+	bool		found;
+
+	workers = ShmemInitStruct("cachebridge workers", sizeof(CbWorkerShared), &found);
+	if (!found)
+	{
+		memset(workers, 0, sizeof(*workers));
+		SpinLockInit(&workers->mutex);
+	}
+}
+
+/* The slot of dboid; caller holds the mutex. */
+static CbWorkerSlot *
+CbFindSlot(Oid dboid)
+{
+	for (int i = 0; i < CB_MAX_WORKERS; i++)
+		if (workers->slots[i].dboid == dboid)
+			return &workers->slots[i];
+	return NULL;
+}
+
+/* Registers the worker of a database; false if there is no room. */
+static bool
+CbRegisterWorker(Oid dboid)
+{
+	BackgroundWorker worker = {0};
+	BackgroundWorkerHandle *handle;
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cachebridge");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbWorkerMain");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge worker for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/*
+ * Announces work for the worker of dboid, starting it if none runs.  Safe
+ * after commit: raises no ERROR.  Returns false if no worker could be
+ * started.
+ */
+static bool
+CbWorkerWake(Oid dboid)
+{
+	CbWorkerSlot *slot;
+	Latch	   *latch = NULL;
+	bool		start = false;
+
+	if (workers == NULL)
+		return false;
+	SpinLockAcquire(&workers->mutex);
+	slot = CbFindSlot(dboid);
+	if (slot == NULL && (slot = CbFindSlot(InvalidOid)) != NULL)
+	{
+		slot->dboid = dboid;
+		slot->pid = 0;
+		slot->latch = NULL;
+		slot->nacks = 0;
+		start = true;
+	}
+	if (slot != NULL)
+	{
+		slot->pending = true;
+		latch = slot->latch;
+	}
+	SpinLockRelease(&workers->mutex);
+
+	if (slot == NULL)
+		return false;
+	if (latch != NULL)
+		SetLatch(latch);
+	if (start && !CbRegisterWorker(dboid))
+	{
+		SpinLockAcquire(&workers->mutex);
+		if (slot->dboid == dboid && slot->pid == 0)
+			slot->dboid = InvalidOid;
+		SpinLockRelease(&workers->mutex);
+		return false;
+	}
+	return true;
+}
+
+/* CbWorkerWake for a committing backend: a failure is a WARNING. */
+void
+CbWorkerNotify(Oid dboid)
+{
+	if (workers != NULL && !CbWorkerWake(dboid))
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the cachebridge worker for this database"),
+				 errdetail("The effects stay in cachebridge.outbox until a worker runs."),
+				 errhint("Raise max_worker_processes.")));
+}
+
+/* Records that the committing backend delivered outbox row id itself. */
+void
+CbOutboxAcknowledge(Oid dboid, int64 id)
+{
+	CbWorkerSlot *slot;
+
+	if (workers == NULL)
+		return;
+	SpinLockAcquire(&workers->mutex);
+	slot = CbFindSlot(dboid);
+	if (slot != NULL && slot->nacks < CB_ACK_RING)
+		slot->acks[slot->nacks++] = id;
+	SpinLockRelease(&workers->mutex);
+}
+
+/* Registers the launcher (from _PG_init, when preloaded). */
+void
+CbWorkerRegisterLauncher(void)
+{
+	BackgroundWorker worker = {0};
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cachebridge");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbLauncherMain");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* The databases a worker may serve: every connectable non-template one. */
+static List *
+CbDatabaseList(void)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			dbs = lappend_oid(dbs, db->oid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+/*
+ * Launcher: starts the worker of every database once (each exits at once
+ * where there is nothing to do), then sleeps until shutdown.
+ */
+void
+CbLauncherMain(Datum arg)
+{
+	List	   *todo;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("cachebridge launcher");
+
+	todo = CbDatabaseList();
+	for (;;)
+	{
+		/* start what there is room for; retry the rest a second later */
+		while (todo != NIL && CbWorkerWake(linitial_oid(todo)))
+			todo = list_delete_first(todo);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 todo != NIL ? 1000 : 3600 * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+/*
+ * Exit callback of a worker: leave the slot to the worker's restart.  (An
+ * idle exit has freed it already.)
+ */
+static void
+CbWorkerDetach(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&workers->mutex);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	SpinLockRelease(&workers->mutex);
+	my_slot = NULL;
+}
+
+/* Takes the slot of dboid for this process. */
+static void
+CbWorkerAttach(Oid dboid)
+{
+	SpinLockAcquire(&workers->mutex);
+	my_slot = CbFindSlot(dboid);
+	if (my_slot == NULL)
+		my_slot = CbFindSlot(InvalidOid);
+	if (my_slot != NULL)
+	{
+		my_slot->dboid = dboid;
+		my_slot->pid = MyProcPid;
+		my_slot->latch = MyLatch;
+	}
+	SpinLockRelease(&workers->mutex);
+	if (my_slot == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free cachebridge worker slot for database %u", dboid)));
+	before_shmem_exit(CbWorkerDetach, (Datum) 0);
+}
+
+/* Exits because the outbox is idle, unless work was announced meanwhile. */
+static void
+CbWorkerExitIfIdle(void)
+{
+	bool		idle;
+
+	SpinLockAcquire(&workers->mutex);
+	idle = !my_slot->pending && my_slot->nacks == 0;
+	if (idle)
+	{
+		/* from here on, a backend's wake registers a new worker */
+		my_slot->dboid = InvalidOid;
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		my_slot = NULL;
+	}
+	SpinLockRelease(&workers->mutex);
+	if (idle)
+		proc_exit(0);			/* exit code 0: not restarted */
+}
+
+/*
+ * One pass: delete what backends acknowledged, deliver what they did not.
+ * Returns the rows handled; sets *unreachable and *idle.
+ */
+static int
+CbWorkerPass(bool try_redis, bool *unreachable, bool *idle)
+{
+	int64		acks[CB_ACK_RING];
+	int			nacks;
+	int			handled = 0;
+
+	SpinLockAcquire(&workers->mutex);
+	my_slot->pending = false;
+	nacks = my_slot->nacks;
+	memcpy(acks, my_slot->acks, sizeof(int64) * nacks);
+	my_slot->nacks = 0;
+	SpinLockRelease(&workers->mutex);
+
+	*unreachable = false;
+	*idle = false;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "cachebridge: delivering the outbox");
+
+	if (!OidIsValid(get_extension_oid("cachebridge", true)))
+		*idle = true;			/* the extension is gone: nothing to do here */
+	else
+	{
+		if (nacks > 0)
+			CbOutboxDelete(acks, nacks);
+		if (try_redis)
+			handled = CbOutboxDrain(cb_connect_timeout + cb_command_timeout,
+									CB_DRAIN_BATCH, unreachable);
+		*idle = CbOutboxIdle();
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return handled;
+}
+
+/*
+ * Worker of one database: drains the outbox in commit order, backing off
+ * while Redis is unreachable, and exits once the outbox stays idle.
+ */
+void
+CbWorkerMain(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	long		backoff = 100;
+	TimestampTz next_try = 0;
+	TimestampTz idle_since = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	CbWorkerAttach(dboid);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("cachebridge worker");
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		bool		unreachable;
+		bool		idle;
+		int			handled;
+		long		naptime;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		handled = CbWorkerPass(now >= next_try, &unreachable, &idle);
+		if (unreachable)
+		{
+			/* back off while Redis is down: 100 ms doubling up to 5 s */
+			next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+			backoff = Min(backoff * 2, 5000);
+		}
+		else if (handled > 0)
+			backoff = 100;
+
+		if (!idle)
+			idle_since = 0;
+		else if (idle_since == 0)
+			idle_since = now;
+		else if (TimestampDifferenceExceeds(idle_since, now, CB_IDLE_EXIT_MS))
+			CbWorkerExitIfIdle();
+
+		naptime = (handled == CB_DRAIN_BATCH && !unreachable) ? 0 :
+			unreachable ? backoff : 1000;
+		if (naptime > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 naptime, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+}
