@@ -93,8 +93,11 @@ CbPlanBegin(CbPlan *plan)
 
 	memset(plan, 0, sizeof(*plan));
 	initStringInfo(&plan->blob);
+	/* room for a varlena header, so the outbox stores the blob as it is */
+	appendStringInfoSpaces(&plan->blob, VARHDRSZ);
 	appendStringInfoString(&plan->blob, CB_BLOB_MAGIC);
 	CbPipelineInit(&plan->pipeline);
+	initStringInfo(&plan->scratch);
 
 	/*
 	 * The WAL insert position now, just before the commit record: a later
@@ -125,29 +128,27 @@ CbPlanFlushPipeline(CbPlan *plan)
 static void
 CbPlanFlushDeletes(CbPlan *plan)
 {
-	ListCell   *lc;
-	int			left = list_length(plan->dels);
+	int			left = plan->ndels;
 	int			inbatch = 0;
-	StringInfoData marker;
 
-	initStringInfo(&marker);
-	foreach(lc, plan->dels)
+	for (int i = 0; i < plan->ndels; i++)
 	{
-		StringInfo	key = (StringInfo) lfirst(lc);
+		const char *key = plan->dels[i].data;
+		size_t		keylen = plan->dels[i].len;
 
 		if (inbatch == 0)
 		{
 			inbatch = Min(left, CB_KEYS_PER_DELETE);
 			left -= inbatch;
-			CbPipelineBegin(&plan->pipeline, 3 + 2 * inbatch + 2, key->data, key->len);
+			CbPipelineBegin(&plan->pipeline, 3 + 2 * inbatch + 2, key, keylen);
 			CbPipelineArgStr(&plan->pipeline, "EVALSHA");
 			CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_DELETE));
 			CbPipelineArgInt(&plan->pipeline, 2 * inbatch);
 		}
-		resetStringInfo(&marker);
-		CbAppendVersionKey(&marker, key->data, key->len);
-		CbPipelineArg(&plan->pipeline, key->data, key->len);
-		CbPipelineArg(&plan->pipeline, marker.data, marker.len);
+		resetStringInfo(&plan->scratch);
+		CbAppendVersionKey(&plan->scratch, key, keylen);
+		CbPipelineArg(&plan->pipeline, key, keylen);
+		CbPipelineArg(&plan->pipeline, plan->scratch.data, plan->scratch.len);
 		plan->pipeline_effects++;
 		if (--inbatch == 0)
 		{
@@ -155,8 +156,7 @@ CbPlanFlushDeletes(CbPlan *plan)
 			CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
 		}
 	}
-	list_free_deep(plan->dels);
-	plan->dels = NIL;
+	plan->ndels = 0;
 }
 
 /*
@@ -167,15 +167,22 @@ void
 CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		  const char *payload, size_t len, int nfields, int ttl)
 {
-	StringInfoData marker;
+	StringInfo	marker = &plan->scratch;
 
 	plan->neffects++;
 	if (op == CB_OP_DEL)
 	{
-		StringInfo	k = makeStringInfo();
-
-		appendBinaryStringInfo(k, key, keylen);
-		plan->dels = lappend(plan->dels, k);
+		/* the key stays valid until the plan ends: it is the queue's */
+		if (plan->ndels == plan->maxdels)
+		{
+			plan->maxdels = Max(1024, plan->maxdels * 2);
+			plan->dels = plan->dels == NULL
+				? palloc(sizeof(CbKeyRef) * plan->maxdels)
+				: repalloc(plan->dels, sizeof(CbKeyRef) * plan->maxdels);
+		}
+		plan->dels[plan->ndels].data = key;
+		plan->dels[plan->ndels].len = keylen;
+		plan->ndels++;
 		return;
 	}
 	if (op == CB_OP_PATTERN)
@@ -190,15 +197,15 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 	}
 
 	/* EVALSHA sha 2 key marker-key op marker ttl tombstone-ttl value... */
-	initStringInfo(&marker);
-	CbAppendVersionKey(&marker, key, keylen);
+	resetStringInfo(marker);
+	CbAppendVersionKey(marker, key, keylen);
 	CbPipelineBegin(&plan->pipeline, 9 + (op == CB_OP_SET ? 1 : 2 * nfields),
 					key, keylen);
 	CbPipelineArgStr(&plan->pipeline, "EVALSHA");
 	CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_APPLY));
 	CbPipelineArgStr(&plan->pipeline, "2");
 	CbPipelineArg(&plan->pipeline, key, keylen);
-	CbPipelineArg(&plan->pipeline, marker.data, marker.len);
+	CbPipelineArg(&plan->pipeline, marker->data, marker->len);
 	CbPipelineArgStr(&plan->pipeline, op == CB_OP_SET ? "S" : "H");
 	CbPipelineArgStr(&plan->pipeline, plan->marker);
 	CbPipelineArgInt(&plan->pipeline, ttl);
@@ -219,15 +226,27 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		}
 	}
 	plan->pipeline_effects++;
-	pfree(marker.data);
 }
 
-/* Finishes the plan. */
-void
+/*
+ * Finishes the plan; after this it no longer refers to the queue.
+ * Returns the encoded effects as a bytea.
+ */
+bytea *
 CbPlanEnd(CbPlan *plan)
 {
+	bytea	   *effects = (bytea *) plan->blob.data;
+
 	CbPlanFlushDeletes(plan);
 	CbPlanFlushPipeline(plan);
+	if (plan->dels != NULL)
+		pfree(plan->dels);
+	plan->dels = NULL;
+	pfree(plan->pipeline.buf.data);
+	pfree(plan->scratch.data);
+	effects = (bytea *) plan->blob.data;
+	SET_VARSIZE(effects, plan->blob.len);
+	return effects;
 }
 
 /* ---------------------------------------------------------------------
@@ -497,7 +516,7 @@ CbEffectiveMode(void)
  * modes write it to the outbox in this transaction.
  */
 void
-CbDeliveryPreCommit(CbPlan *plan, bool prepare)
+CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 {
 	xact_mode = CbEffectiveMode();
 	if (prepare && xact_mode == CB_DELIVERY_SYNC)
@@ -515,9 +534,8 @@ CbDeliveryPreCommit(CbPlan *plan, bool prepare)
 		/* with the breaker open the worker delivers, at once */
 		xact_direct = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
 					   !CbBreakerIsOpen());
-		xact_outbox_id = CbOutboxInsert(plan->blob.data, plan->blob.len,
-										plan->neffects, plan->version,
-										xact_direct);
+		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
+										plan->version, xact_direct);
 	}
 }
 
@@ -565,7 +583,8 @@ CbDeliveryCommit(void)
 
 	if (xact_direct)
 	{
-		result = CbDeliverBlob(plan->blob.data, plan->blob.len, &failed,
+		result = CbDeliverBlob(plan->blob.data + VARHDRSZ,
+							   plan->blob.len - VARHDRSZ, &failed,
 							   detail, sizeof(detail));
 		if (result == CB_UNREACHABLE)
 		{

@@ -36,12 +36,22 @@ typedef enum CbDeliveryResult
  * EVALSHA commands, and pattern invalidations between them.  The blob is
  * what the outbox stores and what the worker replays.
  */
+/* A key by reference. */
+typedef struct CbKeyRef
+{
+	const char *data;
+	size_t		len;
+} CbKeyRef;
+
 typedef struct CbPlan
 {
-	StringInfoData blob;
+	StringInfoData blob;		/* a bytea: varlena header, then the steps */
 	CbPipeline	pipeline;		/* step being built */
 	int			pipeline_effects;
-	List	   *dels;			/* keys (StringInfo) of batched deletions */
+	CbKeyRef   *dels;			/* keys of batched deletions */
+	int			ndels;
+	int			maxdels;
+	StringInfoData scratch;
 	char		marker[64];		/* "<version>:<xid>" */
 	XLogRecPtr	version;
 	int			neffects;
@@ -55,13 +65,13 @@ extern void CbPlanBegin(CbPlan *plan);
 extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);
-extern void CbPlanEnd(CbPlan *plan);
+extern bytea *CbPlanEnd(CbPlan *plan);
 
 extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
 									  int *failed, char *detail,
 									  size_t detaillen);
 
-extern void CbDeliveryPreCommit(CbPlan *plan, bool prepare);
+extern void CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare);
 extern void CbDeliveryCommit(void);
 extern void CbDeliveryReset(void);
 

@@ -68,19 +68,14 @@ CbOutboxOwner(void)
  * deliver it itself, so the worker gives it a grace period.
  */
 int64
-CbOutboxInsert(const char *blob, size_t len, int neffects, XLogRecPtr version,
-			   bool direct)
+CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 {
 	Oid			save_userid;
 	int			save_sec;
 	Datum		values[4];
-	bytea	   *effects;
 	int64		id;
 	bool		isnull;
 
-	effects = palloc(VARHDRSZ + len);
-	SET_VARSIZE(effects, VARHDRSZ + len);
-	memcpy(VARDATA(effects), blob, len);
 	values[0] = LSNGetDatum(version);
 	values[1] = PointerGetDatum(effects);
 	values[2] = Int32GetDatum(neffects);
@@ -113,7 +108,6 @@ CbOutboxInsert(const char *blob, size_t len, int neffects, XLogRecPtr version,
 	PopActiveSnapshot();
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
-	pfree(effects);
 	return id;
 }
 

@@ -12,7 +12,7 @@
 #include "access/xlogdefs.h"
 
 /* outbox.c */
-extern int64 CbOutboxInsert(const char *blob, size_t len, int neffects,
+extern int64 CbOutboxInsert(bytea *effects, int neffects,
 							XLogRecPtr version, bool direct);
 extern int	CbOutboxDrain(int grace_ms, int limit, bool *unreachable);
 extern void CbOutboxDelete(int64 *ids, int nids);

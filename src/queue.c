@@ -74,7 +74,7 @@ static HTAB *queue = NULL;		/* NULL while nothing is queued */
 static List **touched = NULL;	/* per nest level: entries with a version there */
 static int	ntouched = 0;
 static uint64 queue_seq = 0;
-static size_t queue_bytes = 0;
+static bool planned = false;	/* the queue became a plan at PRE_COMMIT */
 
 /* Hash function of CbQueueKey. */
 static uint32
@@ -106,7 +106,7 @@ CbQueueReset(void)
 	queue = NULL;
 	touched = NULL;
 	ntouched = 0;
-	queue_bytes = 0;
+	planned = false;
 	CbDeliveryReset();
 }
 
@@ -140,7 +140,6 @@ CbEffectClear(CbEffect *v)
 {
 	if (v->payload != NULL)
 		pfree(v->payload);
-	queue_bytes -= v->len;
 	v->payload = NULL;
 	v->len = 0;
 }
@@ -164,11 +163,16 @@ CbQueueCreate(void)
 						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
-/* True if adding incoming bytes would pass cachebridge.max_pending_memory. */
+/*
+ * True if adding incoming bytes would take the queue's memory, as the
+ * allocator counts it, past cachebridge.max_pending_memory.
+ */
 bool
 CbQueueFull(size_t incoming)
 {
-	return queue_bytes + incoming > (size_t) cb_max_pending_memory * 1024;
+	return queue_cxt != NULL &&
+		MemoryContextMemAllocated(queue_cxt, true) + incoming >
+		(Size) cb_max_pending_memory * 1024;
 }
 
 /* True if the pattern is already queued (in any live version). */
@@ -205,7 +209,6 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 		entry->key.data = MemoryContextAlloc(queue_cxt, keylen);
 		memcpy((char *) entry->key.data, keydata, keylen);
 		entry->top = NULL;
-		queue_bytes += keylen + sizeof(CbQueueEntry);
 	}
 
 	v = entry->top;
@@ -217,7 +220,6 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 		v->older = entry->top;
 		v->level = level;
 		entry->top = v;
-		queue_bytes += sizeof(CbEffect);
 		CbTouch(level, entry);
 	}
 	v->seq = ++queue_seq;
@@ -229,7 +231,6 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	{
 		v->payload = MemoryContextAlloc(queue_cxt, len);
 		memcpy(v->payload, payload, len);
-		queue_bytes += len;
 	}
 }
 
@@ -257,7 +258,6 @@ CbQueueSubXactEnd(int level, bool commit)
 				v->older = older->older;
 				CbEffectClear(older);
 				pfree(older);
-				queue_bytes -= sizeof(CbEffect);
 			}
 			else
 				CbTouch(level - 1, entry);
@@ -268,12 +268,10 @@ CbQueueSubXactEnd(int level, bool commit)
 			entry->top = v->older;
 			CbEffectClear(v);
 			pfree(v);
-			queue_bytes -= sizeof(CbEffect);
 			if (entry->top == NULL)
 			{
 				char	   *data = (char *) entry->key.data;
 
-				queue_bytes -= entry->key.len + sizeof(CbQueueEntry);
 				hash_search(queue, &entry->key, HASH_REMOVE, NULL);
 				pfree(data);
 			}
@@ -305,8 +303,10 @@ CbPlanDelivery(bool prepare)
 	CbQueueEntry *entry;
 	CbQueueEntry **entries;
 	long		n = 0;
-	MemoryContext oldcxt = MemoryContextSwitchTo(queue_cxt);
+	/* the plan outlives the queue, which is freed as soon as it is built */
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CbPlan	   *plan = palloc(sizeof(CbPlan));
+	bytea	   *effects;
 
 	entries = palloc(sizeof(CbQueueEntry *) * Max(hash_get_num_entries(queue), 1));
 	hash_seq_init(&seq, queue);
@@ -322,10 +322,16 @@ CbPlanDelivery(bool prepare)
 		CbPlanAdd(plan, v->op, entries[i]->key.data, entries[i]->key.len,
 				  v->payload, v->len, v->nfields, v->ttl);
 	}
-	CbPlanEnd(plan);
+	effects = CbPlanEnd(plan);
+	pfree(entries);
 	MemoryContextSwitchTo(oldcxt);
 
-	CbDeliveryPreCommit(plan, prepare);
+	MemoryContextReset(queue_cxt);
+	queue = NULL;
+	touched = NULL;
+	ntouched = 0;
+	planned = true;
+	CbDeliveryPreCommit(plan, effects, prepare);
 }
 
 /*
@@ -367,9 +373,9 @@ CbDeliverSafely(void)
 static void
 CbXactCallback(XactEvent event, void *arg)
 {
-	if (queue == NULL)
+	if (queue == NULL && !planned)
 		return;
-	if (hash_get_num_entries(queue) == 0)
+	if (queue != NULL && hash_get_num_entries(queue) == 0)
 	{
 		/* everything queued was rolled back with its subtransactions */
 		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||

@@ -90,8 +90,8 @@ CbTriggerCacheInvalidate(Datum arg, Oid relid)
 static const char *
 CbModeFunction(CbTriggerMode mode)
 {
-	return mode == CB_MODE_WRITE_THROUGH ? "cachebridge.write_through()" :
-		"cachebridge.invalidate()";
+	return mode == CB_MODE_WRITE_THROUGH ? "cachebridge.write_through" :
+		"cachebridge.invalidate";
 }
 
 /* True if arg is an option: a lower-case name, '=', and no braces. */
@@ -152,7 +152,7 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%s\" in trigger \"%s\" on table \"%s\"",
 						name, trigname, relname),
-				 errhint("%s accepts %s.", CbModeFunction(info->mode),
+				 errhint("%s() accepts %s.", CbModeFunction(info->mode),
 						 info->mode == CB_MODE_WRITE_THROUGH
 						 ? "the options ttl=, columns= and format="
 						 : "key templates only")));
@@ -355,17 +355,26 @@ CbTriggerDegrade(CbTriggerInfo *info, Relation rel, Trigger *trigger)
 	CbQueueTemplatePatterns(info);
 	if (info->degraded_lxid != MyProc->lxid)
 	{
-		StringInfoData pattern;
+		StringInfoData patterns;
 
 		CbStatsAdd(CB_STAT_DEGRADED, 1);
-		initStringInfo(&pattern);
-		CbTemplatePattern(&info->templates[0], &pattern);
+		initStringInfo(&patterns);
+		for (int i = 0; i < info->ntemplates; i++)
+		{
+			appendStringInfoString(&patterns, i > 0 ? ", \"" : "\"");
+			CbTemplatePattern(&info->templates[i], &patterns);
+			appendStringInfoChar(&patterns, '"');
+		}
 		ereport(WARNING,
-				(errmsg("cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating pattern \"%s\"",
-						trigger->tgname, RelationGetRelationName(rel), pattern.data),
+				(errmsg_plural("cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating pattern %s",
+							   "cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating patterns %s",
+							   info->ntemplates,
+							   trigger->tgname, RelationGetRelationName(rel), patterns.data),
 				 errdetail("The transaction's pending effects passed cachebridge.max_pending_memory (%d kB).",
 						   cb_max_pending_memory),
-				 errhint("Every key matching the pattern is removed after commit.")));
+				 errhint_plural("Every key matching the pattern is removed after commit.",
+								"Every key matching the patterns is removed after commit.",
+								info->ntemplates)));
 	}
 	info->degraded_lxid = MyProc->lxid;
 }
@@ -509,16 +518,23 @@ CbInvalidateRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 				HeapTuple oldtup, HeapTuple newtup)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	StringInfoData key;
+	StringInfoData oldkey;
+	StringInfoData newkey;
 
-	initStringInfo(&key);
+	initStringInfo(&oldkey);
+	initStringInfo(&newkey);
 	for (int i = 0; i < info->ntemplates; i++)
 	{
-		if (CbRenderKey(info, &info->templates[i], oldtup, desc, &key) &&
-			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &key, NULL, 0, 0))
+		bool		hasold = CbRenderKey(info, &info->templates[i], oldtup, desc, &oldkey);
+		bool		hasnew = CbRenderKey(info, &info->templates[i], newtup, desc, &newkey);
+
+		if (hasold &&
+			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
 			return;
-		if (CbRenderKey(info, &info->templates[i], newtup, desc, &key) &&
-			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &key, NULL, 0, 0))
+		/* an UPDATE that kept the key needs one deletion, not two */
+		if (hasnew && !(hasold && oldkey.len == newkey.len &&
+						memcmp(oldkey.data, newkey.data, oldkey.len) == 0) &&
+			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &newkey, NULL, 0, 0))
 			return;
 	}
 }
@@ -536,7 +552,7 @@ CbCheckTriggerEvent(TriggerData *trigdata, const char *funcname)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on table \"%s\" must be an AFTER trigger",
 						trigname, relname),
-				 errdetail("%s acts after the change is made, so that it sees the row as stored.",
+				 errdetail("%s() acts after the change is made, so that it sees the row as stored.",
 						   funcname)));
 	if (!TRIGGER_FIRED_BY_TRUNCATE(event) && !TRIGGER_FIRED_FOR_ROW(event))
 		ereport(ERROR,
@@ -561,7 +577,7 @@ CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function %s was not called by the trigger manager",
+				 errmsg("function %s() was not called by the trigger manager",
 						funcname)));
 	CbCheckTriggerEvent(trigdata, funcname);
 
