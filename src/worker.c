@@ -61,8 +61,11 @@
 /* Rows a worker delivers per transaction. */
 #define CB_DRAIN_BATCH 20
 
-/* How long an empty outbox keeps its worker alive (ms). */
-#define CB_IDLE_EXIT_MS 10000
+/*
+ * How long an empty outbox keeps its worker alive (ms): short enough that
+ * DROP DATABASE, which waits 5 s for other sessions to leave, succeeds.
+ */
+#define CB_IDLE_EXIT_MS 2000
 
 typedef struct CbWorkerSlot
 {
