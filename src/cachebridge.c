@@ -15,7 +15,9 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "storage/ipc.h"
+#include "tcop/utility.h"
 #include "storage/lwlock.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
@@ -44,6 +46,7 @@ bool		cb_preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
 
@@ -124,6 +127,32 @@ CbDeliveryCheckHook(int *newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * ProcessUtility hook: before DROP DATABASE, ask that database's worker to
+ * leave, since its connection would make the drop fail.
+ */
+static void
+CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				 bool readOnlyTree, ProcessUtilityContext context,
+				 ParamListInfo params, QueryEnvironment *queryEnv,
+				 DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, DropdbStmt))
+	{
+		Oid			dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname,
+											 true);
+
+		if (OidIsValid(dboid))
+			CbWorkerDatabaseDropped(dboid);
+	}
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
 }
 
 /* Module load: define the settings, install the hooks. */
@@ -257,6 +286,8 @@ _PG_init(void)
 	shmem_startup_hook = CbShmemStartup;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = CbEmitLogHook;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = CbProcessUtility;
 }
 
 /* GUC check hook of cachebridge.key_prefix. */

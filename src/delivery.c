@@ -564,7 +564,7 @@ void
 CbDeliveryCommit(void)
 {
 	CbPlan	   *plan = xact_plan;
-	CbDeliveryResult result;
+	CbDeliveryResult result = CB_UNREACHABLE;
 	int			failed = 0;
 	char		detail[512];
 
@@ -599,12 +599,15 @@ CbDeliveryCommit(void)
 			if (failed > 0)
 				CbReportUndelivered(failed, detail, false);
 			CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
-			if (xact_outbox_id != 0)
-				CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
 		}
 	}
 	if (xact_outbox_id != 0)
+	{
+		/* the worker's slot must exist before the acknowledgement goes in */
 		CbWorkerNotify(MyDatabaseId);
+		if (xact_direct && result != CB_UNREACHABLE)
+			CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
+	}
 }
 
 /* End of transaction: forget the plan. */

@@ -296,10 +296,12 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 	{
 		Datum		arg = Int64GetDatum(maxid);
 
-		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox WHERE id <= $1",
-						   1, &type, &arg) == 0)
+		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
+						   "WHERE id <= $1 AND NOT dead", 1, &type, &arg) == 0)
 		{
-			done = true;
+			/* rows the worker could not decode were never applied */
+			done = CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
+								  "WHERE id <= $1 AND dead", 1, &type, &arg) == 0;
 			break;
 		}
 		if (GetCurrentTimestamp() >= deadline)

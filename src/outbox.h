@@ -21,6 +21,7 @@ extern bool CbOutboxIdle(void);
 /* worker.c */
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
+extern void CbWorkerDatabaseDropped(Oid dboid);
 extern void CbWorkerShmemRequest(void);
 extern void CbWorkerShmemStartup(void);
 extern void CbWorkerRegisterLauncher(void);

@@ -71,6 +71,7 @@ typedef struct CbWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: slot free */
 	bool		pending;		/* work announced since the worker looked */
+	bool		dropping;		/* DROP DATABASE asked the worker to leave */
 	pid_t		pid;			/* 0 until the worker runs */
 	Latch	   *latch;
 	int			nacks;
@@ -160,6 +161,7 @@ CbWorkerWake(Oid dboid)
 		slot->pid = 0;
 		slot->latch = NULL;
 		slot->nacks = 0;
+		slot->dropping = false;
 		start = true;
 	}
 	if (slot != NULL)
@@ -201,14 +203,44 @@ void
 CbOutboxAcknowledge(Oid dboid, int64 id)
 {
 	CbWorkerSlot *slot;
+	Latch	   *latch = NULL;
 
 	if (workers == NULL)
 		return;
 	SpinLockAcquire(&workers->mutex);
 	slot = CbFindSlot(dboid);
 	if (slot != NULL && slot->nacks < CB_ACK_RING)
+	{
 		slot->acks[slot->nacks++] = id;
+		latch = slot->latch;
+	}
 	SpinLockRelease(&workers->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * DROP DATABASE is about to run: ask the database's worker to leave (it
+ * would block the drop) and not to come back.  From the ProcessUtility hook.
+ */
+void
+CbWorkerDatabaseDropped(Oid dboid)
+{
+	CbWorkerSlot *slot;
+	pid_t		pid = 0;
+
+	if (workers == NULL)
+		return;
+	SpinLockAcquire(&workers->mutex);
+	slot = CbFindSlot(dboid);
+	if (slot != NULL)
+	{
+		slot->dropping = true;
+		pid = slot->pid;
+	}
+	SpinLockRelease(&workers->mutex);
+	if (pid != 0)
+		kill(pid, SIGTERM);
 }
 
 /* Registers the launcher (from _PG_init, when preloaded). */
@@ -310,21 +342,44 @@ CbWorkerDetach(int code, Datum arg)
 	my_slot = NULL;
 }
 
-/* Takes the slot of dboid for this process. */
+/*
+ * Takes the slot of dboid for this process.  Exits (code 0: not restarted)
+ * if another worker already serves the database -- after a crash restart
+ * the postmaster restarts the old worker while the launcher may start a
+ * new one -- or if the database is being dropped.
+ */
 static void
 CbWorkerAttach(Oid dboid)
 {
+	bool		duplicate = false;
+
 	SpinLockAcquire(&workers->mutex);
 	my_slot = CbFindSlot(dboid);
-	if (my_slot == NULL)
-		my_slot = CbFindSlot(InvalidOid);
-	if (my_slot != NULL)
+	if (my_slot != NULL && (my_slot->dropping ||
+							(my_slot->pid != 0 && my_slot->pid != MyProcPid)))
 	{
-		my_slot->dboid = dboid;
-		my_slot->pid = MyProcPid;
-		my_slot->latch = MyLatch;
+		if (my_slot->dropping)
+			my_slot->dboid = InvalidOid;
+		my_slot = NULL;
+		duplicate = true;
+	}
+	else
+	{
+		if (my_slot == NULL && (my_slot = CbFindSlot(InvalidOid)) != NULL)
+		{
+			my_slot->dboid = dboid;
+			my_slot->nacks = 0;
+			my_slot->dropping = false;
+		}
+		if (my_slot != NULL)
+		{
+			my_slot->pid = MyProcPid;
+			my_slot->latch = MyLatch;
+		}
 	}
 	SpinLockRelease(&workers->mutex);
+	if (duplicate)
+		proc_exit(0);
 	if (my_slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -355,10 +410,11 @@ CbWorkerExitIfIdle(void)
 
 /*
  * One pass: delete what backends acknowledged, deliver what they did not.
- * Returns the rows handled; sets *unreachable and *idle.
+ * Returns the rows handled; sets *unreachable, *idle (nothing was done and
+ * nothing is left) and *absent (the database has no cachebridge).
  */
 static int
-CbWorkerPass(bool try_redis, bool *unreachable, bool *idle)
+CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 {
 	int64		acks[CB_ACK_RING];
 	int			nacks;
@@ -373,6 +429,7 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle)
 
 	*unreachable = false;
 	*idle = false;
+	*absent = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -380,7 +437,7 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle)
 	pgstat_report_activity(STATE_RUNNING, "cachebridge: delivering the outbox");
 
 	if (!OidIsValid(get_extension_oid("cachebridge", true)))
-		*idle = true;			/* the extension is gone: nothing to do here */
+		*absent = true;			/* nothing to do in this database */
 	else
 	{
 		if (nacks > 0)
@@ -388,7 +445,7 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle)
 		if (try_redis)
 			handled = CbOutboxDrain(cb_connect_timeout + cb_command_timeout,
 									CB_DRAIN_BATCH, unreachable);
-		*idle = CbOutboxIdle();
+		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
 	}
 
 	SPI_finish();
@@ -422,6 +479,7 @@ CbWorkerMain(Datum arg)
 		TimestampTz now = GetCurrentTimestamp();
 		bool		unreachable;
 		bool		idle;
+		bool		absent;
 		int			handled;
 		long		naptime;
 
@@ -431,7 +489,9 @@ CbWorkerMain(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		handled = CbWorkerPass(now >= next_try, &unreachable, &idle);
+		handled = CbWorkerPass(now >= next_try, &unreachable, &idle, &absent);
+		if (absent)
+			CbWorkerExitIfIdle();
 		if (unreachable)
 		{
 			/* back off while Redis is down: 100 ms doubling up to 5 s */
