@@ -522,13 +522,12 @@ CbHandshake(CbRedisError *err)
 	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
 					 &nreplies);
 	pfree(p.buf.data);
+	/* a rejected AUTH or SELECT is a failure to connect; a timeout stays one */
 	if (ok && state.error[0] != '\0')
 	{
 		CbSetError(err, CB_REDIS_CONNECT, "%s", state.error);
 		return false;
 	}
-	if (!ok)
-		err->failure = CB_REDIS_CONNECT;
 	return ok;
 }
 

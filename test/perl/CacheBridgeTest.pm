@@ -4,6 +4,13 @@
 #   my $node  = CacheBridgeTest::new_node('main', redis => $redis);
 #   CacheBridgeTest::set_redis_url($node, $redis->url(password => 's3cret'));
 #   my $r = CacheBridgeTest::run_sql($node, "SELECT cachebridge.get('k')");
+#   my @keys = $redis->scan_keys('user:*');
+#   my $b = CacheBridgeTest::run_pgbench($node, script => $sql, clients => 4,
+#       transactions => 1000);
+#   my $s = CacheBridgeTest::stats($node);      # $s->{breaker}, $s->{outbox_depth}
+#   my @diff = CacheBridgeTest::cache_diff($node, $redis, 'item:*',
+#       "SELECT 'item:' || id, row_to_json(item)::text FROM item");
+#   my $h = $redis->freeze(1.5);    # DEBUG SLEEP; $h->finish waits for its end
 #
 # Everything runs as the current (unprivileged) user, on 127.0.0.1 and unix
 # sockets in directories under $PostgreSQL::Test::Utils::tmp_check; every
@@ -19,6 +26,7 @@ use Cwd qw(abs_path);
 use Digest::MD5 qw(md5_hex);
 use File::Temp ();
 use IPC::Run ();
+use JSON::PP ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes ();
@@ -103,6 +111,63 @@ sub run_sql
 	};
 }
 
+# run_pgbench($node, script => $text, clients => N, transactions => N,
+#             timeout => seconds, vars => { name => value }, args => [...]):
+# runs pgbench (without vacuum) with the custom script $text against the
+# node's "postgres" database, killed after timeout seconds (default
+# $PostgreSQL::Test::Utils::timeout_default).  Returns { rc, stdout,
+# stderr, elapsed, processed, failed, retried }, the last three parsed from
+# pgbench's report (undef when it printed none).
+sub run_pgbench
+{
+	my ($node, %opts) = @_;
+	my $dir = scratch_dir('pgbench');
+	my $file = "$dir/script.sql";
+	my ($stdout, $stderr) = ('', '');
+	my %vars = %{ $opts{vars} // {} };
+
+	open(my $fh, '>', $file) or die "could not write $file: $!";
+	print $fh $opts{script};
+	close($fh);
+
+	my @cmd = (
+		'pgbench', '-n',
+		'-h', $node->host,
+		'-p', $node->port,
+		'-c', $opts{clients} // 1,
+		'-j', $opts{clients} // 1,
+		'-t', $opts{transactions} // 1,
+		(map { ('-D', "$_=$vars{$_}") } sort keys %vars),
+		@{ $opts{args} // [] },
+		'-f', $file, 'postgres');
+	my $t0 = Time::HiRes::time();
+	my $h = IPC::Run::start(\@cmd, '<', \undef, '>', \$stdout, '2>', \$stderr,
+		IPC::Run::timeout(
+			$opts{timeout} // $PostgreSQL::Test::Utils::timeout_default));
+	my $rc;
+	if (eval { $h->finish; 1 })
+	{
+		$rc = $h->full_result(0) >> 8;
+	}
+	else
+	{
+		$h->kill_kill;
+		$stderr .= "\npgbench did not finish: $@";
+		$rc = -1;
+	}
+
+	my %res = (
+		rc => $rc,
+		stdout => $stdout,
+		stderr => $stderr,
+		elapsed => Time::HiRes::time() - $t0);
+	($res{processed}) =
+	  $stdout =~ /number of transactions actually processed: (\d+)/;
+	($res{failed}) = $stdout =~ /number of failed transactions: (\d+)/;
+	($res{retried}) = $stdout =~ /number of transactions retried: (\d+)/;
+	return \%res;
+}
+
 # bg_query($session, $sql): runs $sql in a long-lived BackgroundPsql session
 # (made with on_error_stop => 0) and returns { stdout, stderr, elapsed }.
 sub bg_query
@@ -117,6 +182,75 @@ sub bg_query
 		stderr => $session->{stderr},
 		elapsed => Time::HiRes::time() - $t0
 	};
+}
+
+# stats($node): the row of cachebridge.stats as a hash reference.
+sub stats
+{
+	my ($node) = @_;
+	my $json = $node->safe_psql('postgres',
+		'SELECT row_to_json(s) FROM cachebridge.stats AS s');
+
+	return JSON::PP::decode_json($json);
+}
+
+# worker_pids($node): the pids of the running cachebridge workers (not the
+# launcher), in ascending order.
+sub worker_pids
+{
+	my ($node) = @_;
+	my $out = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity "
+		  . "WHERE backend_type = 'cachebridge worker' ORDER BY pid");
+
+	return grep { $_ ne '' } split(/\n/, $out);
+}
+
+# wait_outbox_empty($node, $timeout_s): polls until cachebridge.outbox has
+# no row left that is not dead; returns the seconds waited, or undef if
+# that did not happen within $timeout_s.
+sub wait_outbox_empty
+{
+	my ($node, $timeout_s) = @_;
+	my $t0 = Time::HiRes::time();
+
+	while (Time::HiRes::time() - $t0 < $timeout_s)
+	{
+		return Time::HiRes::time() - $t0
+		  if $node->safe_psql('postgres',
+			'SELECT count(*) FROM cachebridge.outbox WHERE NOT dead') eq '0';
+		Time::HiRes::sleep(0.05);
+	}
+	return undef;
+}
+
+# cache_diff($node, $redis, $pattern, $sql): compares the keys of Redis
+# matching the glob $pattern (version markers "*#cbv" left out) with the
+# (key, value) rows $sql returns; returns a list of differences, empty
+# when Redis holds exactly those keys with exactly those values.
+sub cache_diff
+{
+	my ($node, $redis, $pattern, $sql) = @_;
+	my %want = map { split(/\|/, $_, 2) }
+	  grep { $_ ne '' } split(/\n/, $node->safe_psql('postgres', $sql));
+	my @keys = grep { !/#cbv$/ } $redis->scan_keys($pattern);
+	my %have;
+	my @diff;
+
+	@have{@keys} = $redis->mget(@keys);
+	for my $k (sort keys %want)
+	{
+		if (!defined $have{$k})
+		{
+			push @diff, "missing $k";
+		}
+		elsif ($have{$k} ne $want{$k})
+		{
+			push @diff, "$k is $have{$k}, expected $want{$k}";
+		}
+	}
+	push @diff, map { "unexpected $_" } grep { !exists $want{$_} } @keys;
+	return @diff;
 }
 
 # A redis-server of the test's own.
@@ -258,6 +392,17 @@ sub stop
 	return;
 }
 
+# scan_keys($pattern): every key matching the glob $pattern, found with
+# SCAN (redis-cli --scan), sorted; their number in scalar context.
+sub scan_keys
+{
+	my ($self, $pattern) = @_;
+	my $out = $self->cli('--scan', '--pattern', $pattern);
+	my @keys = sort grep { $_ ne '' } split(/\n/, $out);
+
+	return @keys;
+}
+
 # pause_ms($ms): CLIENT PAUSE $ms ALL -- the server keeps accepting
 # connections but answers nothing (not even CLIENT UNPAUSE) until then.
 sub pause_ms
@@ -267,6 +412,55 @@ sub pause_ms
 
 	die "CLIENT PAUSE failed: $reply" unless $reply eq 'OK';
 	return;
+}
+
+# mget(@keys): the values of @keys (undef for a missing key), fetched with
+# MGET in batches.
+sub mget
+{
+	my ($self, @keys) = @_;
+	my @values;
+
+	while (my @batch = splice(@keys, 0, 500))
+	{
+		my @out = split(/\n/, $self->cli('MGET', @batch), -1);
+
+		push @out, '' while @out < @batch;
+		push @values, map { $_ eq '' ? undef : $_ } @out;
+	}
+	return @values;
+}
+
+# freeze($seconds): DEBUG SLEEP $seconds in the background -- unlike under
+# CLIENT PAUSE, Redis reads nothing at all meanwhile, so what clients send
+# waits in the kernel and is executed afterwards even if the client has
+# closed its connection by then.  Needs "enable-debug-command yes" in the
+# server's conf.  Returns an IPC::Run handle; ->finish on it returns when
+# the sleep is over.
+sub freeze
+{
+	my ($self, $seconds) = @_;
+	my $out = '';
+	my $h = IPC::Run::start(
+		[ 'redis-cli', '-h', '127.0.0.1', '-p', $self->{port},
+			'DEBUG', 'SLEEP', $seconds ],
+		'<', \undef, '>', \$out, '2>', \$out);
+
+	# DEBUG SLEEP has begun once PING stops being answered at once
+	for (1 .. 25)
+	{
+		my $ping = IPC::Run::start(
+			[ 'redis-cli', '-h', '127.0.0.1', '-p', $self->{port}, 'PING' ],
+			'<', \undef, '>', \my $pong, '2>', \my $err);
+		Time::HiRes::sleep(0.2);
+		if ($ping->pumpable)
+		{
+			$ping->kill_kill;
+			return $h;
+		}
+		$ping->finish;
+	}
+	die "DEBUG SLEEP did not take effect: $out";
 }
 
 sub DESTROY
