@@ -25,6 +25,7 @@
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
+#include "nodes/primnodes.h"
 #include "storage/lockdefs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -49,6 +50,7 @@ typedef struct ShardForState
 {
 	uint64		generation;		/* ring_generation when ring was looked up */
 	CompiledRing *ring;
+	bool		ring_is_const;	/* the ring argument is a constant or omitted */
 } ShardForState;
 
 /* Backend-local ring cache */
@@ -360,45 +362,77 @@ RingNodeOf(const CompiledRing *ring, const char *key, int keylen)
 									ring->nodes[node].namelen);
 }
 
+/* The ring name a shard_for call asks for. */
+static void
+ShardForRingName(FunctionCallInfo fcinfo, const char **name, int *namelen)
+{
+	if (PG_NARGS() > 1)
+	{
+		text	   *ringname = PG_GETARG_TEXT_PP(1);
+
+		*name = VARDATA_ANY(ringname);
+		*namelen = VARSIZE_ANY_EXHDR(ringname);
+	}
+	else
+	{
+		*name = DEFAULT_RING;
+		*namelen = strlen(DEFAULT_RING);
+	}
+}
+
+/* Whether a shard_for call names its ring by a constant, or not at all. */
+static bool
+ShardForRingIsConst(FunctionCallInfo fcinfo)
+{
+	Node	   *expr = fcinfo->flinfo->fn_expr;
+
+	if (PG_NARGS() == 1)
+		return true;
+	return expr != NULL && IsA(expr, FuncExpr) &&
+		list_length(((FuncExpr *) expr)->args) == 2 &&
+		IsA(lsecond(((FuncExpr *) expr)->args), Const);
+}
+
 /*
  * shard_for(key text [, ring text]) returns text
  *		The node of key on the ring (default: "default").
  *
  * The ring found is remembered in fn_extra until the next invalidation, so
- * a query over many keys looks the ring up once.  Pending invalidations are
- * taken in once per query, so that a change committed by another session is
- * seen by the next statement even inside a transaction block.
+ * a query over many keys looks the ring up once, and when the ring is named
+ * by a constant a call does not even compare ring names.  Pending
+ * invalidations are taken in once per query, so that a change committed by
+ * another session is seen by the next statement even inside a transaction
+ * block.
  */
 Datum
 shard_for(PG_FUNCTION_ARGS)
 {
 	text	   *key = PG_GETARG_TEXT_PP(0);
 	ShardForState *state = (ShardForState *) fcinfo->flinfo->fn_extra;
-	const char *name = DEFAULT_RING;
-	int			namelen = strlen(DEFAULT_RING);
-
-	if (PG_NARGS() > 1)
-	{
-		text	   *ringname = PG_GETARG_TEXT_PP(1);
-
-		name = VARDATA_ANY(ringname);
-		namelen = VARSIZE_ANY_EXHDR(ringname);
-	}
+	const char *name;
+	int			namelen;
 
 	if (state == NULL)
 	{
 		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
 									   sizeof(ShardForState));
+		state->ring_is_const = ShardForRingIsConst(fcinfo);
 		fcinfo->flinfo->fn_extra = state;
 		AcceptInvalidationMessages();
 	}
 
-	if (state->generation != ring_generation ||
-		state->ring->namelen != namelen ||
-		memcmp(state->ring->name, name, namelen) != 0)
+	if (state->generation != ring_generation)
 	{
+		ShardForRingName(fcinfo, &name, &namelen);
 		state->ring = RingGet(name, namelen);
 		state->generation = ring_generation;
+	}
+	else if (!state->ring_is_const)
+	{
+		ShardForRingName(fcinfo, &name, &namelen);
+		if (state->ring->namelen != namelen ||
+			memcmp(state->ring->name, name, namelen) != 0)
+			state->ring = RingGet(name, namelen);
 	}
 
 	PG_RETURN_TEXT_P(RingNodeOf(state->ring, VARDATA_ANY(key),

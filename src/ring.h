@@ -5,8 +5,10 @@
  *
  * A ring is loaded from the tables cachebridge.ring and cachebridge.ring_node
  * (ring.c) and compiled once per change into the form below (ring_compile.c):
- * a sorted continuum of points for ketama, cumulative weights for jump and
- * modulo, ranges sorted by their lower bound for range rings.
+ * a sorted continuum of points for ketama, cut into equal arcs by the top
+ * bits of the hash so that a lookup searches only the points of one arc;
+ * cumulative weights for jump and modulo; ranges sorted by their lower bound
+ * for range rings.
  *
  *-------------------------------------------------------------------------
  */
@@ -60,6 +62,8 @@ typedef struct CompiledRing
 	RingNode   *nodes;			/* in ring order */
 	int			npoints;		/* ketama: sorted continuum */
 	RingPoint  *points;
+	int			pointshift;		/* ketama: hash >> pointshift is an arc */
+	int		   *pointindex;		/* ketama: first point of each arc */
 	uint64	   *cumweight;		/* jump, modulo: running sum of weights */
 	uint64		totalweight;
 	int		   *byrange;		/* range: node indexes sorted by range_lo */

@@ -30,68 +30,24 @@
 #include <ctype.h>
 #include <math.h>
 
-#include "common/cryptohash.h"
 #include "lib/stringinfo.h"
-#include "utils/resowner.h"
 
+#include "md5.h"
 #include "ring.h"
 
 /* Points per node at average weight, as in twemproxy and libmemcached. */
 #define KETAMA_POINTS_PER_SERVER	160
 #define KETAMA_POINTS_PER_HASH		4
 
+/*
+ * The continuum index cuts the hash circle into up to 2^16 equal arcs, about
+ * one per point, so that a lookup searches the few points of one arc.
+ */
+#define KETAMA_INDEX_MAX_BITS		16
+
 /* FNV-1a 64-bit parameters */
 #define FNV_64_INIT		UINT64CONST(0xcbf29ce484222325)
 #define FNV_64_PRIME	UINT64CONST(0x100000001b3)
-
-/* MD5 context reused by every hash of this backend (see RingMd5) */
-static pg_cryptohash_ctx *ring_md5_ctx = NULL;
-static ResourceOwner ring_md5_owner = NULL;
-
-/* Create the backend's MD5 context, owned by a resource owner of its own. */
-static void
-RingMd5Setup(void)
-{
-	ResourceOwner saved = CurrentResourceOwner;
-
-	if (ring_md5_owner == NULL)
-		ring_md5_owner = ResourceOwnerCreate(NULL, "cachebridge ring md5");
-
-	CurrentResourceOwner = ring_md5_owner;
-	PG_TRY();
-	{
-		ring_md5_ctx = pg_cryptohash_create(PG_MD5);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = saved;
-	}
-	PG_END_TRY();
-
-	if (ring_md5_ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-}
-
-/*
- * Compute MD5(data).  The context is created once per backend and reused:
- * creating one per key costs more than hashing a short key.
- */
-static void
-RingMd5(const char *data, size_t len, uint8 *digest)
-{
-	if (ring_md5_ctx == NULL)
-		RingMd5Setup();
-
-	if (pg_cryptohash_init(ring_md5_ctx) < 0 ||
-		pg_cryptohash_update(ring_md5_ctx, (const uint8 *) data, len) < 0 ||
-		pg_cryptohash_final(ring_md5_ctx, digest, 16) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute MD5 hash: %s",
-						pg_cryptohash_error(ring_md5_ctx))));
-}
 
 /* Read the little-endian 32-bit word at p. */
 static inline uint32
@@ -123,9 +79,9 @@ RingKeyHashValue(RingKeyHash key_hash, const char *key, int keylen)
 	}
 	else
 	{
-		uint8		digest[16];
+		uint8		digest[CB_MD5_DIGEST_LEN];
 
-		RingMd5(key, keylen, digest);
+		CbMd5(key, keylen, digest);
 		return (uint64) LittleEndian32(digest) |
 			((uint64) LittleEndian32(digest + 4) << 32);
 	}
@@ -157,6 +113,36 @@ RingPointCompare(const void *a, const void *b)
 	return pa->node - pb->node;
 }
 
+/*
+ * Index the sorted continuum by arcs: arc a holds the hashes whose top bits
+ * are a, and pointindex[a] is the first point at or after the start of arc
+ * a (npoints if none); pointindex[narcs] is npoints.  The points between
+ * pointindex[a] and pointindex[a + 1] are those of arc a.
+ */
+static void
+IndexKetama(CompiledRing *ring)
+{
+	int			bits = 1;
+	uint32		narcs;
+	int			p = 0;
+
+	while (bits < KETAMA_INDEX_MAX_BITS && (1 << bits) < ring->npoints)
+		bits++;
+	narcs = (uint32) 1 << bits;
+	ring->pointshift = 32 - bits;
+	ring->pointindex = palloc(sizeof(int) * (narcs + 1));
+
+	for (uint32 arc = 0; arc < narcs; arc++)
+	{
+		uint32		arcstart = arc << ring->pointshift;
+
+		while (p < ring->npoints && ring->points[p].value < arcstart)
+			p++;
+		ring->pointindex[arc] = p;
+	}
+	ring->pointindex[narcs] = ring->npoints;
+}
+
 /* Build the sorted ketama continuum of a ring. */
 static void
 CompileKetama(CompiledRing *ring)
@@ -181,12 +167,12 @@ CompileKetama(CompiledRing *ring)
 
 		for (uint32 h = 0; h < npoints / KETAMA_POINTS_PER_HASH; h++)
 		{
-			uint8		digest[16];
+			uint8		digest[CB_MD5_DIGEST_LEN];
 
 			resetStringInfo(&pointname);
 			appendBinaryStringInfo(&pointname, node->name, node->namelen);
 			appendStringInfo(&pointname, "-%u", h);
-			RingMd5(pointname.data, pointname.len, digest);
+			CbMd5(pointname.data, pointname.len, digest);
 
 			for (int x = 0; x < KETAMA_POINTS_PER_HASH; x++)
 			{
@@ -199,6 +185,7 @@ CompileKetama(CompiledRing *ring)
 	pfree(pointname.data);
 
 	qsort(ring->points, ring->npoints, sizeof(RingPoint), RingPointCompare);
+	IndexKetama(ring);
 }
 
 /* Build the running weight sums that jump and modulo rings use. */
@@ -346,12 +333,17 @@ NodeOfBucket(const CompiledRing *ring, uint64 bucket)
 	return lo;
 }
 
-/* Ketama: the node of the first point >= hash, wrapping around. */
+/*
+ * Ketama: the node of the first point >= hash, wrapping around.  Points
+ * before the hash's arc are smaller than the hash and points after it are
+ * larger, so the search is over the points of the arc and the one after.
+ */
 static int
 KetamaLookup(const CompiledRing *ring, uint32 hash)
 {
-	int			lo = 0;
-	int			hi = ring->npoints;
+	uint32		arc = hash >> ring->pointshift;
+	int			lo = ring->pointindex[arc];
+	int			hi = ring->pointindex[arc + 1];
 
 	while (lo < hi)
 	{
