@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -22,6 +23,7 @@
 #include "utils/snapmgr.h"
 
 #include "cachebridge.h"
+#include "delivery.h"
 #include "redis.h"
 #include "scripts.h"
 #include "stats.h"
@@ -258,6 +260,7 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 	CbRedisError err;
 	int64		total = 0;
 	char	   *error_reply = NULL;
+	char		marker[64];
 
 	if (VARSIZE_ANY_EXHDR(pattern) == 0)
 		ereport(ERROR,
@@ -270,7 +273,11 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 		CbAppendGlobEscaped(&match, cb_key_prefix, strlen(cb_key_prefix));
 	appendBinaryStringInfo(&match, VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
 
-	if (!CbRedisUnlinkMatching(match.data, match.len, &total, &error_reply, &err))
+	/* versioned like a trigger's delete, as of now: no older write comes back */
+	snprintf(marker, sizeof(marker), "%08X%08X:0",
+			 LSN_FORMAT_ARGS(GetXLogInsertRecPtr()));
+	if (!CbRedisUnlinkMatching(match.data, match.len, marker, cb_tombstone_ttl,
+							   &total, &error_reply, &err))
 		CbRedisReportError(&err);
 	if (error_reply != NULL)
 		ereport(ERROR,

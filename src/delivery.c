@@ -50,7 +50,7 @@
 #define CB_KEYS_PER_DELETE 500
 
 /* Magic at the start of an encoded plan. */
-#define CB_BLOB_MAGIC "CBX1"
+#define CB_BLOB_MAGIC "CBX2"
 
 typedef struct CbDeliveryShared
 {
@@ -190,9 +190,12 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		/* everything made before the pattern goes first */
 		CbPlanFlushDeletes(plan);
 		CbPlanFlushPipeline(plan);
+		/* S, step length, pattern length, pattern, the plan's marker */
 		appendStringInfoChar(&plan->blob, 'S');
+		CbBlobPutInt(&plan->blob, sizeof(uint32) + keylen + strlen(plan->marker));
 		CbBlobPutInt(&plan->blob, keylen);
 		appendBinaryStringInfo(&plan->blob, key, keylen);
+		appendStringInfoString(&plan->blob, plan->marker);
 		return;
 	}
 
@@ -362,8 +365,21 @@ CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
 		{
 			int64		unlinked = 0;
 			char	   *error_reply = NULL;
+			size_t		ppos = pos;
+			uint32		patlen;
+			char		marker[64];
 
-			if (!CbRedisUnlinkMatching(blob + pos, steplen, &unlinked, &error_reply, &err))
+			if (!CbBlobGetInt(blob, pos + steplen, &ppos, &patlen) ||
+				patlen > pos + steplen - ppos ||
+				pos + steplen - ppos - patlen >= sizeof(marker))
+			{
+				snprintf(detail, detaillen, "Malformed pattern step at byte %zu of %zu.", pos, len);
+				return CB_CORRUPT;
+			}
+			snprintf(marker, sizeof(marker), "%.*s",
+					 (int) (pos + steplen - ppos - patlen), blob + ppos + patlen);
+			if (!CbRedisUnlinkMatching(blob + ppos, patlen, marker, cb_tombstone_ttl,
+									   &unlinked, &error_reply, &err))
 			{
 				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
 				return CB_UNREACHABLE;

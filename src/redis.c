@@ -833,12 +833,21 @@ typedef struct CbScanStep
 {
 	char	   *cursor;			/* next cursor, or NULL */
 	char	   *error;			/* first error reply, or NULL */
-	List	   *keys;			/* keys found (palloc'd) */
+	List	   *keys;			/* keys found (palloc'd), markers left out */
 	List	   *lens;			/* and their lengths */
-	int64		unlinked;		/* sum of UNLINK replies */
+	int64		unlinked;		/* sum of the delete script's replies */
 } CbScanStep;
 
-/* Collects the replies of one SCAN (and of the UNLINK sent with it). */
+/* True if key names a version marker rather than a cached value. */
+static bool
+CbIsVersionKey(const char *key, size_t len)
+{
+	size_t		slen = strlen(CB_VERSION_SUFFIX);
+
+	return len >= slen && memcmp(key + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+}
+
+/* Collects the replies of one SCAN (and of the deletion sent with it). */
 static bool
 CbScanReply(int index, redisReply *reply, void *arg)
 {
@@ -855,6 +864,8 @@ CbScanReply(int index, redisReply *reply, void *arg)
 		step->cursor = pnstrdup(reply->element[0]->str, reply->element[0]->len);
 		for (size_t i = 0; i < found->elements; i++)
 		{
+			if (CbIsVersionKey(found->element[i]->str, found->element[i]->len))
+				continue;
 			step->keys = lappend(step->keys,
 								 pnstrdup(found->element[i]->str, found->element[i]->len));
 			step->lens = lappend_int(step->lens, (int) found->element[i]->len);
@@ -868,25 +879,32 @@ CbScanReply(int index, redisReply *reply, void *arg)
 }
 
 /*
- * Unlinks every key matching the glob pattern match, by SCAN (never KEYS):
- * each round trip unlinks the keys the previous SCAN step found and asks
- * for the next step.  Adds the number unlinked to *count.  Returns false
- * with err filled if Redis could not be reached; an error reply stops the
- * scan and is returned in *error_reply.  Raises no ERROR but out of memory.
+ * Deletes every key matching the glob pattern match, found by SCAN (never
+ * KEYS): each round trip deletes the keys the previous SCAN step found and
+ * asks for the next step.  Deletion goes through the versioned delete
+ * script with marker (see scripts.c), so a key deleted here keeps a version
+ * marker for tombstone_ttl seconds and a late, older write cannot bring it
+ * back; markers themselves are never matched.  Adds the number deleted to
+ * *count.  Returns false with err filled if Redis could not be reached; an
+ * error reply stops the scan and is returned in *error_reply.  Raises no
+ * ERROR but out of memory.
  */
 bool
-CbRedisUnlinkMatching(const char *match, size_t matchlen, int64 *count,
-					  char **error_reply, CbRedisError *err)
+CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
+					  int tombstone_ttl, int64 *count, char **error_reply,
+					  CbRedisError *err)
 {
 	MemoryContext stepcxt;
 	MemoryContext oldcxt;
 	CbScanStep	step = {0};
 	bool		ok = true;
 	const char *cursor = "0";
+	StringInfoData vkey;
 
 	stepcxt = AllocSetContextCreate(CurrentMemoryContext,
 									"cachebridge SCAN step",
 									ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&vkey);
 	*error_reply = NULL;
 	while (cursor != NULL || step.keys != NIL)
 	{
@@ -900,10 +918,19 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, int64 *count,
 		CbPipelineInit(&p);
 		if (step.keys != NIL)
 		{
-			CbPipelineBegin(&p, list_length(step.keys) + 1, NULL, 0);
-			CbPipelineArgStr(&p, "UNLINK");
+			CbPipelineBegin(&p, 3 + 2 * list_length(step.keys) + 2, NULL, 0);
+			CbPipelineArgStr(&p, "EVALSHA");
+			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_DELETE));
+			CbPipelineArgInt(&p, 2 * list_length(step.keys));
 			forboth(lk, step.keys, ll, step.lens)
+			{
+				resetStringInfo(&vkey);
+				CbAppendVersionKey(&vkey, (char *) lfirst(lk), lfirst_int(ll));
 				CbPipelineArg(&p, (char *) lfirst(lk), lfirst_int(ll));
+				CbPipelineArg(&p, vkey.data, vkey.len);
+			}
+			CbPipelineArgStr(&p, marker);
+			CbPipelineArgInt(&p, tombstone_ttl);
 		}
 		if (cursor != NULL)
 		{
@@ -931,10 +958,11 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, int64 *count,
 			*error_reply = MemoryContextStrdup(oldcxt, step.error);
 			break;
 		}
-		/* the last SCAN step returns cursor "0"; one more trip unlinks its keys */
+		/* the last SCAN step returns cursor "0"; one more trip deletes its keys */
 		cursor = (cursor != NULL && step.cursor != NULL &&
 				  strcmp(step.cursor, "0") != 0) ? step.cursor : NULL;
 	}
 	MemoryContextDelete(stepcxt);
+	pfree(vkey.data);
 	return ok;
 }

@@ -95,6 +95,7 @@ extern redisReply *CbRedisCommand(CbPipeline *p);
 extern void CbRedisReportError(const CbRedisError *err) pg_attribute_noreturn();
 extern void CbRedisCheckReply(const redisReply *reply, const char *command);
 extern bool CbRedisUnlinkMatching(const char *match, size_t matchlen,
+								  const char *marker, int tombstone_ttl,
 								  int64 *count, char **error_reply,
 								  CbRedisError *err);
 extern void CbRedisDisconnect(void);

@@ -8,9 +8,11 @@
  * marker at key || '#cbv' holding "<version>:<xid>": the version is the
  * writing transaction's WAL position at commit as 16 hex digits, so that
  * string order is version order, and xid its full transaction id.  A
- * script applies an effect only if its version is newer than the marker,
- * so no retry, replay or late reply can put an older value over a newer
- * one.  A delete leaves the marker behind for cachebridge.tombstone_ttl
+ * script applies an effect unless the marker is newer, so no retry, replay
+ * or late reply can put an older value over a newer one; effects of the
+ * same transaction (same version) apply in the order they were made, so a
+ * TRUNCATE's pattern deletion removes what the transaction wrote before
+ * it, and a replay of a transaction ends in the same state.  A delete leaves the marker behind for cachebridge.tombstone_ttl
  * seconds, so a late older SET cannot bring the key back.  A key and its
  * marker share a Redis Cluster slot when the key has a {hash tag}.
  *
@@ -31,7 +33,7 @@
 static const char *const script_source[CB_NSCRIPTS] = {
 	/* CB_SCRIPT_APPLY: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
 	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur and string.sub(cur, 1, 16) >= string.sub(ARGV[2], 1, 16) then return 0 end\n"
+	"if cur and string.sub(cur, 1, 16) > string.sub(ARGV[2], 1, 16) then return 0 end\n"
 	"local ttl = tonumber(ARGV[3])\n"
 	"if ARGV[1] == 'D' then\n"
 	"  redis.call('DEL', KEYS[1])\n"
@@ -57,7 +59,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"local v = string.sub(ARGV[1], 1, 16)\n"
 	"for i = 1, #KEYS, 2 do\n"
 	"  local cur = redis.call('GET', KEYS[i + 1])\n"
-	"  if not cur or string.sub(cur, 1, 16) < v then\n"
+	"  if not cur or string.sub(cur, 1, 16) <= v then\n"
 	"    redis.call('DEL', KEYS[i])\n"
 	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
 	"    n = n + 1\n"

@@ -347,36 +347,37 @@ CbQueueTemplatePatterns(CbTriggerInfo *info)
 
 /*
  * Degrades the trigger, for the rest of the transaction, to a pattern
- * invalidation of every key its templates make: the queue is full.
+ * invalidation of every key its templates make: the queue is full.  Only
+ * a trigger that is not degraded gets here, so each degradation is counted
+ * and logged, including one that follows a degradation rolled back with
+ * its subtransaction.
  */
 static void
 CbTriggerDegrade(CbTriggerInfo *info, Relation rel, Trigger *trigger)
 {
-	CbQueueTemplatePatterns(info);
-	if (info->degraded_lxid != MyProc->lxid)
-	{
-		StringInfoData patterns;
+	StringInfoData patterns;
 
-		CbStatsAdd(CB_STAT_DEGRADED, 1);
-		initStringInfo(&patterns);
-		for (int i = 0; i < info->ntemplates; i++)
-		{
-			appendStringInfoString(&patterns, i > 0 ? ", \"" : "\"");
-			CbTemplatePattern(&info->templates[i], &patterns);
-			appendStringInfoChar(&patterns, '"');
-		}
-		ereport(WARNING,
-				(errmsg_plural("cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating pattern %s",
-							   "cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating patterns %s",
-							   info->ntemplates,
-							   trigger->tgname, RelationGetRelationName(rel), patterns.data),
-				 errdetail("The transaction's pending effects passed cachebridge.max_pending_memory (%d kB).",
-						   cb_max_pending_memory),
-				 errhint_plural("Every key matching the pattern is removed after commit.",
-								"Every key matching the patterns is removed after commit.",
-								info->ntemplates)));
-	}
+	CbQueueTemplatePatterns(info);
 	info->degraded_lxid = MyProc->lxid;
+
+	CbStatsAdd(CB_STAT_DEGRADED, 1);
+	initStringInfo(&patterns);
+	for (int i = 0; i < info->ntemplates; i++)
+	{
+		appendStringInfoString(&patterns, i > 0 ? ", \"" : "\"");
+		CbTemplatePattern(&info->templates[i], &patterns);
+		appendStringInfoChar(&patterns, '"');
+	}
+	ereport(WARNING,
+			(errmsg_plural("cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating pattern %s",
+						   "cachebridge trigger \"%s\" on table \"%s\" degraded to invalidating patterns %s",
+						   info->ntemplates,
+						   trigger->tgname, RelationGetRelationName(rel), patterns.data),
+			 errdetail("The transaction's pending effects passed cachebridge.max_pending_memory (%d kB).",
+					   cb_max_pending_memory),
+			 errhint_plural("Every key matching the pattern is removed after commit.",
+							"Every key matching the patterns is removed after commit.",
+							info->ntemplates)));
 }
 
 /* True while the trigger is degraded in this transaction. */
