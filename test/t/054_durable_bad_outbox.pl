@@ -75,7 +75,7 @@ is($node->safe_psql('postgres',
 	"$corrupt|t|t|t\n$garbage|t|t|t",
 	'both bad rows are kept, dead, with their error');
 like($node->safe_psql('postgres', "SELECT last_error FROM cachebridge.outbox WHERE id = $corrupt"),
-	qr/CBX1/, 'the error says what is wrong');
+	qr/The encoded effects do not start with CBX/, 'the error says what is wrong');
 
 my $stats = CacheBridgeTest::stats($node);
 is($stats->{outbox_dead}, 2, 'stats: outbox_dead = 2');
