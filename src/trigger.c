@@ -478,6 +478,13 @@ CbRenderKey(CbTriggerInfo *info, CbTemplate *tmpl, HeapTuple tuple,
 	return false;
 }
 
+/* True if two rendered keys are the same. */
+static bool
+CbSameKey(StringInfo a, StringInfo b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
 /* write_through: SET the new row's key, DEL the old key if it changed. */
 static void
 CbWriteThroughRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
@@ -494,8 +501,7 @@ CbWriteThroughRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 	hasold = CbRenderKey(info, &info->templates[0], oldtup, desc, &oldkey);
 	hasnew = CbRenderKey(info, &info->templates[0], newtup, desc, &newkey);
 
-	if (hasold && !(hasnew && oldkey.len == newkey.len &&
-					memcmp(oldkey.data, newkey.data, oldkey.len) == 0))
+	if (hasold && !(hasnew && CbSameKey(&oldkey, &newkey)))
 	{
 		if (!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
 			return;
@@ -533,8 +539,7 @@ CbInvalidateRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
 			return;
 		/* an UPDATE that kept the key needs one deletion, not two */
-		if (hasnew && !(hasold && oldkey.len == newkey.len &&
-						memcmp(oldkey.data, newkey.data, oldkey.len) == 0) &&
+		if (hasnew && !(hasold && CbSameKey(&oldkey, &newkey)) &&
 			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &newkey, NULL, 0, 0))
 			return;
 	}
