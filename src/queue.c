@@ -14,12 +14,11 @@
  * visited at subtransaction end.
  *
  * At PRE_COMMIT the surviving effects are sorted by the order they were
- * made and encoded into one pipeline (pattern invalidations, which need
- * SCAN round trips of their own, split it where they stand).  At COMMIT
- * the pipeline is sent: one round trip for the whole transaction.  Work
- * after commit never raises an ERROR: failures become WARNINGs and
- * counters, and every wait is bounded by the Redis timeouts.  An aborted
- * transaction sends nothing.
+ * made and handed to delivery.c, which encodes them (and, in durable and
+ * async modes, writes them to the outbox in this transaction); the queue
+ * is freed right away.  After COMMIT (or PREPARE) delivery.c sends them,
+ * with interrupts held and any ERROR turned into a WARNING, since the
+ * transaction can no longer abort.  An aborted transaction sends nothing.
  *
  * Memory is bounded by cachebridge.max_pending_memory: a trigger whose
  * next effect would pass it degrades, for the rest of the transaction, to
