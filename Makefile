@@ -27,3 +27,6 @@ include $(PGXS)
 .PHONY: test bench
 test:
 	bash test/run.sh
+
+bench:
+	bash test/bench/run.sh

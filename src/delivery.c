@@ -396,6 +396,73 @@ CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
 	return result;
 }
 
+/*
+ * If blob holds only pipeline steps, appends their commands to cmds, adds
+ * to *ncommands and *neffects, and returns true; otherwise (a pattern step,
+ * or a blob that does not parse) leaves cmds alone and returns false.  Lets
+ * the worker send many outbox rows in one round trip.
+ */
+bool
+CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
+					  int *ncommands, int *neffects)
+{
+	size_t		pos = strlen(CB_BLOB_MAGIC);
+	int			oldlen = cmds->len;
+	int			nc = 0;
+	int			ne = 0;
+
+	if (len < pos || memcmp(blob, CB_BLOB_MAGIC, pos) != 0)
+		return false;
+	while (pos < len)
+	{
+		uint32		neff;
+		uint32		ncmd;
+		uint32		steplen;
+
+		if (blob[pos++] != 'P' ||
+			!CbBlobGetInt(blob, len, &pos, &neff) ||
+			!CbBlobGetInt(blob, len, &pos, &ncmd) ||
+			!CbBlobGetInt(blob, len, &pos, &steplen) ||
+			steplen > len - pos)
+		{
+			cmds->len = oldlen;
+			cmds->data[oldlen] = '\0';
+			return false;
+		}
+		appendBinaryStringInfo(cmds, blob + pos, steplen);
+		nc += ncmd;
+		ne += neff;
+		pos += steplen;
+	}
+	*ncommands += nc;
+	*neffects += ne;
+	return true;
+}
+
+/*
+ * Sends commands gathered by CbBlobAppendPipelines from several plans in
+ * one round trip.  As CbDeliverBlob, but never CB_CORRUPT.
+ */
+CbDeliveryResult
+CbDeliverCommands(const char *cmds, size_t len, int ncommands, int neffects,
+				  int *failed, char *detail, size_t detaillen)
+{
+	CbStepReplies replies;
+	CbRedisError err;
+
+	*failed = 0;
+	if (!CbSendPipelineStep(cmds, len, ncommands, &replies, &err))
+	{
+		snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
+		return CB_UNREACHABLE;
+	}
+	if (replies.errors == 0)
+		return CB_DELIVERED;
+	*failed = Min(replies.errors, neffects);
+	snprintf(detail, detaillen, "%s", replies.first_error);
+	return CB_DELIVERED_WITH_ERRORS;
+}
+
 /* ---------------------------------------------------------------------
  * The circuit breaker
  * ---------------------------------------------------------------------

@@ -71,6 +71,13 @@ extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
 									  int *failed, char *detail,
 									  size_t detaillen);
 
+extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
+								  int *ncommands, int *neffects);
+extern CbDeliveryResult CbDeliverCommands(const char *cmds, size_t len,
+										  int ncommands, int neffects,
+										  int *failed, char *detail,
+										  size_t detaillen);
+
 extern void CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare);
 extern void CbDeliveryCommit(void);
 extern void CbDeliveryReset(void);

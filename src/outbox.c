@@ -149,36 +149,117 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 				 3, types, values, SPI_OK_UPDATE);
 }
 
+/* Outbox rows sent together, in one round trip. */
+typedef struct CbOutboxBatch
+{
+	StringInfoData cmds;
+	int			ncommands;
+	int			neffects;
+	int			nrows;
+	int64		first_id;
+	int64		last_id;
+} CbOutboxBatch;
+
+/* Most bytes of commands the worker sends in one round trip. */
+#define CB_BATCH_BYTES (8 * 1024 * 1024)
+
+/* Most bytes of outbox rows the worker reads in one pass. */
+#define CB_DRAIN_BYTES (64 * 1024 * 1024)
+
 /*
- * Delivers up to limit outbox rows in id (commit) order, skipping rows a
- * committing backend may still be delivering itself (younger than
- * grace_ms).  Acknowledged rows are deleted, rows that do not parse are
- * marked dead and reported.  Stops at the first row Redis could not be
- * reached for, setting *unreachable.  Returns the number of rows handled.
- * Runs inside the worker's transaction, with SPI connected.
+ * Accounts for the result of a delivery of rows first_id..last_id holding
+ * neffects effects.  Returns false if Redis was unreachable.
+ */
+static bool
+CbOutboxDelivered(CbDeliveryResult result, int64 first_id, int64 last_id,
+				  int neffects, int failed, const char *detail)
+{
+	if (result == CB_UNREACHABLE)
+	{
+		CbBreakerTrip();
+		CbOutboxMark(first_id, detail, false);
+		return false;
+	}
+	CbBreakerReset();
+	if (failed > 0)
+	{
+		ereport(WARNING,
+				(errmsg("Redis rejected %d effect(s) of cachebridge outbox rows %lld to %lld",
+						failed, (long long) first_id, (long long) last_id),
+				 errdetail_internal("%s", detail)));
+		CbStatsAdd(CB_STAT_FAILED, failed);
+	}
+	CbStatsAdd(CB_STAT_RETRIED, neffects);
+	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
+	return true;
+}
+
+/*
+ * Sends the batch, if it has rows.  If Redis was unreachable, takes the
+ * batch's rows back off the *ndone rows to delete and returns false.
+ */
+static bool
+CbOutboxFlush(CbOutboxBatch *batch, int *ndone)
+{
+	int			failed;
+	char		detail[512];
+	CbDeliveryResult result;
+	bool		ok;
+
+	if (batch->nrows == 0)
+		return true;
+	result = CbDeliverCommands(batch->cmds.data, batch->cmds.len,
+							   batch->ncommands, batch->neffects,
+							   &failed, detail, sizeof(detail));
+	ok = CbOutboxDelivered(result, batch->first_id, batch->last_id,
+						   batch->neffects, failed, detail);
+	if (!ok)
+		*ndone -= batch->nrows;
+	resetStringInfo(&batch->cmds);
+	batch->ncommands = batch->neffects = batch->nrows = 0;
+	return ok;
+}
+
+/*
+ * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
+ * them) in id order, skipping rows a committing backend may still be
+ * delivering itself (younger than grace_ms).  Consecutive rows made of
+ * pipelines only go out together in one round trip.  Delivered rows are
+ * deleted, rows that do not parse are marked dead and reported.  Stops at
+ * the first failure to reach Redis, setting *unreachable.  Returns the
+ * number of rows handled.  Runs inside the worker's transaction, with SPI
+ * connected.
  */
 int
 CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 {
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(grace_ms), Int32GetDatum(limit)};
+	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(grace_ms), Int32GetDatum(limit),
+	Int64GetDatum(CB_DRAIN_BYTES)};
 	int64	   *done;
 	int			ndone = 0;
 	int			handled = 0;
 	uint64		nrows;
 	SPITupleTable *rows;
+	CbOutboxBatch batch = {0};
 
 	*unreachable = false;
-	CbOutboxExec("SELECT id, effects, neffects FROM cachebridge.outbox "
+	CbOutboxExec("SELECT id, effects, neffects FROM ("
+				 "SELECT id, effects, neffects, "
+				 "pg_catalog.row_number() OVER w AS n, "
+				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
+				 "FROM cachebridge.outbox "
 				 "WHERE NOT dead AND (NOT direct OR created_at < "
 				 "pg_catalog.clock_timestamp() - $1 * interval '1 millisecond') "
-				 "ORDER BY id LIMIT $2",
-				 2, types, values, SPI_OK_SELECT);
+				 "WINDOW w AS (ORDER BY id) ORDER BY id LIMIT $2) s "
+				 "WHERE n = 1 OR upto <= $3 ORDER BY id",
+				 3, types, values, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 	done = palloc(sizeof(int64) * Max(nrows, 1));
+	initStringInfo(&batch.cmds);
 
-	for (uint64 i = 0; i < nrows; i++)
+	for (uint64 i = 0; i < nrows && !*unreachable; i++)
 	{
 		HeapTuple	tup = rows->vals[i];
 		bool		isnull;
@@ -189,16 +270,28 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 		char		detail[512];
 		CbDeliveryResult result;
 
-		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
-							   &failed, detail, sizeof(detail));
-		if (result == CB_UNREACHABLE)
+		/* rows of pipelines only join the batch */
+		if (CbBlobAppendPipelines(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+								  &batch.cmds, &batch.ncommands, &batch.neffects))
 		{
-			CbBreakerTrip();
-			CbOutboxMark(id, detail, false);
+			if (batch.nrows++ == 0)
+				batch.first_id = id;
+			batch.last_id = id;
+			done[ndone++] = id;
+			handled++;
+			if (batch.cmds.len >= CB_BATCH_BYTES && !CbOutboxFlush(&batch, &ndone))
+				*unreachable = true;
+			continue;
+		}
+
+		/* anything else goes alone, after the batch before it */
+		if (!CbOutboxFlush(&batch, &ndone))
+		{
 			*unreachable = true;
 			break;
 		}
-		handled++;
+		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+							   &failed, detail, sizeof(detail));
 		if (result == CB_CORRUPT)
 		{
 			ereport(WARNING,
@@ -209,21 +302,19 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
 			CbStatsAdd(CB_STAT_FAILED, neffects);
 			CbOutboxMark(id, detail, true);
+			handled++;
 			continue;
 		}
-		CbBreakerReset();
-		if (failed > 0)
+		if (!CbOutboxDelivered(result, id, id, neffects, failed, detail))
 		{
-			ereport(WARNING,
-					(errmsg("Redis rejected %d effect(s) of cachebridge outbox row %lld",
-							failed, (long long) id),
-					 errdetail_internal("%s", detail)));
-			CbStatsAdd(CB_STAT_FAILED, failed);
+			*unreachable = true;
+			break;
 		}
-		CbStatsAdd(CB_STAT_RETRIED, neffects);
-		CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
 		done[ndone++] = id;
+		handled++;
 	}
+	if (!*unreachable && !CbOutboxFlush(&batch, &ndone))
+		*unreachable = true;
 	if (ndone > 0)
 		CbOutboxDelete(done, ndone);
 	return handled;

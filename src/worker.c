@@ -45,6 +45,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -59,7 +60,7 @@
 #define CB_ACK_RING 1024
 
 /* Rows a worker delivers per transaction. */
-#define CB_DRAIN_BATCH 20
+#define CB_DRAIN_BATCH 500
 
 /*
  * How long an empty outbox keeps its worker alive (ms): short enough that
@@ -473,6 +474,13 @@ CbWorkerMain(Datum arg)
 	CbWorkerAttach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("cachebridge worker");
+
+	/*
+	 * The worker's transactions only delete delivered rows and mark failed
+	 * ones: losing one in a crash means a second, harmless, delivery, so
+	 * they need not wait for the WAL flush.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{

@@ -9,25 +9,71 @@
 # ratio shard_for/hashtext, and the median time to build the 1,000-node ring
 # after a change.  Parallel query is off so that both run on one core.
 #
+# It also times what users write today instead: a ketama ring in PL/pgSQL --
+# a table of points (MD5 of "node-i", four little-endian points per digest,
+# 160 points per node), and a function hashing the key the same way and
+# taking the first point >= hash with wrap-around (an index scan per key) --
+# with the same 3 and 1,000 nodes (equal weights), PLPGSQL_RUNS times.  Its
+# answers are compared with shard_for on 10,000 keys (rings of equal weights)
+# and the agreement is printed.
+#
 # Usage: PGHOST=... PGPORT=... bash test/bench/shard_for.sh [RUNS]   (default 5)
+#
+# Environment: CB_BENCH_SHARD_KEYS keys to map [1000000];
+#              CB_BENCH_PLPGSQL_RUNS runs of the PL/pgSQL ring [min(RUNS, 3)]
 
 set -euo pipefail
 runs=${1:-5}
+keys=${CB_BENCH_SHARD_KEYS:-1000000}
+plpgsql_runs=${CB_BENCH_PLPGSQL_RUNS:-$((runs < 3 ? runs : 3))}
 
-psql -X -q -v ON_ERROR_STOP=1 -v runs="$runs" <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -v runs="$runs" -v keys="$keys" -v plpgsql_runs="$plpgsql_runs" <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cachebridge;
 SET max_parallel_workers_per_gather = 0;
 
-SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv') \g /dev/null
+SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv', 'bench1000eq') \g /dev/null
 SELECT cachebridge.ring_create('bench3fnv', 'ketama', 'fnv1a_64') \g /dev/null
 SELECT count(cachebridge.ring_add_node('bench3fnv', 'shard-' || i)) FROM generate_series(1, 3) i \g /dev/null
 SELECT count(cachebridge.ring_add_node('bench3', 'shard-' || i)) FROM generate_series(1, 3) i \g /dev/null
 SELECT count(cachebridge.ring_add_node('bench1000', format('cache%s.example.net', i), 1 + i % 4))
 FROM generate_series(1, 1000) i \g /dev/null
+SELECT count(cachebridge.ring_add_node('bench1000eq', format('cache%s.example.net', i)))
+FROM generate_series(1, 1000) i \g /dev/null
 
-CREATE TEMP TABLE bench_keys AS SELECT 'user:' || i || ':profile' AS k FROM generate_series(1, 1000000) i;
+CREATE TEMP TABLE bench_keys AS SELECT 'user:' || i || ':profile' AS k FROM generate_series(1, :keys) i;
 VACUUM ANALYZE bench_keys;
+
+-- The ketama ring users write in PL/pgSQL today: points in a table, one
+-- index scan per key.
+DROP TABLE IF EXISTS bench_ring_points;
+CREATE TABLE bench_ring_points (ring text, point bigint, node text);
+INSERT INTO bench_ring_points
+SELECT r.ring, ('x' || substr(d, 7 + 8 * j, 2) || substr(d, 5 + 8 * j, 2)
+                    || substr(d, 3 + 8 * j, 2) || substr(d, 1 + 8 * j, 2))::bit(32)::bigint, r.node
+FROM (SELECT 'pl3' AS ring, 'shard-' || i AS node FROM generate_series(1, 3) i
+      UNION ALL
+      SELECT 'pl1000', format('cache%s.example.net', i) FROM generate_series(1, 1000) i) r,
+     generate_series(0, 39) i, LATERAL md5(r.node || '-' || i) d, generate_series(0, 3) j;
+CREATE INDEX ON bench_ring_points (ring, point);
+VACUUM ANALYZE bench_ring_points;
+
+CREATE OR REPLACE FUNCTION plpgsql_shard_for(key text, ring_name text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m text := md5(key);
+    h bigint := ('x' || substr(m, 7, 2) || substr(m, 5, 2) || substr(m, 3, 2)
+                     || substr(m, 1, 2))::bit(32)::bigint;
+    n text;
+BEGIN
+    SELECT node INTO n FROM bench_ring_points
+    WHERE ring = ring_name AND point >= h ORDER BY point LIMIT 1;
+    IF n IS NULL THEN
+        SELECT node INTO n FROM bench_ring_points WHERE ring = ring_name ORDER BY point LIMIT 1;
+    END IF;
+    RETURN n;
+END
+$$;
 
 -- Milliseconds a query takes.
 CREATE FUNCTION pg_temp.ms(query text) RETURNS float8 LANGUAGE plpgsql AS $$
@@ -57,6 +103,7 @@ SELECT count(cachebridge.shard_for(k, 'bench3')), count(cachebridge.shard_for(k,
 FROM bench_keys \g /dev/null
 
 SELECT set_config('bench.runs', :'runs', false) \g /dev/null
+SELECT set_config('bench.plpgsql_runs', :'plpgsql_runs', false) \g /dev/null
 DO $$
 BEGIN
     FOR r IN 1 .. current_setting('bench.runs')::int LOOP
@@ -66,20 +113,31 @@ BEGIN
         INSERT INTO timings SELECT 'shard_for 1000 nodes', pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench1000'')) FROM bench_keys');
         INSERT INTO timings SELECT 'build 1000-node ring', pg_temp.build_ms('bench1000');
     END LOOP;
+    FOR r IN 1 .. current_setting('bench.plpgsql_runs')::int LOOP
+        INSERT INTO timings SELECT 'PL/pgSQL ring 3 nodes', pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl3'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'PL/pgSQL ring 1000 nodes', pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl1000'')) FROM bench_keys');
+    END LOOP;
 END
 $$;
 
 \echo
-\echo 'shard_for over 1,000,000 distinct keys (medians of' :runs 'runs)'
+\echo 'shard_for over' :keys 'distinct keys (medians of' :runs 'runs; PL/pgSQL ring:' :plpgsql_runs 'runs)'
 WITH m AS (
     SELECT what, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms
     FROM timings GROUP BY what
 )
 SELECT m.what, round(m.ms::numeric, 1) AS median_ms,
-       CASE WHEN m.what LIKE 'shard_for%'
+       CASE WHEN m.what NOT LIKE 'build%'
             THEN round((m.ms / h.ms)::numeric, 2) END AS ratio_to_hashtext
 FROM m, m h WHERE h.what = 'hashtext'
-ORDER BY m.what;
+ORDER BY m.what LIKE 'PL%', m.what;
 
-SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv') \g /dev/null
+\echo 'PL/pgSQL ring vs shard_for (equal weights), same node for 10,000 keys:'
+SELECT round(100.0 * count(*) FILTER (WHERE plpgsql_shard_for(k, 'pl3') = cachebridge.shard_for(k, 'bench3')) / count(*), 2) AS "3 nodes %",
+       round(100.0 * count(*) FILTER (WHERE plpgsql_shard_for(k, 'pl1000') = cachebridge.shard_for(k, 'bench1000eq')) / count(*), 2) AS "1000 nodes %"
+FROM (SELECT k FROM bench_keys LIMIT 10000) s;
+
+DROP FUNCTION plpgsql_shard_for(text, text);
+DROP TABLE bench_ring_points;
+SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv', 'bench1000eq') \g /dev/null
 SQL

@@ -48,10 +48,14 @@
 #
 # Run as root or a sudoer; it installs missing packages like test/run.sh.
 
+# test/bench/run.sh sources this file for its helpers (servers, checks,
+# statistics) and its memory section: the code at the bottom runs only when
+# the script is executed itself.
+
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
-RUNS=${1:-${CB_BENCH_RUNS:-5}}
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then RUNS=${1:-${CB_BENCH_RUNS:-5}}; else RUNS=${CB_BENCH_RUNS:-5}; fi
 SECTIONS=${CB_BENCH_SECTIONS:-"update pgbench memory"}
 ROWS=${CB_BENCH_ROWS:-200000}
 SYNC_ROWS=${CB_BENCH_SYNC_ROWS:-20000}
@@ -135,10 +139,32 @@ return o'
     done
 }
 
+# count_keys: keys in Redis, not counting the version markers ("<key>#cbv")
+# that durable delivery keeps next to the keys it wrote or deleted.
+count_keys() {
+    rc EVAL 'local n, c = 0, "0"
+repeat
+    local r = redis.call("SCAN", c, "COUNT", 10000)
+    c = r[1]
+    for _, k in ipairs(r[2]) do
+        if string.sub(k, -4) ~= "#cbv" then n = n + 1 end
+    end
+until c == "0"
+return n' 0
+}
+
+# await_delivery: every effect committed so far is applied in Redis (a no-op
+# in sync mode; in durable mode the worker may still hold some).
+await_delivery() {
+    [ "$(q1 'SELECT cachebridge.wait_delivered(60000)')" = t ] ||
+        bench_fail "cachebridge.wait_delivered(60000) timed out: $(q1 'SELECT outbox_depth, last_error FROM cachebridge.stats')"
+}
+
 # check_rows TABLE PREFIX N ALLOW_MISSING: Redis holds row_to_json of every
 # row of TABLE (ids 1..N) under PREFIX<id>, or (ALLOW_MISSING=1) no key.
 check_rows() {
     local table=$1 prefix=$2 n=$3 allow_missing=$4 verdict
+    await_delivery
     verdict=$(paste -d '\n' \
         <(q -At -c "SELECT row_to_json(t)::text FROM $table t ORDER BY id") \
         <(redis_values "$prefix" "$n") |
@@ -162,7 +188,8 @@ check_rows() {
 # check_gone N: no key left of the N pre-filled ones.
 check_gone() {
     local left
-    left=$(rc DBSIZE)
+    await_delivery
+    left=$(count_keys)
     [ "$left" = 0 ] || bench_fail "$left of $1 pre-filled keys were not invalidated"
     CHECK+="$1 keys invalidated, "
 }
@@ -351,9 +378,10 @@ pgbench_run() {
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
     touched=$(q1 "SELECT count(DISTINCT aid) FROM pgbench_history")
+    [ "$variant" = baseline ] || await_delivery
     case $variant in
         invalidate)
-            left=$(rc DBSIZE)
+            left=$(count_keys)
             [ "$left" = $((accounts - touched)) ] ||
                 bench_fail "$touched accounts changed, but $((accounts - left)) of $accounts pre-filled keys were removed"
             wrong=$(q1 "SELECT count(*) FROM (SELECT DISTINCT aid FROM pgbench_history) h
@@ -361,7 +389,7 @@ pgbench_run() {
             [ "$wrong" = 0 ] || bench_fail "$wrong changed accounts still have a cached value"
             CHECK="$touched keys invalidated, "; check_stats ;;
         write_through)
-            left=$(rc DBSIZE)
+            left=$(count_keys)
             [ "$left" = "$touched" ] || bench_fail "$touched accounts changed, Redis holds $left keys"
             wrong=$(q1 "SELECT count(*) FROM (SELECT DISTINCT aid FROM pgbench_history) h
                         JOIN pgbench_accounts a USING (aid)
@@ -484,15 +512,19 @@ report() {
     fi
 }
 
-start_servers
-: >"$DIR/results.tsv"
-print_machine
-for s in $SECTIONS; do
-    case $s in
-        update) section_update ;;
-        pgbench) section_pgbench ;;
-        memory) section_memory ;;
-        *) cb_die "unknown section $s (update, pgbench, memory)" ;;
-    esac
-done
-report
+main() {
+    start_servers
+    : >"$DIR/results.tsv"
+    print_machine
+    for s in $SECTIONS; do
+        case $s in
+            update) section_update ;;
+            pgbench) section_pgbench ;;
+            memory) section_memory ;;
+            *) cb_die "unknown section $s (update, pgbench, memory)" ;;
+        esac
+    done
+    report
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main; fi

@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# test/bench/run.sh -- the benchmark suite: cachebridge side by side with the
+# ways people keep caches fresh today.  `make bench` runs it.
+#
+# Starts its own PostgreSQL 15 (cachebridge preloaded, fsync on) and
+# redis-server, and a memcached for pgmemcache, as an unprivileged user on
+# loopback and unix sockets in a temporary directory (test/lib.sh and the
+# helpers of test/bench/triggers.sh), runs every workload RUNS times with the
+# variants interleaved, and prints a table of medians and ratios to the
+# no-trigger baseline measured in the same run.
+#
+# Workloads:
+#   bulk     one UPDATE of BULK_ROWS rows, one INSERT ... SELECT of BULK_ROWS
+#            rows, one DELETE of BULK_ROWS rows (autocommit, timed by psql,
+#            COMMIT and the delivery after it included)
+#   oltp     pgbench TPC-B-like, and a custom script of single-row UPDATEs of
+#            pgbench_accounts (the cached table), at 1 and 2 clients
+#   shard    shard_for on 1,000,000 keys vs hashtext vs a PL/pgSQL ketama
+#            ring, 3 and 1,000 nodes (test/bench/shard_for.sh)
+#   memory   peak backend memory (VmHWM) of a 1,000,000-row UPDATE with no
+#            trigger, invalidate and write_through (triggers.sh's section)
+#
+# Variants of bulk and oltp: no trigger; cachebridge.invalidate and
+# cachebridge.write_through (format=json), each in delivery sync and durable
+# (the default); a PL/pgSQL trigger calling pg_notify per row; a PL/pgSQL
+# trigger calling pgmemcache's memcache_set/memcache_delete per row against a
+# memcached (installed from Debian when missing; skipped with the reason if
+# it cannot be installed).
+#
+# After every cachebridge run Redis is checked against the table (after
+# cachebridge.wait_delivered(60000)): write_through keys equal row_to_json of
+# their row, pre-filled stale keys are gone after invalidate and DELETE.
+# Version markers ("<key>#cbv") are not counted.  A lost effect prints FAIL
+# and the script exits 1.
+#
+# Usage: sudo bash test/bench/run.sh [--smoke] [RUNS]     (default 3)
+#   --smoke  tiny sizes, 1 run: checks that every part works (< 2 minutes)
+#
+# Environment (defaults in brackets; printed at the start):
+#   CB_BENCH_SECTIONS        ["bulk oltp shard memory"]
+#   CB_BENCH_BULK_ROWS       [200000]
+#   CB_BENCH_PGBENCH_SCALE   [5]      CB_BENCH_PGBENCH_SECONDS [4]
+#   CB_BENCH_CLIENTS         ["1 2"]
+#   CB_BENCH_SHARD_RUNS      [5]      CB_BENCH_SHARD_KEYS [1000000]
+#   CB_BENCH_PLPGSQL_RUNS    [3]      runs of the PL/pgSQL ring
+#   CB_BENCH_MEM_ROWS        [1000000] CB_BENCH_MEM_RUNS [2]
+#   CB_BENCH_FSYNC           [on]     CB_BENCH_NO_BUILD=1, CB_KEEP=1 as in triggers.sh
+#   CB_BENCH_NO_MEMCACHE=1   do not install or run pgmemcache/memcached
+
+set -euo pipefail
+
+SMOKE=0
+if [ "${1:-}" = --smoke ]; then SMOKE=1; shift; fi
+if [ $SMOKE = 1 ]; then
+    : "${CB_BENCH_RUNS:=1}" "${CB_BENCH_BULK_ROWS:=2000}" "${CB_BENCH_PGBENCH_SCALE:=1}"
+    : "${CB_BENCH_PGBENCH_SECONDS:=1}" "${CB_BENCH_SHARD_RUNS:=1}" "${CB_BENCH_SHARD_KEYS:=10000}"
+    : "${CB_BENCH_PLPGSQL_RUNS:=1}" "${CB_BENCH_MEM_ROWS:=10000}" "${CB_BENCH_MEM_RUNS:=1}"
+fi
+export CB_BENCH_RUNS=${1:-${CB_BENCH_RUNS:-3}}
+export CB_BENCH_MEM_ROWS=${CB_BENCH_MEM_ROWS:-1000000}
+export CB_BENCH_MEM_RUNS=${CB_BENCH_MEM_RUNS:-2}
+set --
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/triggers.sh"
+
+BENCH_SECTIONS=${CB_BENCH_SECTIONS:-"bulk oltp shard memory"}
+BULK_ROWS=${CB_BENCH_BULK_ROWS:-200000}
+PGB_SCALE=${CB_BENCH_PGBENCH_SCALE:-5}
+PGB_SECONDS=${CB_BENCH_PGBENCH_SECONDS:-4}
+CLIENTS=${CB_BENCH_CLIENTS:-"1 2"}
+SHARD_RUNS=${CB_BENCH_SHARD_RUNS:-5}
+export CB_BENCH_SHARD_KEYS=${CB_BENCH_SHARD_KEYS:-1000000}
+export CB_BENCH_PLPGSQL_RUNS=${CB_BENCH_PLPGSQL_RUNS:-3}
+VARIANTS="baseline inv_sync inv_durable wt_sync wt_durable notify memcache"
+MEMCACHE_SKIP=
+DEGRADED=
+
+# ---------------------------------------------------------------- memcached
+
+# Installs pgmemcache and memcached from Debian when missing; on failure sets
+# MEMCACHE_SKIP to the reason.
+ensure_memcache() {
+    if [ "${CB_BENCH_NO_MEMCACHE:-}" = 1 ]; then
+        MEMCACHE_SKIP="CB_BENCH_NO_MEMCACHE=1"
+        return
+    fi
+    local missing=() p
+    for p in postgresql-15-pgmemcache memcached; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    cb_log "installing ${missing[*]}"
+    if ! { cb_as_root apt-get update -qq && cb_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"/tmp/cb-bench-apt.$$.log" 2>&1; then
+        MEMCACHE_SKIP="could not install ${missing[*]}: $(tail -n 1 "/tmp/cb-bench-apt.$$.log")"
+    fi
+    rm -f "/tmp/cb-bench-apt.$$.log"
+    # Debian starts a memcached service on port 11211: the benchmark runs its own
+    if [ -z "$MEMCACHE_SKIP" ] && [[ " ${missing[*]} " == *" memcached "* ]]; then
+        cb_as_root systemctl stop memcached >/dev/null 2>&1 || true
+    fi
+}
+
+# Starts memcached on a free loopback port as CB_USER.
+memcache_start() {
+    MEMCACHE_PORT=$(cb_free_port 11311)
+    cb_as_user memcached -d -l 127.0.0.1 -p "$MEMCACHE_PORT" -U 0 -m 1024 \
+        -P "$DIR/memcached.pid" || { MEMCACHE_SKIP="memcached did not start"; return; }
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHE_PORT") 2>/dev/null && return
+        sleep 0.1
+    done
+    MEMCACHE_SKIP="memcached on port $MEMCACHE_PORT does not answer"
+}
+
+memcache_stop() {
+    [ -f "$DIR/memcached.pid" ] || return 0
+    kill "$(cat "$DIR/memcached.pid")" 2>/dev/null
+    rm -f "$DIR/memcached.pid"
+}
+
+stop_all() {
+    set +e
+    memcache_stop
+    stop_servers
+}
+
+# ---------------------------------------------------------------- setup
+
+# The alternatives' trigger functions for TABLE, key PREFIX and key COLUMN,
+# as users write them: one pg_notify, or one pgmemcache call, per row.
+define_alternatives() {
+    local table=$1 prefix=$2 col=$3
+    q <<SQL
+CREATE OR REPLACE FUNCTION ${table}_notify() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('cache_invalidate', '$prefix' || OLD.$col);
+    ELSE
+        PERFORM pg_notify('cache_invalidate', '$prefix' || NEW.$col);
+    END IF;
+    RETURN NULL;
+END \$\$;
+SQL
+    [ -n "$MEMCACHE_SKIP" ] && return
+    q <<SQL
+CREATE OR REPLACE FUNCTION ${table}_memcache() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM memcache_delete('$prefix' || OLD.$col);
+    ELSE
+        PERFORM memcache_set('$prefix' || NEW.$col, row_to_json(NEW)::text);
+    END IF;
+    RETURN NULL;
+END \$\$;
+SQL
+}
+
+# set_variant TABLE VARIANT TEMPLATE: the trigger and delivery mode of VARIANT
+# (the delivery mode applies to the sessions started afterwards).
+set_variant() {
+    local table=$1 variant=$2 tmpl=$3 fn mode=durable
+    q1 "DROP TRIGGER IF EXISTS bench_cache ON $table" >/dev/null
+    case $variant in
+        baseline) fn= ;;
+        inv_sync) fn="cachebridge.invalidate('$tmpl')"; mode=sync ;;
+        inv_durable) fn="cachebridge.invalidate('$tmpl')" ;;
+        wt_sync) fn="cachebridge.write_through('$tmpl', 'format=json')"; mode=sync ;;
+        wt_durable) fn="cachebridge.write_through('$tmpl', 'format=json')" ;;
+        notify) fn="${table}_notify()" ;;
+        memcache) fn="${table}_memcache()" ;;
+        *) cb_die "unknown variant $variant" ;;
+    esac
+    q1 "ALTER DATABASE bench SET cachebridge.delivery = $mode" >/dev/null
+    [ -z "$fn" ] || q1 "CREATE TRIGGER bench_cache AFTER INSERT OR UPDATE OR DELETE ON $table
+        FOR EACH ROW EXECUTE FUNCTION $fn" >/dev/null
+}
+
+# skip_variant VARIANT: true when VARIANT cannot run here.
+skip_variant() { [ "$1" = memcache ] && [ -n "$MEMCACHE_SKIP" ]; }
+
+# check_memcache SQL: memcached holds row_to_json of the rows SQL selects
+# (at most 1,000 of them, a sample) -- or (GONE=1) no value for them.
+check_memcache() {
+    local sql=$1 gone=${2:-0} prefix=$3 col=$4 bad
+    if [ "$gone" = 1 ]; then
+        bad=$(q1 "SELECT count(*) FROM ($sql LIMIT 1000) r WHERE memcache_get('$prefix' || r.$col) IS NOT NULL")
+    else
+        bad=$(q1 "SELECT count(*) FROM ($sql LIMIT 1000) r WHERE memcache_get('$prefix' || r.$col) IS DISTINCT FROM row_to_json(r)::text")
+    fi
+    [ "$bad" = 0 ] || bench_fail "memcached: $bad of a sample of the rows have a wrong value"
+    CHECK="memcached sample ok"
+}
+
+# ---------------------------------------------------------------- bulk
+
+# bulk_run OP VARIANT: one timed OP (update, insert, delete) of BULK_ROWS rows.
+bulk_run() {
+    local op=$1 variant=$2 n=$BULK_ROWS
+    if [ "$op" = insert ]; then make_table bench_t 0; else make_table bench_t "$n"; fi
+    set_variant bench_t "$variant" 'row:{id}'
+    rc FLUSHALL >/dev/null
+    prefill row: "$n"
+    [ "$variant" = memcache ] && q1 "SELECT memcache_flush_all()" >/dev/null
+    [ "$variant" = memcache ] && [ "$op" = delete ] &&
+        q1 "SELECT count(memcache_set('row:' || id, 'stale')) FROM bench_t WHERE id <= 1000" >/dev/null
+    q -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    case $op in
+        update) timed -c "UPDATE bench_t SET n = n + 1, updated_at = updated_at + interval '1 day'" ;;
+        insert) timed -c "INSERT INTO bench_t SELECT * FROM bench_src" ;;
+        delete) timed -c "DELETE FROM bench_t" ;;
+    esac
+    CHECK=
+    case $variant:$op in
+        inv_*:* | wt_*:delete) check_gone "$n"; check_stats ;;
+        wt_*:*)
+            # past cachebridge.max_pending_memory a trigger degrades to a
+            # pattern invalidation (counted): then a key may be gone, never stale
+            check_rows bench_t row: "$n" "$(q1 "SELECT (degraded > 0)::int FROM cachebridge.stats")"
+            check_stats ;;
+        memcache:delete) check_memcache "SELECT generate_series(1, 1000) AS id" 1 row: id ;;
+        memcache:*) check_memcache "SELECT * FROM bench_t" 0 row: id ;;
+        *) CHECK="no effect to check" ;;
+    esac
+    printf '  %-7s %-12s %8s rows  %10.1f ms   %s\n' "$op" "$variant" "$n" "$MS" "$CHECK"
+    record "bulk_$op" "$variant" "$MS"
+    [[ $CHECK != *"degraded 0"* && $CHECK == *degraded* ]] && DEGRADED+="$op/$variant "
+    return 0
+}
+
+section_bulk() {
+    local run op v
+    echo "== bulk: $BULK_ROWS rows per statement, $RUNS runs, variants interleaved"
+    make_table bench_src "$BULK_ROWS"
+    define_alternatives bench_t row: id
+    for ((run = 1; run <= RUNS; run++)); do
+        echo " run $run"
+        for op in update insert delete; do
+            for v in $VARIANTS; do
+                skip_variant "$v" || bulk_run "$op" "$v"
+            done
+        done
+    done
+    q1 "DROP TABLE bench_t, bench_src" >/dev/null
+    echo
+}
+
+# ---------------------------------------------------------------- oltp
+
+# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS.
+oltp_run() {
+    local workload=$1 clients=$2 variant=$3 accounts=$((PGB_SCALE * 100000))
+    local out tps touched touched_sql left wrong args=()
+    q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
+    q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
+    set_variant pgbench_accounts "$variant" 'acct:{aid}'
+    rc FLUSHALL >/dev/null
+    [[ $variant == inv_* ]] && prefill acct: "$accounts"
+    [ "$variant" = memcache ] && q1 "SELECT memcache_flush_all()" >/dev/null
+    q -c 'VACUUM pgbench_accounts' -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    case $workload in
+        tpcb) touched_sql="SELECT DISTINCT aid FROM pgbench_history" ;;
+        update)
+            args=(-n -f "$DIR/update.pgbench")
+            touched_sql="SELECT aid FROM pgbench_accounts WHERE abalance <> 0" ;;
+    esac
+    out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
+        -T "$PGB_SECONDS" "${args[@]}" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
+    tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
+    [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
+    touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
+    CHECK=
+    case $variant in
+        inv_*)
+            await_delivery
+            left=$(count_keys)
+            [ "$left" = $((accounts - touched)) ] ||
+                bench_fail "$touched accounts changed, but $((accounts - left)) of $accounts pre-filled keys were removed"
+            wrong=$(q1 "SELECT count(*) FROM ($touched_sql) t WHERE cachebridge.get('acct:' || aid) IS NOT NULL")
+            [ "$wrong" = 0 ] || bench_fail "$wrong changed accounts still have a cached value"
+            CHECK="$touched keys invalidated, "; check_stats ;;
+        wt_*)
+            await_delivery
+            left=$(count_keys)
+            [ "$left" = "$touched" ] || bench_fail "$touched accounts changed, Redis holds $left keys"
+            wrong=$(q1 "SELECT count(*) FROM ($touched_sql) t JOIN pgbench_accounts a USING (aid)
+                        WHERE cachebridge.get('acct:' || aid) IS DISTINCT FROM row_to_json(a)::text")
+            [ "$wrong" = 0 ] || bench_fail "$wrong of $touched cached accounts differ from their row"
+            CHECK="$touched keys equal row_to_json, "; check_stats ;;
+        memcache)
+            check_memcache "SELECT a.* FROM pgbench_accounts a WHERE aid IN ($touched_sql)" 0 acct: aid ;;
+        *) CHECK="$touched accounts changed" ;;
+    esac
+    printf '  %-7s -c %s %-12s %9.1f tps   %s\n' "$workload" "$clients" "$variant" "$tps" "$CHECK"
+    record "oltp_${workload}_c$clients" "$variant" "$tps"
+}
+
+section_oltp() {
+    local run w c v
+    echo "== oltp: pgbench scale $PGB_SCALE, -T $PGB_SECONDS, clients $CLIENTS, $RUNS runs, variants interleaved"
+    pgbench -h "$DIR" -p "$PG_PORT" -U postgres -i -q -s "$PGB_SCALE" bench >/dev/null 2>&1 ||
+        bench_fail "pgbench -i failed"
+    printf '%s\n' "\\set aid random(1, $((PGB_SCALE * 100000)))" \
+        'UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;' >"$DIR/update.pgbench"
+    define_alternatives pgbench_accounts acct: aid
+    for ((run = 1; run <= RUNS; run++)); do
+        echo " run $run"
+        for w in tpcb update; do
+            for c in $CLIENTS; do
+                for v in $VARIANTS; do
+                    skip_variant "$v" || oltp_run "$w" "$c" "$v"
+                done
+            done
+        done
+    done
+    set_variant pgbench_accounts baseline x
+    echo
+}
+
+# ---------------------------------------------------------------- shard, memory
+
+section_shard() {
+    echo "== shard: test/bench/shard_for.sh $SHARD_RUNS ($CB_BENCH_SHARD_KEYS keys, PL/pgSQL ring $CB_BENCH_PLPGSQL_RUNS runs)"
+    PGHOST=$DIR PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=bench \
+        bash "$CB_ROOT/test/bench/shard_for.sh" "$SHARD_RUNS" | tee "$DIR/shard.txt"
+    echo
+}
+
+section_memory_default() {
+    q1 "ALTER DATABASE bench RESET cachebridge.delivery" >/dev/null
+    section_memory
+}
+
+# ---------------------------------------------------------------- report
+
+# line SECTION VARIANT LABEL UNIT: median, min-max, and the cost relative to
+# the baseline of SECTION (time / baseline time, or baseline TPS / TPS).
+line() {
+    local med min max base ratio
+    med=$(stat_of "$1" "$2" median)
+    [ -n "$med" ] || return 0
+    min=$(stat_of "$1" "$2" min)
+    max=$(stat_of "$1" "$2" max)
+    base=$(stat_of "$1" baseline median)
+    ratio=$(awk -v m="$med" -v b="$base" -v u="$4" 'BEGIN {
+        if (b == 0 || m == 0) print "-"; else if (u == "tps") printf "%.2f", b / m; else printf "%.2f", m / b }')
+    printf '| %-40s | %10.1f %-3s | %15s | %6sx |\n' "$3" "$med" "$4" \
+        "$(printf '%.0f-%.0f' "$min" "$max")" "$ratio"
+}
+
+LABELS=(
+    "baseline:no trigger"
+    "inv_sync:cachebridge invalidate, sync"
+    "inv_durable:cachebridge invalidate, durable"
+    "wt_sync:cachebridge write_through json, sync"
+    "wt_durable:cachebridge write_through json, durable"
+    "notify:PL/pgSQL pg_notify per row"
+    "memcache:PL/pgSQL pgmemcache call per row"
+)
+
+# block SECTION TITLE UNIT
+block() {
+    grep -q "^$1	" "$DIR/results.tsv" || return 0
+    printf '\n| %-40s | %14s | %15s | %7s |\n|---|---:|---:|---:|\n' "$2" "median" "min-max" "cost"
+    local l
+    for l in "${LABELS[@]}"; do line "$1" "${l%%:*}" "${l#*:}" "$3"; done
+}
+
+bench_report() {
+    echo "== results: medians of $RUNS runs; cost = time / baseline time, or baseline TPS / TPS (1.00x = no cost)"
+    block bulk_update "UPDATE of $BULK_ROWS rows" ms
+    block bulk_insert "INSERT ... SELECT of $BULK_ROWS rows" ms
+    block bulk_delete "DELETE of $BULK_ROWS rows" ms
+    local w c
+    for w in tpcb update; do
+        for c in $CLIENTS; do
+            block "oltp_${w}_c$c" "pgbench $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (s $PGB_SCALE, ${PGB_SECONDS}s)" tps
+        done
+    done
+    [ -n "$MEMCACHE_SKIP" ] && echo && echo "pgmemcache skipped: $MEMCACHE_SKIP"
+    [ -n "$DEGRADED" ] && echo && echo "degraded to a pattern invalidation (max_pending_memory $(q1 'SHOW cachebridge.max_pending_memory')): $(printf '%s\n' $DEGRADED | sort | uniq -c | awk '{ printf "%s x%s  ", $2, $1 }')"
+    if [ -s "$DIR/shard.txt" ]; then
+        echo
+        cat "$DIR/shard.txt"
+    fi
+    if grep -q '^memory' "$DIR/results.tsv"; then
+        printf '\n| %-40s | %14s | %15s | %7s |\n|---|---:|---:|---:|\n' "peak backend memory, $MEM_ROWS-row UPDATE" "median" "min-max" "ratio"
+        line memory baseline "no trigger (VmHWM)" MB
+        line memory invalidate "invalidate, durable (VmHWM)" MB
+        line memory write_through "write_through, durable (VmHWM)" MB
+        line memory_ms baseline "  time: no trigger" ms
+        line memory_ms invalidate "  time: invalidate" ms
+        line memory_ms write_through "  time: write_through" ms
+        echo "(VmHWM includes the shared buffers the backend touched; memory: $MEM_RUNS runs)"
+    fi
+    if [ -s "$DIR/psql-warnings.log" ]; then
+        echo
+        echo "== server messages during timed statements (most frequent)"
+        sort "$DIR/psql-warnings.log" | uniq -c | sort -rn | head -5
+    fi
+}
+
+# ---------------------------------------------------------------- main
+
+T0=$(date +%s)
+ensure_memcache
+[ -n "$MEMCACHE_SKIP" ] || PG_SETTINGS+=("shared_preload_libraries = 'cachebridge,pgmemcache'")
+start_servers
+trap stop_all EXIT
+if [ -z "$MEMCACHE_SKIP" ]; then
+    memcache_start
+    if [ -z "$MEMCACHE_SKIP" ]; then
+        q1 "CREATE EXTENSION pgmemcache" >/dev/null
+        q1 "ALTER DATABASE bench SET pgmemcache.default_servers = '127.0.0.1:$MEMCACHE_PORT'" >/dev/null
+    fi
+fi
+[ -z "$MEMCACHE_SKIP" ] || echo "pgmemcache skipped: $MEMCACHE_SKIP"
+: >"$DIR/results.tsv"
+print_machine
+echo "== settings: $([ $SMOKE = 1 ] && echo 'SMOKE, ')runs $RUNS, sections '$BENCH_SECTIONS', bulk rows $BULK_ROWS," \
+    "pgbench scale $PGB_SCALE x ${PGB_SECONDS}s at clients '$CLIENTS', shard runs $SHARD_RUNS on" \
+    "$CB_BENCH_SHARD_KEYS keys (PL/pgSQL $CB_BENCH_PLPGSQL_RUNS), memory $MEM_ROWS rows x $MEM_RUNS runs," \
+    "memcached $([ -z "$MEMCACHE_SKIP" ] && echo "port $MEMCACHE_PORT" || echo skipped)"
+echo
+for s in $BENCH_SECTIONS; do
+    case $s in
+        bulk) section_bulk ;;
+        oltp) section_oltp ;;
+        shard) section_shard ;;
+        memory) section_memory_default ;;
+        *) cb_die "unknown section $s (bulk, oltp, shard, memory)" ;;
+    esac
+done
+bench_report
+echo
+echo "== done in $(($(date +%s) - T0)) s"
