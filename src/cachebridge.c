@@ -219,7 +219,7 @@ _PG_init(void)
 							"template at commit instead of queueing one effect per "
 							"key; this is counted and logged, no effect is lost.",
 							&cb_max_pending_memory,
-							262144,
+							131072,
 							64,
 							MAX_KILOBYTES,
 							PGC_USERSET,

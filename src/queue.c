@@ -66,7 +66,7 @@ typedef struct CbQueueEntry
 	CbEffect   *top;			/* newest version */
 } CbQueueEntry;
 
-int			cb_max_pending_memory = 262144;
+int			cb_max_pending_memory = 131072;
 
 static MemoryContext queue_cxt = NULL;	/* reset at end of transaction */
 static HTAB *queue = NULL;		/* NULL while nothing is queued */

@@ -375,6 +375,27 @@ CbPipelineReset(CbPipeline *p)
 }
 
 /*
+ * Appends a RESP header such as "*3\r\n" or "$5\r\n" (without snprintf:
+ * a large pipeline has one per argument).
+ */
+static void
+CbAppendHeader(StringInfo buf, char kind, size_t n)
+{
+	char		tmp[24];
+	int			i = sizeof(tmp);
+
+	tmp[--i] = '\n';
+	tmp[--i] = '\r';
+	do
+	{
+		tmp[--i] = '0' + (n % 10);
+		n /= 10;
+	} while (n > 0);
+	tmp[--i] = kind;
+	appendBinaryStringInfo(buf, tmp + i, sizeof(tmp) - i);
+}
+
+/*
  * Starts a command of argc arguments.  routekey is the key that decides
  * which server of a Redis Cluster would receive it (NULL for commands that
  * address a server rather than a key); one server is all there is today.
@@ -384,7 +405,7 @@ CbPipelineBegin(CbPipeline *p, int argc, const char *routekey, size_t routelen)
 {
 	Assert(p->args_left == 0);
 	Assert(argc > 0);
-	appendStringInfo(&p->buf, "*%d\r\n", argc);
+	CbAppendHeader(&p->buf, '*', argc);
 	p->args_left = argc;
 	p->ncommands++;
 }
@@ -394,7 +415,7 @@ void
 CbPipelineArg(CbPipeline *p, const char *data, size_t len)
 {
 	Assert(p->args_left > 0);
-	appendStringInfo(&p->buf, "$%zu\r\n", len);
+	CbAppendHeader(&p->buf, '$', len);
 	appendBinaryStringInfo(&p->buf, data, len);
 	appendBinaryStringInfo(&p->buf, "\r\n", 2);
 	p->args_left--;
@@ -625,16 +646,11 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 {
 	redisContext *c = conn.ctx;
 	TimestampTz deadline;
+	size_t		sent = 0;
 
 	*nreplies = 0;
 	if (callback == NULL)
 		callback = CbHandshakeReply;
-
-	if (redisAppendFormattedCommand(c, buf, len) != REDIS_OK)
-	{
-		CbSetError(err, CB_REDIS_IO, "Out of memory.");
-		return false;
-	}
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   cb_command_timeout);
@@ -660,7 +676,7 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 
 		/* write what is left while reading what arrives */
 		want = WL_SOCKET_READABLE;
-		if (sdslen(c->obuf) > 0)
+		if (sent < len)
 			want |= WL_SOCKET_WRITEABLE;
 		ready = CbWaitSocket(want, deadline);
 		if (ready == 0)
@@ -672,13 +688,17 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 		}
 		if (ready & WL_SOCKET_WRITEABLE)
 		{
-			int			done;
+			/* straight from the caller's buffer: no copy of a large pipeline */
+			ssize_t		n = send(c->fd, buf + sent, len - sent,
+								 MSG_NOSIGNAL | MSG_DONTWAIT);
 
-			if (redisBufferWrite(c, &done) != REDIS_OK)
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			{
-				CbSetError(err, CB_REDIS_IO, "%s.", c->errstr);
+				CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
 				return false;
 			}
+			if (n > 0)
+				sent += n;
 		}
 		if (ready & WL_SOCKET_READABLE)
 		{
