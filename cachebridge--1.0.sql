@@ -225,7 +225,12 @@ AS $$
 DECLARE
     args pg_catalog.text;
 BEGIN
-    IF mode IS NULL OR mode NOT IN ('write_through', 'invalidate') THEN
+    IF mode IS NULL THEN
+        RAISE EXCEPTION 'cachebridge mode must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use write_through or invalidate.';
+    END IF;
+    IF mode NOT IN ('write_through', 'invalidate') THEN
         RAISE EXCEPTION 'unknown cachebridge mode "%"', mode
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use write_through or invalidate.';
@@ -271,7 +276,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger
                    WHERE tgrelid = tbl
                      AND tgname IN ('cachebridge_row', 'cachebridge_truncate')) THEN
-        RAISE EXCEPTION 'table % has no triggers made by cachebridge.attach()', tbl
+        RAISE EXCEPTION 'table "%" has no triggers made by cachebridge.attach()', tbl
             USING ERRCODE = 'undefined_object';
     END IF;
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS cachebridge_row ON %s', tbl);

@@ -397,7 +397,7 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 		}
 		if (GetCurrentTimestamp() >= deadline)
 			break;
-		CbWorkerNotify(MyDatabaseId);
+		CbWorkerWake(MyDatabaseId);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -19,6 +19,7 @@ extern void CbOutboxDelete(int64 *ids, int nids);
 extern bool CbOutboxIdle(void);
 
 /* worker.c */
+extern bool CbWorkerWake(Oid dboid);
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
 extern void CbWorkerDatabaseDropped(Oid dboid);

@@ -145,7 +145,7 @@ CbRegisterWorker(Oid dboid)
  * after commit: raises no ERROR.  Returns false if no worker could be
  * started.
  */
-static bool
+bool
 CbWorkerWake(Oid dboid)
 {
 	CbWorkerSlot *slot;
