@@ -15,10 +15,17 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "cachebridge.h"
 #include "template.h"
+
+static bool CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
+									 TupleDesc desc, FmgrInfo *outfuncs,
+									 StringInfo buf);
 
 /* Raises the ERROR for a malformed template. */
 static void
@@ -31,6 +38,55 @@ CbTemplateError(const char *source, const char *trigname, const char *relname,
 					source, trigname, relname),
 			 errdetail("%s", problem),
 			 errhint("Write {column} for a column and {{ or }} for a literal brace.")));
+}
+
+/* True if the text output of type typid depends on session settings. */
+static bool
+CbOutputDependsOnSettings(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	char		typtype = get_typtype(base);
+
+	switch (base)
+	{
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case BYTEAOID:
+		case CASHOID:
+			return true;
+		default:
+			break;
+	}
+	return OidIsValid(get_element_type(base)) ||
+		typtype == TYPTYPE_RANGE || typtype == TYPTYPE_MULTIRANGE ||
+		typtype == TYPTYPE_COMPOSITE;
+}
+
+/* Sets, at a new GUC nest level, the settings keys are rendered under. */
+static int
+CbFixOutputSettings(void)
+{
+	int			level = NewGUCNestLevel();
+	static const char *const settings[][2] = {
+		{"datestyle", "ISO, YMD"},
+		{"intervalstyle", "postgres"},
+		{"timezone", "UTC"},
+		{"extra_float_digits", "1"},
+		{"bytea_output", "hex"},
+		{"lc_monetary", "C"},
+	};
+
+	for (int i = 0; i < lengthof(settings); i++)
+		(void) set_config_option(settings[i][0], settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }
 
 /* Appends a literal segment of len bytes (len may be 0: nothing added). */
@@ -63,6 +119,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 	ListCell   *lc;
 	int			i = 0;
 
+	tmpl->fixed_output = false;
 	if (*source == '\0')
 		CbTemplateError(source, trigname, relname, "The template is empty.");
 
@@ -113,6 +170,8 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 			seg = palloc0(sizeof(CbTemplateSegment));
 			seg->attnum = attnum;
 			segs = lappend(segs, seg);
+			if (CbOutputDependsOnSettings(TupleDescAttr(desc, attnum - 1)->atttypid))
+				tmpl->fixed_output = true;
 			p = close + 1;
 		}
 		else if (*p == '}')
@@ -138,6 +197,21 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 bool
 CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple, TupleDesc desc,
 				 FmgrInfo *outfuncs, StringInfo buf)
+{
+	int			level = tmpl->fixed_output ? CbFixOutputSettings() : 0;
+	bool		complete;
+
+	complete = CbTemplateRenderSegments(tmpl, tuple, desc, outfuncs, buf);
+
+	if (tmpl->fixed_output)
+		AtEOXact_GUC(true, level);
+	return complete;
+}
+
+/* CbTemplateRender, under whatever settings are in force. */
+static bool
+CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
+						 TupleDesc desc, FmgrInfo *outfuncs, StringInfo buf)
 {
 	CbAppendKey(buf, "", 0);
 	for (int i = 0; i < tmpl->nsegments; i++)

@@ -27,6 +27,7 @@ typedef struct CbTemplate
 	char	   *source;			/* as written in the trigger */
 	int			nsegments;
 	CbTemplateSegment *segments;
+	bool		fixed_output;	/* a column's output depends on settings */
 } CbTemplate;
 
 extern void CbTemplateParse(CbTemplate *tmpl, const char *source,
