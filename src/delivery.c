@@ -31,12 +31,15 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "storage/lock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -48,6 +51,13 @@
 
 /* Keys per call of the delete script. */
 #define CB_KEYS_PER_DELETE 500
+
+/* Most entries, and about the most bytes, per call of the xadd script. */
+#define CB_EVENTS_PER_XADD 256
+#define CB_BYTES_PER_XADD (1024 * 1024)
+
+/* field4 of the advisory lock tags that order appends to a stream */
+#define CB_STREAM_LOCK_FIELD4 0xCB01
 
 /* Magic at the start of an encoded plan. */
 #define CB_BLOB_MAGIC "CBX2"
@@ -105,8 +115,51 @@ CbPlanBegin(CbPlan *plan)
 	 * so its position is higher.
 	 */
 	plan->version = GetXLogInsertRecPtr();
+	plan->fxid = fxid;
+	plan->committed_at = GetCurrentTimestamp();
 	snprintf(plan->marker, sizeof(plan->marker), "%08X%08X:" UINT64_FORMAT,
 			 LSN_FORMAT_ARGS(plan->version), U64FromFullTransactionId(fxid));
+}
+
+/* Orders 64-bit hashes. */
+static int
+CbHashCompare(const void *a, const void *b)
+{
+	uint64		ha = *(const uint64 *) a;
+	uint64		hb = *(const uint64 *) b;
+
+	return (ha > hb) - (ha < hb);
+}
+
+/*
+ * Takes, until the end of the transaction, an exclusive lock per stream
+ * the transaction appends to, in a fixed order so that two transactions
+ * cannot deadlock on them.  Called before the plan is begun: a later
+ * transaction appending to the same stream waits until this one has
+ * committed and, in sync mode, sent its entries (the COMMIT callback runs
+ * before locks are released), so its version is higher, its outbox row
+ * comes later, and streams are appended in commit order.
+ */
+void
+CbLockStreams(const CbKeyRef *streams, int n)
+{
+	uint64	   *hashes = palloc(sizeof(uint64) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		hashes[i] = hash_bytes_extended((const unsigned char *) streams[i].data,
+										(int) streams[i].len, 0);
+	qsort(hashes, n, sizeof(uint64), CbHashCompare);
+	for (int i = 0; i < n; i++)
+	{
+		LOCKTAG		tag;
+
+		if (i > 0 && hashes[i] == hashes[i - 1])
+			continue;
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hashes[i] >> 32),
+							 (uint32) hashes[i], CB_STREAM_LOCK_FIELD4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	pfree(hashes);
 }
 
 /* Closes the pipeline step being built, if it has commands. */
@@ -122,6 +175,14 @@ CbPlanFlushPipeline(CbPlan *plan)
 	appendBinaryStringInfo(&plan->blob, plan->pipeline.buf.data, plan->pipeline.buf.len);
 	CbPipelineReset(&plan->pipeline);
 	plan->pipeline_effects = 0;
+}
+
+/* Grows an array of the plan to hold one more element. */
+static void *
+CbPlanGrow(void *array, int *max, size_t elemsize)
+{
+	*max = Max(1024, *max * 2);
+	return array == NULL ? palloc(elemsize * *max) : repalloc(array, elemsize * *max);
 }
 
 /* Sends the batched deletions as calls of the delete script. */
@@ -160,6 +221,167 @@ CbPlanFlushDeletes(CbPlan *plan)
 }
 
 /*
+ * Sends what is batched: deletions, then the PUBLISHes of keys changed so
+ * far, so that a subscriber told of a key finds it already changed.
+ */
+static void
+CbPlanFlushKeys(CbPlan *plan)
+{
+	CbPlanFlushDeletes(plan);
+	for (int i = 0; i < plan->npubs; i++)
+	{
+		const char *channel = plan->pubs[i].data;
+		size_t		chanlen = strlen(channel);
+
+		CbPipelineBegin(&plan->pipeline, 3, channel, chanlen);
+		CbPipelineArgStr(&plan->pipeline, "PUBLISH");
+		CbPipelineArg(&plan->pipeline, channel, chanlen);
+		CbPipelineArg(&plan->pipeline, channel + chanlen + 1,
+					  plan->pubs[i].len - chanlen - 1);
+		plan->pipeline_effects++;
+	}
+	plan->npubs = 0;
+}
+
+/* True if two stream entries go to the same stream. */
+static bool
+CbSameStream(const CbPlanEvent *a, const CbPlanEvent *b)
+{
+	return a->stream.len == b->stream.len &&
+		memcmp(a->stream.data, b->stream.data, a->stream.len) == 0;
+}
+
+/* Orders stream entries by stream, then by when they were made. */
+static int
+CbPlanEventCompare(const void *a, const void *b)
+{
+	const CbPlanEvent *ea = (const CbPlanEvent *) a;
+	const CbPlanEvent *eb = (const CbPlanEvent *) b;
+	int			c;
+
+	c = memcmp(ea->stream.data, eb->stream.data, Min(ea->stream.len, eb->stream.len));
+	if (c == 0)
+		c = (ea->stream.len > eb->stream.len) - (ea->stream.len < eb->stream.len);
+	if (c == 0)
+		c = (ea->order > eb->order) - (ea->order < eb->order);
+	return c;
+}
+
+/* Bytes an entry adds to a call of the xadd script, about. */
+static size_t
+CbPlanEventSize(const CbPlanEvent *e)
+{
+	size_t		size = 128;
+	const char *f = e->fields;
+
+	for (int i = 0; i < 2 * e->nfields; i++)
+	{
+		uint32		flen;
+
+		memcpy(&flen, f, sizeof(uint32));
+		size += flen + 16;
+		f += sizeof(uint32) + flen;
+	}
+	return size;
+}
+
+/*
+ * Sends the stream entries: per stream, in the order they were made, in
+ * calls of the xadd script of at most CB_EVENTS_PER_XADD entries.  Each
+ * entry gets the fields lsn, xid and committed_at of the transaction.
+ */
+static void
+CbPlanFlushEvents(CbPlan *plan)
+{
+	char		source[64];
+	char		lsn[32];
+	char		xid[32];
+	char		committed_at[64];
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			start = 0;
+	int			chunk = 0;
+
+	if (plan->nevents == 0)
+		return;
+	qsort(plan->events, plan->nevents, sizeof(CbPlanEvent), CbPlanEventCompare);
+
+	snprintf(source, sizeof(source), UINT64_FORMAT ":%u",
+			 GetSystemIdentifier(), MyDatabaseId);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(plan->version));
+	snprintf(xid, sizeof(xid), UINT64_FORMAT, U64FromFullTransactionId(plan->fxid));
+	if (timestamp2tm(plan->committed_at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "commit timestamp out of range");
+	snprintf(committed_at, sizeof(committed_at),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, (int) fsec);
+
+	while (start < plan->nevents)
+	{
+		const CbPlanEvent *first = &plan->events[start];
+		int			end = start;
+		size_t		bytes = 0;
+		int			nargs = 7;
+		StringInfo	marker = &plan->scratch;
+		char		version[64];
+
+		/* the chunk: entries of first's stream, up to the limits */
+		while (end < plan->nevents && end - start < CB_EVENTS_PER_XADD &&
+			   bytes < CB_BYTES_PER_XADD &&
+			   CbSameStream(&plan->events[end], first))
+		{
+			bytes += CbPlanEventSize(&plan->events[end]);
+			nargs += 2 + 2 * (plan->events[end].nfields + 3);
+			end++;
+		}
+
+		resetStringInfo(marker);
+		CbAppendVersionKey(marker, first->stream.data, first->stream.len);
+		snprintf(version, sizeof(version), "%08X%08X:%08d",
+				 LSN_FORMAT_ARGS(plan->version), chunk);
+
+		CbPipelineBegin(&plan->pipeline, nargs, first->stream.data, first->stream.len);
+		CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+		CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_XADD));
+		CbPipelineArgStr(&plan->pipeline, "2");
+		CbPipelineArg(&plan->pipeline, first->stream.data, first->stream.len);
+		CbPipelineArg(&plan->pipeline, marker->data, marker->len);
+		CbPipelineArgStr(&plan->pipeline, source);
+		CbPipelineArgStr(&plan->pipeline, version);
+		for (int i = start; i < end; i++)
+		{
+			const CbPlanEvent *e = &plan->events[i];
+			const char *f = e->fields;
+
+			CbPipelineArgInt(&plan->pipeline, e->maxlen);
+			CbPipelineArgInt(&plan->pipeline, e->nfields + 3);
+			for (int j = 0; j < 2 * e->nfields; j++)
+			{
+				uint32		flen;
+
+				memcpy(&flen, f, sizeof(uint32));
+				CbPipelineArg(&plan->pipeline, f + sizeof(uint32), flen);
+				f += sizeof(uint32) + flen;
+			}
+			CbPipelineArgStr(&plan->pipeline, "lsn");
+			CbPipelineArgStr(&plan->pipeline, lsn);
+			CbPipelineArgStr(&plan->pipeline, "xid");
+			CbPipelineArgStr(&plan->pipeline, xid);
+			CbPipelineArgStr(&plan->pipeline, "committed_at");
+			CbPipelineArgStr(&plan->pipeline, committed_at);
+			plan->pipeline_effects++;
+		}
+
+		/* the next chunk of the same stream is numbered on */
+		chunk = (end < plan->nevents && CbSameStream(&plan->events[end], first))
+			? chunk + 1 : 0;
+		start = end;
+	}
+	plan->nevents = 0;
+}
+
+/*
  * Adds one effect.  Effects must come in the order they were made; each
  * key comes at most once.
  */
@@ -170,25 +392,46 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 	StringInfo	marker = &plan->scratch;
 
 	plan->neffects++;
+
+	/* keys and payloads stay valid until the plan ends: they are the queue's */
 	if (op == CB_OP_DEL)
 	{
-		/* the key stays valid until the plan ends: it is the queue's */
 		if (plan->ndels == plan->maxdels)
-		{
-			plan->maxdels = Max(1024, plan->maxdels * 2);
-			plan->dels = plan->dels == NULL
-				? palloc(sizeof(CbKeyRef) * plan->maxdels)
-				: repalloc(plan->dels, sizeof(CbKeyRef) * plan->maxdels);
-		}
+			plan->dels = CbPlanGrow(plan->dels, &plan->maxdels, sizeof(CbKeyRef));
 		plan->dels[plan->ndels].data = key;
 		plan->dels[plan->ndels].len = keylen;
 		plan->ndels++;
 		return;
 	}
+	if (op == CB_OP_PUBLISH)
+	{
+		if (plan->npubs == plan->maxpubs)
+			plan->pubs = CbPlanGrow(plan->pubs, &plan->maxpubs, sizeof(CbKeyRef));
+		plan->pubs[plan->npubs].data = key;
+		plan->pubs[plan->npubs].len = keylen;
+		plan->npubs++;
+		return;
+	}
+	if (op == CB_OP_XADD)
+	{
+		CbPlanEvent *e;
+
+		if (plan->nevents == plan->maxevents)
+			plan->events = CbPlanGrow(plan->events, &plan->maxevents, sizeof(CbPlanEvent));
+		e = &plan->events[plan->nevents];
+		e->stream.data = key;
+		e->stream.len = keylen;
+		e->fields = payload;
+		e->nfields = nfields;
+		e->maxlen = ttl;
+		e->order = plan->nevents++;
+		plan->streams = true;
+		return;
+	}
 	if (op == CB_OP_PATTERN)
 	{
 		/* everything made before the pattern goes first */
-		CbPlanFlushDeletes(plan);
+		CbPlanFlushKeys(plan);
 		CbPlanFlushPipeline(plan);
 		/* S, step length, pattern length, pattern, the plan's marker */
 		appendStringInfoChar(&plan->blob, 'S');
@@ -238,13 +481,20 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 bytea *
 CbPlanEnd(CbPlan *plan)
 {
-	bytea	   *effects = (bytea *) plan->blob.data;
+	bytea	   *effects;
 
-	CbPlanFlushDeletes(plan);
+	CbPlanFlushKeys(plan);
+	CbPlanFlushEvents(plan);
 	CbPlanFlushPipeline(plan);
 	if (plan->dels != NULL)
 		pfree(plan->dels);
+	if (plan->pubs != NULL)
+		pfree(plan->pubs);
+	if (plan->events != NULL)
+		pfree(plan->events);
 	plan->dels = NULL;
+	plan->pubs = NULL;
+	plan->events = NULL;
 	pfree(plan->pipeline.buf.data);
 	pfree(plan->scratch.data);
 	effects = (bytea *) plan->blob.data;
@@ -614,9 +864,14 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 	xact_direct = (xact_mode == CB_DELIVERY_SYNC);
 	if (xact_mode != CB_DELIVERY_SYNC)
 	{
-		/* with the breaker open the worker delivers, at once */
+		/*
+		 * With the breaker open the worker delivers, at once.  Stream
+		 * entries always go through the worker, which sends outbox rows in
+		 * order: a backend sending them itself could overtake the worker
+		 * still retrying an earlier transaction's entries.
+		 */
 		xact_direct = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
-					   !CbBreakerIsOpen());
+					   !plan->streams && !CbBreakerIsOpen());
 		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
 										plan->version, xact_direct);
 	}

@@ -9,7 +9,9 @@
 #ifndef CACHEBRIDGE_DELIVERY_H
 #define CACHEBRIDGE_DELIVERY_H
 
+#include "access/transam.h"
 #include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
 #include "queue.h"
@@ -43,6 +45,16 @@ typedef struct CbKeyRef
 	size_t		len;
 } CbKeyRef;
 
+/* A stream entry of the plan, by reference to the queue. */
+typedef struct CbPlanEvent
+{
+	CbKeyRef	stream;
+	const char *fields;			/* nfields pairs of (uint32 length, bytes) */
+	int			nfields;
+	int			maxlen;			/* 0 for none */
+	int			order;			/* position in the transaction */
+} CbPlanEvent;
+
 typedef struct CbPlan
 {
 	StringInfoData blob;		/* a bytea: varlena header, then the steps */
@@ -52,9 +64,18 @@ typedef struct CbPlan
 	int			ndels;
 	int			maxdels;
 	StringInfoData scratch;
+	CbKeyRef   *pubs;			/* "channel\0key" of pending PUBLISHes */
+	int			npubs;
+	int			maxpubs;
+	CbPlanEvent *events;		/* stream entries, sent last */
+	int			nevents;
+	int			maxevents;
 	char		marker[64];		/* "<version>:<xid>" */
 	XLogRecPtr	version;
+	FullTransactionId fxid;
+	TimestampTz committed_at;
 	int			neffects;
+	bool		streams;		/* has stream entries */
 } CbPlan;
 
 extern int	cb_delivery;
@@ -66,6 +87,7 @@ extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);
 extern bytea *CbPlanEnd(CbPlan *plan);
+extern void CbLockStreams(const CbKeyRef *streams, int n);
 
 extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
 									  int *failed, char *detail,

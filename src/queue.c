@@ -52,12 +52,22 @@ typedef struct CbEffect
 	char	   *payload;		/* SET value, or CB_OP_HASH fields */
 } CbEffect;
 
-/* Hash key: a Redis key or a glob pattern, by reference. */
+/* What a queue key names. */
+typedef enum CbQueueKeyKind
+{
+	CB_QK_KEY,					/* a Redis key (SET, hash, DEL) */
+	CB_QK_PATTERN,				/* a glob pattern */
+	CB_QK_NOTIFY,				/* "channel\0key" of a PUBLISH */
+	CB_QK_EVENT					/* a stream entry: stream name and serial */
+} CbQueueKeyKind;
+
+/* Hash key, by reference. */
 typedef struct CbQueueKey
 {
 	const char *data;
 	size_t		len;
-	bool		pattern;
+	CbQueueKeyKind kind;
+	uint64		serial;			/* CB_QK_EVENT: makes every entry distinct */
 } CbQueueKey;
 
 typedef struct CbQueueEntry
@@ -81,7 +91,8 @@ CbQueueKeyHash(const void *key, Size keysize)
 {
 	const CbQueueKey *k = (const CbQueueKey *) key;
 
-	return hash_bytes((const unsigned char *) k->data, (int) k->len) ^ k->pattern;
+	return hash_bytes((const unsigned char *) k->data, (int) k->len) ^
+		(uint32) k->kind ^ (uint32) k->serial;
 }
 
 /* Equality of CbQueueKey (0 when equal). */
@@ -91,7 +102,7 @@ CbQueueKeyMatch(const void *key1, const void *key2, Size keysize)
 	const CbQueueKey *a = (const CbQueueKey *) key1;
 	const CbQueueKey *b = (const CbQueueKey *) key2;
 
-	if (a->len != b->len || a->pattern != b->pattern)
+	if (a->len != b->len || a->kind != b->kind || a->serial != b->serial)
 		return 1;
 	return memcmp(a->data, b->data, a->len);
 }
@@ -178,7 +189,7 @@ CbQueueFull(size_t incoming)
 bool
 CbQueueHasPattern(const char *pattern, size_t len)
 {
-	CbQueueKey	key = {pattern, len, true};
+	CbQueueKey	key = {pattern, len, CB_QK_PATTERN, 0};
 
 	return queue != NULL && hash_search(queue, &key, HASH_FIND, NULL) != NULL;
 }
@@ -194,11 +205,20 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 			  const char *payload, size_t len, int nfields, int ttl)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	CbQueueKey	key = {keydata, keylen, op == CB_OP_PATTERN};
+	CbQueueKey	key = {keydata, keylen, CB_QK_KEY, 0};
 	CbQueueEntry *entry;
 	CbEffect   *v;
 	bool		found;
 
+	if (op == CB_OP_PATTERN)
+		key.kind = CB_QK_PATTERN;
+	else if (op == CB_OP_PUBLISH)
+		key.kind = CB_QK_NOTIFY;
+	else if (op == CB_OP_XADD)
+	{
+		key.kind = CB_QK_EVENT;
+		key.serial = queue_seq + 1;
+	}
 	if (queue == NULL)
 		CbQueueCreate();
 
@@ -306,12 +326,35 @@ CbPlanDelivery(bool prepare)
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CbPlan	   *plan = palloc(sizeof(CbPlan));
 	bytea	   *effects;
+	CbKeyRef   *streams;
+	int			nstreams = 0;
 
 	entries = palloc(sizeof(CbQueueEntry *) * Max(hash_get_num_entries(queue), 1));
+	streams = palloc(sizeof(CbKeyRef) * Max(hash_get_num_entries(queue), 1));
 	hash_seq_init(&seq, queue);
 	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
 		entries[n++] = entry;
+		if (entry->key.kind == CB_QK_EVENT)
+		{
+			streams[nstreams].data = entry->key.data;
+			streams[nstreams++].len = entry->key.len;
+		}
+	}
 	qsort(entries, n, sizeof(CbQueueEntry *), CbEffectCompare);
+
+	/* appends to a stream are serialised in commit order */
+	if (nstreams > 0)
+	{
+		if (prepare)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot prepare a transaction that publishes change events"),
+					 errdetail("The transaction changed rows of a table with a cachebridge.publish() trigger."),
+					 errhint("Commit it without PREPARE TRANSACTION.")));
+		CbLockStreams(streams, nstreams);
+	}
+	pfree(streams);
 
 	CbPlanBegin(plan);
 	for (long i = 0; i < n; i++)

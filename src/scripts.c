@@ -21,6 +21,16 @@
  * means the value being filled is older than what a trigger wrote, and the
  * fill is refused.
  *
+ * Stream entries (cachebridge.publish) are appended by the xadd script,
+ * one call per transaction and stream (or per chunk of a large one).  The
+ * stream's marker is a hash with one field per source database
+ * ("<system identifier>:<database oid>") holding the version of the last
+ * chunk appended, "<version>:<chunk number>" in fixed width.  A source's
+ * chunks reach a stream in commit order (delivery.c serialises them), so a
+ * chunk whose version is not above its source's field was appended
+ * already, by a delivery whose reply was lost: it is skipped, and a retry
+ * or replay never appends an entry twice.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -86,6 +96,25 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  redis.call('SET', KEYS[1], ARGV[1])\n"
 	"end\n"
 	"return 1\n",
+
+	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
+	 * entry: maxlen (0 for none), field count, fields and values */
+	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
+	"if cur and cur >= ARGV[2] then return 0 end\n"
+	"local i = 3\n"
+	"local n = 0\n"
+	"while i <= #ARGV do\n"
+	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
+	"  if ARGV[i] ~= '0' then\n"
+	"    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[i], '*', unpack(ARGV, i + 2, last))\n"
+	"  else\n"
+	"    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, last))\n"
+	"  end\n"
+	"  n = n + 1\n"
+	"  i = last + 1\n"
+	"end\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"return n\n",
 };
 
 static char script_sha[CB_NSCRIPTS][41];

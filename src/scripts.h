@@ -2,8 +2,8 @@
  *
  * scripts.h
  *		The Lua scripts cachebridge runs inside Redis: versioned apply of
- *		trigger effects, and cache-aside fills that never overwrite a
- *		newer trigger write.
+ *		trigger effects, cache-aside fills that never overwrite a newer
+ *		trigger write, and stream appends that are never made twice.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +17,7 @@ typedef enum CbScript
 	CB_SCRIPT_APPLY,			/* write or delete one key, if newer */
 	CB_SCRIPT_DELETE,			/* delete many keys, each if newer */
 	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
+	CB_SCRIPT_XADD,				/* append stream entries, unless already there */
 	CB_NSCRIPTS
 } CbScript;
 

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * trigger.c
- *		The trigger functions cachebridge.write_through() and
- *		cachebridge.invalidate(), and the per-trigger cache of their
- *		parsed arguments.
+ *		The trigger functions cachebridge.write_through(),
+ *		cachebridge.invalidate() and cachebridge.publish(), and the
+ *		per-trigger cache of their parsed arguments.
  *
  * Row-level AFTER INSERT/UPDATE/DELETE triggers turn each row change into
  * effects on Redis keys and queue them (queue.c); nothing reaches Redis
@@ -11,9 +11,16 @@
  * function and arguments queues a pattern invalidation of every key the
  * templates can produce.
  *
+ * publish() turns each row change into an entry of a Redis stream (op,
+ * table, row, old, and at commit lsn, xid, committed_at); a TRUNCATE into
+ * one entry with op TRUNCATE.  Entries are never deduplicated.
+ *
  * Arguments: write_through takes one key template, then options ttl=N,
- * columns=a,b and format=json|hash; invalidate takes one or more key
- * templates (and no options yet).  An argument of the form name=value
+ * columns=a,b, format=json|hash and notify=channel; invalidate takes one
+ * or more key templates and notify=channel; publish takes one stream name
+ * template, then maxlen=N and old=true|false.  notify= also PUBLISHes
+ * every key changed on the channel (with the key prefix), after commit.
+ * An argument of the form name=value
  * (lower-case name, no braces) is an option.  Arguments are parsed once per
  * trigger and cached until the table's relcache entry is invalidated
  * (ALTER TABLE, CREATE/DROP TRIGGER, ...).
@@ -22,8 +29,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -31,6 +40,7 @@
 #include "utils/builtins.h"
 #include "utils/varlena.h"
 #include "utils/fmgrprotos.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -45,7 +55,8 @@
 typedef enum CbTriggerMode
 {
 	CB_MODE_WRITE_THROUGH,
-	CB_MODE_INVALIDATE
+	CB_MODE_INVALIDATE,
+	CB_MODE_PUBLISH
 } CbTriggerMode;
 
 /* The parsed arguments of one trigger, cached by trigger OID. */
@@ -63,6 +74,10 @@ typedef struct CbTriggerInfo
 	int			ncolumns;		/* columns=, or 0 for every column */
 	AttrNumber *columns;
 	TupleDesc	json_desc;		/* blessed descriptor of the columns= row */
+	char	   *notify;			/* notify= channel, without the prefix */
+	int			maxlen;			/* publish: maxlen=, 0 for none */
+	bool		publish_old;	/* publish: old=true */
+	char	   *table;			/* publish: schema-qualified table name */
 	FmgrInfo   *outfuncs;		/* output function per attribute */
 	LocalTransactionId degraded_lxid;	/* transaction it degraded in */
 } CbTriggerInfo;
@@ -71,6 +86,7 @@ static HTAB *trigger_cache = NULL;
 
 PG_FUNCTION_INFO_V1(cachebridge_write_through);
 PG_FUNCTION_INFO_V1(cachebridge_invalidate);
+PG_FUNCTION_INFO_V1(cachebridge_publish);
 PG_FUNCTION_INFO_V1(cachebridge_validate_trigger);
 
 /* Relcache callback: forget the parsed arguments of the relation's triggers. */
@@ -90,9 +106,55 @@ CbTriggerCacheInvalidate(Datum arg, Oid relid)
 static const char *
 CbModeFunction(CbTriggerMode mode)
 {
-	return mode == CB_MODE_WRITE_THROUGH ? "cachebridge.write_through" :
-		"cachebridge.invalidate";
+	switch (mode)
+	{
+		case CB_MODE_WRITE_THROUGH:
+			return "cachebridge.write_through";
+		case CB_MODE_INVALIDATE:
+			return "cachebridge.invalidate";
+		case CB_MODE_PUBLISH:
+			break;
+	}
+	return "cachebridge.publish";
 }
+
+/* The options a mode accepts, for hints. */
+static const char *
+CbModeOptions(CbTriggerMode mode)
+{
+	switch (mode)
+	{
+		case CB_MODE_WRITE_THROUGH:
+			return "the options ttl=, columns=, format= and notify=";
+		case CB_MODE_INVALIDATE:
+			return "key templates and the option notify=";
+		case CB_MODE_PUBLISH:
+			break;
+	}
+	return "a stream name template and the options maxlen= and old=";
+}
+
+/* True if the mode accepts the option. */
+static bool
+CbModeAccepts(CbTriggerMode mode, const char *name)
+{
+	switch (mode)
+	{
+		case CB_MODE_WRITE_THROUGH:
+			return strcmp(name, "ttl") == 0 || strcmp(name, "columns") == 0 ||
+				strcmp(name, "format") == 0 || strcmp(name, "notify") == 0;
+		case CB_MODE_INVALIDATE:
+			return strcmp(name, "notify") == 0;
+		case CB_MODE_PUBLISH:
+			break;
+	}
+	return strcmp(name, "maxlen") == 0 || strcmp(name, "old") == 0;
+}
+
+/* Parses a positive int option value; raises the ERROR naming it if bad. */
+static int
+CbPositiveOption(const char *name, const char *value, const char *trigname,
+				 const char *relname, const char *problem);
 
 /* True if arg is an option: a lower-case name, '=', and no braces. */
 static bool
@@ -146,34 +208,50 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 	char	   *name = pnstrdup(arg, eq - arg);
 	const char *value = eq + 1;
 
-	if (strcmp(name, "ttl") != 0 && strcmp(name, "columns") != 0 &&
-		strcmp(name, "format") != 0)
+	if (!CbModeAccepts(info->mode, name))
+	{
+		bool		known = CbModeAccepts(CB_MODE_WRITE_THROUGH, name) ||
+			CbModeAccepts(CB_MODE_PUBLISH, name);
+
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" in trigger \"%s\" on table \"%s\"",
+							name, trigname, relname),
+					 errhint("%s() accepts %s.", CbModeFunction(info->mode),
+							 CbModeOptions(info->mode))));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown option \"%s\" in trigger \"%s\" on table \"%s\"",
-						name, trigname, relname),
-				 errhint("%s() accepts %s.", CbModeFunction(info->mode),
-						 info->mode == CB_MODE_WRITE_THROUGH
-						 ? "the options ttl=, columns= and format="
-						 : "key templates only")));
-	if (info->mode == CB_MODE_INVALIDATE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is not accepted by cachebridge.invalidate() in trigger \"%s\" on table \"%s\"",
-						name, trigname, relname),
-				 errdetail("invalidate deletes keys; it writes no value to expire or format.")));
+				 errmsg("option \"%s\" is not accepted by %s() in trigger \"%s\" on table \"%s\"",
+						name, CbModeFunction(info->mode), trigname, relname),
+				 info->mode == CB_MODE_INVALIDATE
+				 ? errdetail("invalidate deletes keys; it writes no value to expire or format.")
+				 : errhint("%s() accepts %s.", CbModeFunction(info->mode),
+						   CbModeOptions(info->mode))));
+	}
 
 	if (strcmp(name, "ttl") == 0)
+		info->ttl = CbPositiveOption(name, value, trigname, relname,
+									 "The TTL must be a positive whole number of seconds.");
+	else if (strcmp(name, "maxlen") == 0)
+		info->maxlen = CbPositiveOption(name, value, trigname, relname,
+										"maxlen must be a positive whole number of entries.");
+	else if (strcmp(name, "old") == 0)
 	{
-		char	   *end;
-		long		ttl;
-
-		errno = 0;
-		ttl = strtol(value, &end, 10);
-		if (*value == '\0' || *end != '\0' || errno != 0 || ttl < 1 || ttl > PG_INT32_MAX)
+		if (strcmp(value, "true") == 0)
+			info->publish_old = true;
+		else if (strcmp(value, "false") == 0)
+			info->publish_old = false;
+		else
 			CbBadOption(name, value, trigname, relname,
-						"The TTL must be a positive whole number of seconds.");
-		info->ttl = (int) ttl;
+						"old must be \"true\" or \"false\".");
+	}
+	else if (strcmp(name, "notify") == 0)
+	{
+		if (*value == '\0')
+			CbBadOption(name, value, trigname, relname,
+						"Give the name of the channel to PUBLISH changed keys on.");
+		info->notify = pstrdup(value);
 	}
 	else if (strcmp(name, "format") == 0)
 	{
@@ -201,6 +279,57 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 			info->columns[i++] = CbColumnByName(desc, (char *) lfirst(lc),
 												trigname, relname);
 	}
+}
+
+/* Parses a positive int option value; raises the ERROR naming it if bad. */
+static int
+CbPositiveOption(const char *name, const char *value, const char *trigname,
+				 const char *relname, const char *problem)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (*value == '\0' || *end != '\0' || errno != 0 || n < 1 || n > PG_INT32_MAX)
+		CbBadOption(name, value, trigname, relname, problem);
+	return (int) n;
+}
+
+/*
+ * The table a publish trigger reports: the one it was created on, which
+ * for the clone of a partitioned table's trigger on a partition is an
+ * ancestor.
+ */
+static Oid
+CbTriggerOrigin(Relation rel, Trigger *trigger)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			parent = trigger->tgoid;
+
+	while (OidIsValid(parent))
+	{
+		Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+		ScanKeyData skey;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&skey, Anum_pg_trigger_oid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(parent));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &skey);
+		tup = systable_getnext(scan);
+		parent = InvalidOid;
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+			relid = tg->tgrelid;
+			parent = tg->tgparentid;
+		}
+		systable_endscan(scan);
+		table_close(tgrel, AccessShareLock);
+	}
+	return relid;
 }
 
 /* Builds the descriptor of the row that columns= restricts JSON to. */
@@ -250,6 +379,14 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 					 errdetail("Argument \"%s\" is neither the key template nor an option name=value.",
 							   arg),
 					 errhint("cachebridge.write_through() takes one key template; use cachebridge.invalidate() for several.")));
+		else if (mode == CB_MODE_PUBLISH && templates != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("trigger \"%s\" on table \"%s\" has more than one stream name template",
+							trigname, relname),
+					 errdetail("Argument \"%s\" is neither the stream name template nor an option name=value.",
+							   arg),
+					 errhint("cachebridge.publish() takes one stream name template, then the options maxlen= and old=.")));
 		else
 		{
 			CbTemplate *t = palloc0(sizeof(CbTemplate));
@@ -261,15 +398,42 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 	if (templates == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("trigger \"%s\" on table \"%s\" names no key template",
-						trigname, relname),
-				 errhint("Pass the template as the first argument, as in %s('user:{id}').",
-						 CbModeFunction(mode))));
+				 errmsg("trigger \"%s\" on table \"%s\" names no %s template",
+						trigname, relname,
+						mode == CB_MODE_PUBLISH ? "stream name" : "key"),
+				 errhint("Pass the template as the first argument, as in %s('%s').",
+						 CbModeFunction(mode),
+						 mode == CB_MODE_PUBLISH ? "events:orders" : "user:{id}")));
 
 	info->ntemplates = list_length(templates);
 	info->templates = palloc(sizeof(CbTemplate) * info->ntemplates);
 	foreach(lc, templates)
 		info->templates[i++] = *(CbTemplate *) lfirst(lc);
+
+	if (mode == CB_MODE_PUBLISH)
+	{
+		Oid			origin = CbTriggerOrigin(rel, trigger);
+
+		info->table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(origin)),
+												 get_rel_name(origin));
+		if (TRIGGER_FOR_TRUNCATE(trigger->tgtype))
+		{
+			for (int s = 0; s < info->templates[0].nsegments; s++)
+				if (info->templates[0].segments[s].attnum != InvalidAttrNumber)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("TRUNCATE trigger \"%s\" on table \"%s\" cannot publish to stream \"%s\"",
+									trigname, relname, info->templates[0].source),
+							 errdetail("A TRUNCATE has no row to take the stream name's columns from."),
+							 errhint("Use a stream name without columns, or publish TRUNCATE from another trigger.")));
+		}
+		else if (!TRIGGER_FOR_ROW(trigger->tgtype))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW",
+							trigname, relname),
+					 errhint("Only a TRUNCATE trigger may be FOR EACH STATEMENT.")));
+	}
 
 	info->outfuncs = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
 	for (int a = 0; a < desc->natts; a++)
@@ -330,6 +494,26 @@ CbTriggerInfoGet(CbTriggerMode mode, Relation rel, Trigger *trigger)
 	return info;
 }
 
+/*
+ * Queues the PUBLISH of a changed key (or pattern) on the trigger's
+ * notify= channel, if it has one.  Queued after the key's effect, it is
+ * sent after it.
+ */
+static void
+CbQueueNotify(CbTriggerInfo *info, const char *key, size_t keylen)
+{
+	StringInfoData msg;
+
+	if (info->notify == NULL)
+		return;
+	initStringInfo(&msg);
+	CbAppendKey(&msg, info->notify, strlen(info->notify));
+	appendStringInfoChar(&msg, '\0');
+	appendBinaryStringInfo(&msg, key, keylen);
+	CbQueueEffect(CB_OP_PUBLISH, msg.data, msg.len, NULL, 0, 0, 0);
+	pfree(msg.data);
+}
+
 /* Queues the invalidation of every key the trigger's templates can make. */
 static void
 CbQueueTemplatePatterns(CbTriggerInfo *info)
@@ -342,6 +526,7 @@ CbQueueTemplatePatterns(CbTriggerInfo *info)
 		resetStringInfo(&pattern);
 		CbTemplatePattern(&info->templates[i], &pattern);
 		CbQueueEffect(CB_OP_PATTERN, pattern.data, pattern.len, NULL, 0, 0, 0);
+		CbQueueNotify(info, pattern.data, pattern.len);
 	}
 }
 
@@ -400,13 +585,26 @@ CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 			   CbEffectOp op, StringInfo key, const char *payload, size_t len,
 			   int nfields)
 {
-	if (CbQueueFull(key->len + len + 128))
+	size_t		notifylen = info->notify ? 2 * key->len + strlen(info->notify) + 128 : 0;
+
+	if (CbQueueFull(key->len + len + 128 + notifylen))
 	{
 		CbTriggerDegrade(info, rel, trigger);
 		return false;
 	}
 	CbQueueEffect(op, key->data, key->len, payload, len, nfields, info->ttl);
+	CbQueueNotify(info, key->data, key->len);
 	return true;
+}
+
+/* Appends a field (or value) of a hash or stream entry: length, bytes. */
+static void
+CbAppendField(StringInfo buf, const char *data, size_t len)
+{
+	uint32		len32 = (uint32) len;
+
+	appendBinaryStringInfo(buf, (char *) &len32, sizeof(len32));
+	appendBinaryStringInfo(buf, data, len);
 }
 
 /* The cached value of a row: row_to_json text, or hash field/value pairs. */
@@ -426,20 +624,15 @@ CbRowValue(CbTriggerInfo *info, HeapTuple tuple, TupleDesc desc,
 			bool		isnull;
 			Datum		d;
 			char	   *text;
-			uint32		len;
 
 			if (att->attisdropped)
 				continue;
 			d = heap_getattr(tuple, attnum, desc, &isnull);
 			if (isnull)
 				continue;		/* a NULL column is an absent field */
-			len = strlen(NameStr(att->attname));
-			appendBinaryStringInfo(value, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(value, NameStr(att->attname), len);
+			CbAppendField(value, NameStr(att->attname), strlen(NameStr(att->attname)));
 			text = OutputFunctionCall(&info->outfuncs[attnum - 1], d);
-			len = strlen(text);
-			appendBinaryStringInfo(value, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(value, text, len);
+			CbAppendField(value, text, strlen(text));
 			(*nfields)++;
 		}
 	}
@@ -545,6 +738,76 @@ CbInvalidateRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 	}
 }
 
+/* Appends the field "name" with the row as JSON to an entry. */
+static void
+CbAppendRowField(CbTriggerInfo *info, const char *name, HeapTuple tuple,
+				 TupleDesc desc, StringInfo fields, StringInfo scratch)
+{
+	int			nfields;
+
+	resetStringInfo(scratch);
+	CbRowValue(info, tuple, desc, scratch, &nfields);
+	CbAppendField(fields, name, strlen(name));
+	CbAppendField(fields, scratch->data, scratch->len);
+}
+
+/*
+ * publish: queues one stream entry for the row change (or, with both
+ * tuples NULL, for a TRUNCATE): op, table, row, old.  Entries are never
+ * dropped, so a full queue is an ERROR.
+ */
+static void
+CbPublishRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
+			 const char *op, HeapTuple oldtup, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	row = newtup != NULL ? newtup : oldtup;
+	StringInfoData stream;
+	StringInfoData fields;
+	StringInfoData scratch;
+	int			nfields = 2;
+
+	initStringInfo(&stream);
+	if (row != NULL)
+	{
+		if (!CbRenderKey(info, &info->templates[0], row, desc, &stream))
+			return;
+	}
+	else if (!CbTemplateRender(&info->templates[0], NULL, desc, info->outfuncs, &stream))
+		return;
+
+	initStringInfo(&fields);
+	initStringInfo(&scratch);
+	CbAppendField(&fields, "op", 2);
+	CbAppendField(&fields, op, strlen(op));
+	CbAppendField(&fields, "table", 5);
+	CbAppendField(&fields, info->table, strlen(info->table));
+	if (row != NULL)
+	{
+		CbAppendRowField(info, "row", row, desc, &fields, &scratch);
+		nfields++;
+	}
+	if (info->publish_old && oldtup != NULL && newtup != NULL)
+	{
+		CbAppendRowField(info, "old", oldtup, desc, &fields, &scratch);
+		nfields++;
+	}
+
+	if (CbQueueFull(stream.len + fields.len + 128))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the change events of this transaction passed cachebridge.max_pending_memory (%d kB)",
+						cb_max_pending_memory),
+				 errdetail("Trigger \"%s\" on table \"%s\" publishes every row change; none may be dropped.",
+						   trigger->tgname, RelationGetRelationName(rel)),
+				 errhint("Raise cachebridge.max_pending_memory, or change fewer rows per transaction.")));
+	CbQueueEffect(CB_OP_XADD, stream.data, stream.len, fields.data, fields.len,
+				  nfields, info->maxlen);
+	pfree(stream.data);
+	pfree(fields.data);
+	pfree(scratch.data);
+}
+
 /* Checks how the trigger was defined; raises an ERROR naming it if wrongly. */
 static void
 CbCheckTriggerEvent(TriggerData *trigdata, const char *funcname)
@@ -591,6 +854,21 @@ CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
 	rel = trigdata->tg_relation;
 	info = CbTriggerInfoGet(mode, rel, trigdata->tg_trigger);
 
+	if (mode == CB_MODE_PUBLISH)
+	{
+		Trigger    *trigger = trigdata->tg_trigger;
+
+		if (TRIGGER_FIRED_BY_TRUNCATE(event))
+			CbPublishRow(info, rel, trigger, "TRUNCATE", NULL, NULL);
+		else if (TRIGGER_FIRED_BY_INSERT(event))
+			CbPublishRow(info, rel, trigger, "INSERT", NULL, trigdata->tg_trigtuple);
+		else if (TRIGGER_FIRED_BY_UPDATE(event))
+			CbPublishRow(info, rel, trigger, "UPDATE", trigdata->tg_trigtuple,
+						 trigdata->tg_newtuple);
+		else
+			CbPublishRow(info, rel, trigger, "DELETE", trigdata->tg_trigtuple, NULL);
+		return PointerGetDatum(NULL);
+	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
 		CbQueueTemplatePatterns(info);
@@ -630,6 +908,13 @@ cachebridge_invalidate(PG_FUNCTION_ARGS)
 	return CbTriggerFire(fcinfo, CB_MODE_INVALIDATE);
 }
 
+/* SQL: trigger cachebridge.publish(stream template, options...) */
+Datum
+cachebridge_publish(PG_FUNCTION_ARGS)
+{
+	return CbTriggerFire(fcinfo, CB_MODE_PUBLISH);
+}
+
 /*
  * SQL: cachebridge.validate_trigger(trigger oid) -- parses a cachebridge
  * trigger's arguments against its table now, raising the ERROR its first
@@ -640,13 +925,17 @@ cachebridge_validate_trigger(PG_FUNCTION_ARGS)
 {
 	Oid			tgoid = PG_GETARG_OID(0);
 	Oid			relid = PG_GETARG_OID(1);
-	text	   *modename = PG_GETARG_TEXT_PP(2);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	CbTriggerMode mode;
 	Relation	rel;
 	TriggerDesc *trigdesc;
 
-	mode = strcmp(text_to_cstring(modename), "invalidate") == 0
-		? CB_MODE_INVALIDATE : CB_MODE_WRITE_THROUGH;
+	if (strcmp(name, "invalidate") == 0)
+		mode = CB_MODE_INVALIDATE;
+	else if (strcmp(name, "publish") == 0)
+		mode = CB_MODE_PUBLISH;
+	else
+		mode = CB_MODE_WRITE_THROUGH;
 	rel = table_open(relid, AccessShareLock);
 	trigdesc = rel->trigdesc;
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
