@@ -879,10 +879,12 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 
 /* Reports effects that could not be applied; never raises an ERROR. */
 static void
-CbReportUndelivered(int n, const char *detail, bool retried)
+CbReportUndelivered(int n, const char *detail, bool retried, bool rejected)
 {
 	if (!retried)
 		CbStatsAdd(CB_STAT_FAILED, n);
+	if (rejected)
+		CbStatsSetLastError("Redis rejected an effect", detail);
 	ereport(WARNING,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("cachebridge could not apply %d effect(s) of the committed transaction to Redis",
@@ -915,7 +917,7 @@ CbDeliveryCommit(void)
 	{
 		CbReportUndelivered(plan->neffects,
 							"Redis was unreachable moments ago (the circuit breaker is open).",
-							false);
+							false, false);
 		xact_direct = false;
 	}
 
@@ -928,14 +930,14 @@ CbDeliveryCommit(void)
 		{
 			CbBreakerTrip();
 			CbReportUndelivered(plan->neffects, detail,
-								xact_mode != CB_DELIVERY_SYNC);
+								xact_mode != CB_DELIVERY_SYNC, false);
 		}
 		else
 		{
 			if (xact_mode == CB_DELIVERY_SYNC)
 				CbBreakerReset();
 			if (failed > 0)
-				CbReportUndelivered(failed, detail, false);
+				CbReportUndelivered(failed, detail, false, true);
 			CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
 		}
 	}

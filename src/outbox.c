@@ -188,6 +188,7 @@ CbOutboxDelivered(CbDeliveryResult result, int64 first_id, int64 last_id,
 						failed, (long long) first_id, (long long) last_id),
 				 errdetail_internal("%s", detail)));
 		CbStatsAdd(CB_STAT_FAILED, failed);
+		CbStatsSetLastError("Redis rejected an effect", detail);
 	}
 	CbStatsAdd(CB_STAT_RETRIED, neffects);
 	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);

@@ -103,10 +103,20 @@ CbStatsCountRoundTrip(void)
 void
 CbStatsRecordError(const char *server, const char *detail)
 {
+	CbStatsAdd(CB_STAT_ERRORS, 1);
+	CbStatsSetLastError(server, detail);
+}
+
+/*
+ * Remembers the last error: a failure to reach server, or an error reply
+ * of Redis to an effect.  Never fails.
+ */
+void
+CbStatsSetLastError(const char *server, const char *detail)
+{
 	CbStatsData *s = CbStats();
 	TimestampTz now = GetCurrentTimestamp();
 
-	CbStatsAdd(CB_STAT_ERRORS, 1);
 	SpinLockAcquire(&s->mutex);
 	snprintf(s->last_error, sizeof(s->last_error), "%s: %s", server, detail);
 	s->last_error_at = now;

@@ -29,5 +29,6 @@ extern void CbStatsShmemStartup(void);
 extern void CbStatsAdd(CbStatCounter counter, uint64 n);
 extern void CbStatsCountRoundTrip(void);
 extern void CbStatsRecordError(const char *server, const char *detail);
+extern void CbStatsSetLastError(const char *server, const char *detail);
 
 #endif							/* CACHEBRIDGE_STATS_H */
