@@ -1,0 +1,42 @@
+--
+-- ALTER EXTENSION cachebridge UPDATE from 1.0 to 1.1: publish() appears,
+-- new triggers are checked at CREATE TRIGGER, attach() knows the mode,
+-- and the upgraded database publishes.  (A fresh CREATE EXTENSION runs the
+-- same two scripts, so this is also what every new install gets.)
+--
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE cb_upgraded;
+
+\c cb_upgraded
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.0';
+SELECT count(*) AS publish_in_1_0 FROM pg_proc WHERE proname = 'publish'
+  AND pronamespace = 'cachebridge'::regnamespace;
+ALTER EXTENSION cachebridge UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'cachebridge';
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       has_function_privilege('cachebridge_writer', p.oid, 'EXECUTE') AS writer,
+       obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented,
+       pg_depend.deptype AS member
+FROM pg_proc p
+JOIN pg_depend ON pg_depend.objid = p.oid AND pg_depend.refclassid = 'pg_extension'::regclass
+WHERE p.pronamespace = 'cachebridge'::regnamespace AND p.proname = 'publish';
+RESET client_min_messages;
+
+-- the event trigger now checks publish triggers
+CREATE TABLE up (id int);
+CREATE TRIGGER bad AFTER INSERT ON up
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:{nosuch}');
+-- attach knows mode publish
+SELECT cachebridge.attach('up', 'ev:upgraded', 'publish');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'up'::regclass ORDER BY 1;
+
+-- and the upgraded database publishes
+\! redis-cli -p $CB_REDIS_PORT del ev:upgraded > /dev/null
+INSERT INTO up VALUES (1);
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT xlen ev:upgraded
+
+\c :regress_db
+DROP DATABASE cb_upgraded;
