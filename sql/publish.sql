@@ -148,6 +148,22 @@ SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT xlen app1:ev:capped
 RESET cachebridge.key_prefix;
 
+-- a transaction that also writes through a cache: its keys are in Redis
+-- when COMMIT returns (the backend applies them; the worker sends the
+-- entries and, again, harmlessly, the keys)
+CREATE TABLE pub_cached (id int PRIMARY KEY, v text);
+CREATE TRIGGER pub_cached_cache AFTER INSERT OR UPDATE OR DELETE ON pub_cached
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('pc:{id}');
+SELECT cachebridge.stats_reset();
+BEGIN;
+INSERT INTO pub_cached VALUES (1, 'cached');
+INSERT INTO pub_orders VALUES (60, 1, 1, 'with a cache write');
+COMMIT;
+\! redis-cli -p $CB_REDIS_PORT get pc:1
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT --raw xrevrange ev:orders + - count 1 | sed -n '/^row$/{n;p}'
+SELECT queued, delivered, failed FROM cachebridge.stats;
+
 -- PREPARE TRANSACTION is refused for a transaction that publishes
 BEGIN;
 INSERT INTO pub_orders VALUES (50, 1, 1, 'prepared');
@@ -203,6 +219,6 @@ SELECT cachebridge.wait_delivered();
 SELECT failed > 0 AS failed, last_error LIKE '%WRONGTYPE%' AS wrongtype FROM cachebridge.stats;
 SELECT count(*) AS outbox_rows_left FROM cachebridge.outbox;
 
-DROP TABLE pub_orders, pub_tenant, pub_attached, pub_attached2, pub_parted,
+DROP TABLE pub_orders, pub_cached, pub_tenant, pub_attached, pub_attached2, pub_parted,
     pub_capped, pub_bad, pub_wrongtype;
 DROP SCHEMA "Odd Schema" CASCADE;

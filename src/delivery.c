@@ -82,6 +82,7 @@ static CbPlan *xact_plan = NULL;
 static CbDeliveryMode xact_mode;
 static int64 xact_outbox_id = 0;
 static bool xact_direct = false;
+static bool xact_early = false;	/* send all but stream entries, unacknowledged */
 
 /* ---------------------------------------------------------------------
  * Encoding
@@ -162,13 +163,16 @@ CbLockStreams(const CbKeyRef *streams, int n)
 	pfree(hashes);
 }
 
-/* Closes the pipeline step being built, if it has commands. */
+/*
+ * Closes the pipeline step being built, if it has commands: a step of kind
+ * 'P', or 'E' for stream entries.
+ */
 static void
-CbPlanFlushPipeline(CbPlan *plan)
+CbPlanFlushPipeline(CbPlan *plan, char kind)
 {
 	if (plan->pipeline.ncommands == 0)
 		return;
-	appendStringInfoChar(&plan->blob, 'P');
+	appendStringInfoChar(&plan->blob, kind);
 	CbBlobPutInt(&plan->blob, plan->pipeline_effects);
 	CbBlobPutInt(&plan->blob, plan->pipeline.ncommands);
 	CbBlobPutInt(&plan->blob, plan->pipeline.buf.len);
@@ -425,14 +429,14 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		e->nfields = nfields;
 		e->maxlen = ttl;
 		e->order = plan->nevents++;
-		plan->streams = true;
+		plan->nentries++;
 		return;
 	}
 	if (op == CB_OP_PATTERN)
 	{
 		/* everything made before the pattern goes first */
 		CbPlanFlushKeys(plan);
-		CbPlanFlushPipeline(plan);
+		CbPlanFlushPipeline(plan, 'P');
 		/* S, step length, pattern length, pattern, the plan's marker */
 		appendStringInfoChar(&plan->blob, 'S');
 		CbBlobPutInt(&plan->blob, sizeof(uint32) + keylen + strlen(plan->marker));
@@ -484,8 +488,9 @@ CbPlanEnd(CbPlan *plan)
 	bytea	   *effects;
 
 	CbPlanFlushKeys(plan);
+	CbPlanFlushPipeline(plan, 'P');
 	CbPlanFlushEvents(plan);
-	CbPlanFlushPipeline(plan);
+	CbPlanFlushPipeline(plan, 'E');
 	if (plan->dels != NULL)
 		pfree(plan->dels);
 	if (plan->pubs != NULL)
@@ -560,13 +565,14 @@ CbSendPipelineStep(const char *cmds, size_t len, int ncommands,
 }
 
 /*
- * Sends an encoded plan.  Never raises an ERROR (but out of memory).
- * Returns what it came to; *failed counts effects Redis rejected, detail
- * says why the last failure happened.
+ * Sends an encoded plan (without its stream entries if skip_events).
+ * Never raises an ERROR (but out of memory).  Returns what it came to;
+ * *failed counts effects Redis rejected, detail says why the last failure
+ * happened.
  */
 CbDeliveryResult
-CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
-			  size_t detaillen)
+CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
+			  char *detail, size_t detaillen)
 {
 	size_t		pos = strlen(CB_BLOB_MAGIC);
 	CbDeliveryResult result = CB_DELIVERED;
@@ -585,9 +591,11 @@ CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
 		uint32		steplen;
 		CbRedisError err;
 
-		if ((kind == 'P' && (!CbBlobGetInt(blob, len, &pos, &neffects) ||
-							 !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
-			(kind != 'P' && kind != 'S') ||
+		bool		pipeline = (kind == 'P' || kind == 'E');
+
+		if ((pipeline && (!CbBlobGetInt(blob, len, &pos, &neffects) ||
+						  !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
+			(!pipeline && kind != 'S') ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
 			steplen > len - pos)
 		{
@@ -595,7 +603,9 @@ CbDeliverBlob(const char *blob, size_t len, int *failed, char *detail,
 			return CB_CORRUPT;
 		}
 
-		if (kind == 'P')
+		if (kind == 'E' && skip_events)
+			;
+		else if (pipeline)
 		{
 			CbStepReplies replies;
 
@@ -668,8 +678,9 @@ CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 		uint32		neff;
 		uint32		ncmd;
 		uint32		steplen;
+		char		kind = blob[pos++];
 
-		if (blob[pos++] != 'P' ||
+		if ((kind != 'P' && kind != 'E') ||
 			!CbBlobGetInt(blob, len, &pos, &neff) ||
 			!CbBlobGetInt(blob, len, &pos, &ncmd) ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
@@ -871,7 +882,10 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 		 * still retrying an earlier transaction's entries.
 		 */
 		xact_direct = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
-					   !plan->streams && !CbBreakerIsOpen());
+					   plan->nentries == 0 && !CbBreakerIsOpen());
+		xact_early = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
+					  plan->nentries > 0 && plan->neffects > plan->nentries &&
+					  !CbBreakerIsOpen());
 		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
 										plan->version, xact_direct);
 	}
@@ -921,10 +935,21 @@ CbDeliveryCommit(void)
 		xact_direct = false;
 	}
 
+	/*
+	 * A durable transaction with stream entries leaves its outbox row to the
+	 * worker, but applies its cache effects itself first, so that they are
+	 * in Redis when COMMIT returns; the worker sends them again, harmlessly
+	 * (versions), with the entries, and counts them.
+	 */
+	if (xact_early &&
+		CbDeliverBlob(plan->blob.data + VARHDRSZ, plan->blob.len - VARHDRSZ,
+					  true, &failed, detail, sizeof(detail)) == CB_UNREACHABLE)
+		CbBreakerTrip();
+
 	if (xact_direct)
 	{
 		result = CbDeliverBlob(plan->blob.data + VARHDRSZ,
-							   plan->blob.len - VARHDRSZ, &failed,
+							   plan->blob.len - VARHDRSZ, false, &failed,
 							   detail, sizeof(detail));
 		if (result == CB_UNREACHABLE)
 		{
@@ -957,4 +982,5 @@ CbDeliveryReset(void)
 	xact_plan = NULL;
 	xact_outbox_id = 0;
 	xact_direct = false;
+	xact_early = false;
 }

@@ -75,7 +75,7 @@ typedef struct CbPlan
 	FullTransactionId fxid;
 	TimestampTz committed_at;
 	int			neffects;
-	bool		streams;		/* has stream entries */
+	int			nentries;		/* stream entries among the effects */
 } CbPlan;
 
 extern int	cb_delivery;
@@ -90,8 +90,8 @@ extern bytea *CbPlanEnd(CbPlan *plan);
 extern void CbLockStreams(const CbKeyRef *streams, int n);
 
 extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
-									  int *failed, char *detail,
-									  size_t detaillen);
+									  bool skip_events, int *failed,
+									  char *detail, size_t detaillen);
 
 extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 								  int *ncommands, int *neffects);

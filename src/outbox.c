@@ -291,7 +291,7 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 			*unreachable = true;
 			break;
 		}
-		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects), false,
 							   &failed, detail, sizeof(detail));
 		if (result == CB_CORRUPT)
 		{

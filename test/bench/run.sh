@@ -22,14 +22,19 @@
 #
 # Variants of bulk and oltp: no trigger; cachebridge.invalidate and
 # cachebridge.write_through (format=json), each in delivery sync and durable
-# (the default); a PL/pgSQL trigger calling pg_notify per row; a PL/pgSQL
+# (the default); cachebridge.publish('ev:bench') (one stream entry per row,
+# every transaction on one stream), sync and durable -- in durable mode the
+# worker sends the entries, so the time until they are all in the stream is
+# recorded too ("pub_durable, until in the stream"); a PL/pgSQL trigger
+# calling pg_notify per row; a PL/pgSQL
 # trigger calling pgmemcache's memcache_set/memcache_delete per row against a
 # memcached (installed from Debian when missing; skipped with the reason if
 # it cannot be installed).
 #
 # After every cachebridge run Redis is checked against the table (after
 # cachebridge.wait_delivered(60000)): write_through keys equal row_to_json of
-# their row, pre-filled stale keys are gone after invalidate and DELETE.
+# their row, pre-filled stale keys are gone after invalidate and DELETE, the
+# stream holds one entry per changed row (bulk) or per transaction (oltp).
 # Version markers ("<key>#cbv") are not counted.  A lost effect prints FAIL
 # and the script exits 1.
 #
@@ -70,7 +75,7 @@ CLIENTS=${CB_BENCH_CLIENTS:-"1 2"}
 SHARD_RUNS=${CB_BENCH_SHARD_RUNS:-5}
 export CB_BENCH_SHARD_KEYS=${CB_BENCH_SHARD_KEYS:-1000000}
 export CB_BENCH_PLPGSQL_RUNS=${CB_BENCH_PLPGSQL_RUNS:-3}
-VARIANTS="baseline inv_sync inv_durable wt_sync wt_durable notify memcache"
+VARIANTS="baseline inv_sync inv_durable wt_sync wt_durable pub_sync pub_durable notify memcache"
 MEMCACHE_SKIP=
 DEGRADED=
 
@@ -167,6 +172,8 @@ set_variant() {
         inv_durable) fn="cachebridge.invalidate('$tmpl')" ;;
         wt_sync) fn="cachebridge.write_through('$tmpl', 'format=json')"; mode=sync ;;
         wt_durable) fn="cachebridge.write_through('$tmpl', 'format=json')" ;;
+        pub_sync) fn="cachebridge.publish('ev:bench')"; mode=sync ;;
+        pub_durable) fn="cachebridge.publish('ev:bench')" ;;
         notify) fn="${table}_notify()" ;;
         memcache) fn="${table}_memcache()" ;;
         *) cb_die "unknown variant $variant" ;;
@@ -190,6 +197,16 @@ check_memcache() {
     fi
     [ "$bad" = 0 ] || bench_fail "memcached: $bad of a sample of the rows have a wrong value"
     CHECK="memcached sample ok"
+}
+
+# check_stream N: after delivery, the stream ev:bench holds N entries.
+check_stream() {
+    local n=$1 len
+    await_delivery
+    len=$(rc XLEN ev:bench)
+    [ "$len" = "$n" ] || bench_fail "ev:bench holds $len entries, $n expected"
+    CHECK="$n stream entries, "
+    check_stats
 }
 
 # ---------------------------------------------------------------- bulk
@@ -218,6 +235,11 @@ bulk_run() {
             # pattern invalidation (counted): then a key may be gone, never stale
             check_rows bench_t row: "$n" "$(q1 "SELECT (degraded > 0)::int FROM cachebridge.stats")"
             check_stats ;;
+        pub_durable:*)
+            local t0=$(date +%s%N)
+            check_stream "$n"
+            record "bulk_${op}" pub_delivered "$(awk -v ms="$MS" -v ns="$(($(date +%s%N) - t0))" 'BEGIN { print ms + ns / 1e6 }')" ;;
+        pub_*:*) check_stream "$n" ;;
         memcache:delete) check_memcache "SELECT generate_series(1, 1000) AS id" 1 row: id ;;
         memcache:*) check_memcache "SELECT * FROM bench_t" 0 row: id ;;
         *) CHECK="no effect to check" ;;
@@ -250,7 +272,7 @@ section_bulk() {
 # oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS.
 oltp_run() {
     local workload=$1 clients=$2 variant=$3 accounts=$((PGB_SCALE * 100000))
-    local out tps touched touched_sql left wrong args=()
+    local out tps touched touched_sql left wrong xacts args=()
     q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
     q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
     set_variant pgbench_accounts "$variant" 'acct:{aid}'
@@ -269,8 +291,10 @@ oltp_run() {
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
     touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
+    xacts=$(awk '/^number of transactions actually processed:/ { print $6; exit }' <<<"$out")
     CHECK=
     case $variant in
+        pub_*) check_stream "$xacts" ;;
         inv_*)
             await_delivery
             left=$(count_keys)
@@ -354,6 +378,9 @@ LABELS=(
     "inv_durable:cachebridge invalidate, durable"
     "wt_sync:cachebridge write_through json, sync"
     "wt_durable:cachebridge write_through json, durable"
+    "pub_sync:cachebridge publish, sync"
+    "pub_durable:cachebridge publish, durable"
+    "pub_delivered:  publish durable, until in the stream"
     "notify:PL/pgSQL pg_notify per row"
     "memcache:PL/pgSQL pgmemcache call per row"
 )
