@@ -164,6 +164,16 @@ SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT --raw xrevrange ev:orders + - count 1 | sed -n '/^row$/{n;p}'
 SELECT queued, delivered, failed FROM cachebridge.stats;
 
+-- change events cannot degrade: past cachebridge.max_pending_memory the
+-- transaction fails, and publishes nothing
+SET cachebridge.max_pending_memory = '1MB';
+\! redis-cli -p $CB_REDIS_PORT del ev:capped > /dev/null
+INSERT INTO pub_capped SELECT g FROM generate_series(1, 100000) g;
+RESET cachebridge.max_pending_memory;
+INSERT INTO pub_capped VALUES (-1);
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT xlen ev:capped
+
 -- PREPARE TRANSACTION is refused for a transaction that publishes
 BEGIN;
 INSERT INTO pub_orders VALUES (50, 1, 1, 'prepared');

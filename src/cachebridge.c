@@ -215,9 +215,10 @@ _PG_init(void)
 
 	DefineCustomIntVariable("cachebridge.max_pending_memory",
 							"Memory a transaction's pending cache effects may use.",
-							"Past it, a trigger invalidates the pattern of its key "
+							"Past it, a cache trigger invalidates the pattern of its key "
 							"template at commit instead of queueing one effect per "
-							"key; this is counted and logged, no effect is lost.",
+							"key (counted and logged, no effect is lost); change "
+							"events cannot degrade: passing it is an error.",
 							&cb_max_pending_memory,
 							131072,
 							64,
