@@ -870,6 +870,15 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 				 errdetail("The transaction changed rows of a table with a cachebridge trigger."),
 				 errhint("Set cachebridge.delivery to durable or async (with cachebridge in shared_preload_libraries), or commit without PREPARE TRANSACTION.")));
 
+	/*
+	 * Stream entries go through the outbox whenever there is one: a sync
+	 * session sending its own could overtake an earlier transaction's
+	 * entries that the worker still holds, which would then be skipped as
+	 * older.
+	 */
+	if (xact_mode == CB_DELIVERY_SYNC && cb_preloaded && plan->nentries > 0)
+		xact_mode = CB_DELIVERY_DURABLE;
+
 	xact_plan = plan;
 	xact_outbox_id = 0;
 	xact_direct = (xact_mode == CB_DELIVERY_SYNC);
@@ -925,6 +934,14 @@ CbDeliveryCommit(void)
 	if (plan == NULL)
 		return;
 	CbStatsAdd(CB_STAT_QUEUED, plan->neffects);
+
+	/*
+	 * With synchronous_commit off the commit record may not be flushed yet,
+	 * and a crash would undo the transaction: its effects must not reach
+	 * Redis before it is durable.
+	 */
+	if ((xact_direct || xact_early) && XactLastCommitEnd > GetFlushRecPtr(NULL))
+		XLogFlush(XactLastCommitEnd);
 
 	if (xact_direct && xact_mode == CB_DELIVERY_SYNC &&
 		CbBreakerIsOpen() && !CbBreakerAllowsProbe())

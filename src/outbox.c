@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -257,6 +258,16 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 				 3, types, values, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
+
+	/*
+	 * A row is visible once its transaction's commit record is in WAL, but
+	 * with synchronous_commit off not yet flushed: a crash now would undo
+	 * the transaction.  Its effects must not reach Redis before it is
+	 * durable, so flush WAL up to every commit record written so far (a
+	 * no-op when they all are).
+	 */
+	if (nrows > 0)
+		XLogFlush(GetXLogInsertRecPtr());
 	done = palloc(sizeof(int64) * Max(nrows, 1));
 	initStringInfo(&batch.cmds);
 
