@@ -158,6 +158,23 @@ walkthrough_write_through() {
     walkthrough_failed "Redis holds \"$from_redis\" under user:1, expected \"$expected\""
 }
 
+# Shows change events: every committed row change appended to a stream.
+walkthrough_publish() {
+    local len
+    [ "$(sandbox_psql -A -t -c "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc
+            WHERE pronamespace = 'cachebridge'::regnamespace
+              AND proname = 'publish')")" = t ] || return 0
+    echo
+    echo "-- change events: every committed row change, appended to a Redis stream"
+    show_sql "CREATE TRIGGER users_events AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('events:users', 'old=true');"
+    show_sql "UPDATE users SET email = 'ada@lovelace.example' WHERE id = 1;"
+    show_sql "SELECT cachebridge.wait_delivered();"
+    show_redis XRANGE events:users - +
+    len=$(redis-cli -p "$REDIS_PORT" XLEN events:users)
+    [ "$len" = 1 ] || walkthrough_failed "the stream events:users holds $len entries, expected 1"
+}
+
 # How to use and stop the running sandbox.
 print_instructions() {
     cat <<EOF
@@ -216,6 +233,7 @@ cmd_start() {
     cb_log "walkthrough"
     walkthrough_cache_aside
     walkthrough_write_through
+    walkthrough_publish
     trap - EXIT
 
     print_instructions
