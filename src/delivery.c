@@ -189,6 +189,17 @@ CbPlanGrow(void *array, int *max, size_t elemsize)
 	return array == NULL ? palloc(elemsize * *max) : repalloc(array, elemsize * *max);
 }
 
+/* Appends a key reference to an array of the plan. */
+static void
+CbKeyRefPush(CbKeyRef **refs, int *n, int *max, const char *data, size_t len)
+{
+	if (*n == *max)
+		*refs = CbPlanGrow(*refs, max, sizeof(CbKeyRef));
+	(*refs)[*n].data = data;
+	(*refs)[*n].len = len;
+	(*n)++;
+}
+
 /* Sends the batched deletions as calls of the delete script. */
 static void
 CbPlanFlushDeletes(CbPlan *plan)
@@ -400,20 +411,12 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 	/* keys and payloads stay valid until the plan ends: they are the queue's */
 	if (op == CB_OP_DEL)
 	{
-		if (plan->ndels == plan->maxdels)
-			plan->dels = CbPlanGrow(plan->dels, &plan->maxdels, sizeof(CbKeyRef));
-		plan->dels[plan->ndels].data = key;
-		plan->dels[plan->ndels].len = keylen;
-		plan->ndels++;
+		CbKeyRefPush(&plan->dels, &plan->ndels, &plan->maxdels, key, keylen);
 		return;
 	}
 	if (op == CB_OP_PUBLISH)
 	{
-		if (plan->npubs == plan->maxpubs)
-			plan->pubs = CbPlanGrow(plan->pubs, &plan->maxpubs, sizeof(CbKeyRef));
-		plan->pubs[plan->npubs].data = key;
-		plan->pubs[plan->npubs].len = keylen;
-		plan->npubs++;
+		CbKeyRefPush(&plan->pubs, &plan->npubs, &plan->maxpubs, key, keylen);
 		return;
 	}
 	if (op == CB_OP_XADD)
