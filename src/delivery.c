@@ -9,7 +9,9 @@
  * deletions are batched into calls of the delete script, and every call
  * carries the transaction's version marker (see scripts.c).  The plan is
  * one blob of RESP-encoded pipelines ("steps"), with pattern invalidations
- * as steps of their own.
+ * as steps of their own; PUBLISHes of changed keys (notify=) follow the
+ * effects they announce, and stream entries (publish()) come last, in a
+ * step of their own, as calls of the xadd script per stream.
  *
  *	sync	the committing backend sends the blob after commit; a failure is
  *			a WARNING and a counter.
@@ -18,6 +20,15 @@
  *			acknowledges it, and the worker (worker.c) sends whatever was
  *			not acknowledged.  Nothing committed is lost.
  *	async	the blob goes to the outbox only; the worker sends it.
+ *
+ * Stream entries must reach each stream in commit order.  A transaction
+ * with entries locks its streams before its plan is made (CbLockStreams),
+ * and whenever there is an outbox its entries go through it and the
+ * worker, which sends rows in order; the backend still applies the other
+ * effects itself at commit (they are versioned, so the worker sending them
+ * again changes nothing).  Before any effect reaches Redis its transaction's
+ * commit record is flushed, so that a crash cannot undo a transaction
+ * whose effects Redis shows (synchronous_commit = off).
  *
  * The circuit breaker lives in shared memory: the first failure to reach
  * Redis opens it, after which committing backends in durable and async
