@@ -378,7 +378,7 @@ LABELS=(
     "inv_durable:cachebridge invalidate, durable"
     "wt_sync:cachebridge write_through json, sync"
     "wt_durable:cachebridge write_through json, durable"
-    "pub_sync:cachebridge publish, sync"
+    "pub_sync:cachebridge publish, sync session"
     "pub_durable:cachebridge publish, durable"
     "pub_delivered:  publish durable, until in the stream"
     "notify:PL/pgSQL pg_notify per row"
