@@ -185,6 +185,8 @@ CREATE TABLE pub_bad (id int, v text);
 CREATE TRIGGER b AFTER INSERT ON pub_bad
     FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:{nosuch}');
 CREATE TRIGGER b AFTER INSERT ON pub_bad
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:{id');
+CREATE TRIGGER b AFTER INSERT ON pub_bad
     FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:b', 'maxlen=0');
 CREATE TRIGGER b AFTER INSERT ON pub_bad
     FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:b', 'maxlen=ten');

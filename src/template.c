@@ -29,13 +29,13 @@ static bool CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
 
 /* Raises the ERROR for a malformed template. */
 static void
-CbTemplateError(const char *source, const char *trigname, const char *relname,
-				const char *problem)
+CbTemplateError(const char *kind, const char *source, const char *trigname,
+				const char *relname, const char *problem)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid key template \"%s\" in trigger \"%s\" on table \"%s\"",
-					source, trigname, relname),
+			 errmsg("invalid %s \"%s\" in trigger \"%s\" on table \"%s\"",
+					kind, source, trigname, relname),
 			 errdetail("%s", problem),
 			 errhint("Write {column} for a column and {{ or }} for a literal brace.")));
 }
@@ -106,12 +106,13 @@ CbAddLiteral(List **segs, const char *text, int len)
 
 /*
  * Parses source into tmpl, resolving column names against desc.  Allocates
- * in the current memory context.  Raises an ERROR naming the trigger and
- * the table for an unknown column or a malformed template.
+ * in the current memory context.  Raises an ERROR naming the trigger, the
+ * table and what the template is for (kind: "key template", "stream name
+ * template") for an unknown column or a malformed template.
  */
 void
-CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
-				const char *trigname, const char *relname)
+CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
+				TupleDesc desc, const char *trigname, const char *relname)
 {
 	List	   *segs = NIL;
 	StringInfoData lit;
@@ -121,7 +122,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 
 	tmpl->fixed_output = false;
 	if (*source == '\0')
-		CbTemplateError(source, trigname, relname, "The template is empty.");
+		CbTemplateError(kind, source, trigname, relname, "The template is empty.");
 
 	initStringInfo(&lit);
 	while (*p)
@@ -139,14 +140,14 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 			CbTemplateSegment *seg;
 
 			if (close == NULL)
-				CbTemplateError(source, trigname, relname,
+				CbTemplateError(kind, source, trigname, relname,
 								"A \"{\" is not closed by \"}\".");
 			if (close == p + 1)
-				CbTemplateError(source, trigname, relname,
+				CbTemplateError(kind, source, trigname, relname,
 								"\"{}\" names no column.");
 			colname = pnstrdup(p + 1, close - p - 1);
 			if (strchr(colname, '{') != NULL)
-				CbTemplateError(source, trigname, relname,
+				CbTemplateError(kind, source, trigname, relname,
 								"A \"{\" is not closed by \"}\".");
 			for (int a = 0; a < desc->natts; a++)
 			{
@@ -161,8 +162,8 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 			if (attnum == InvalidAttrNumber)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_COLUMN),
-						 errmsg("column \"%s\" of key template \"%s\" does not exist in table \"%s\"",
-								colname, source, relname),
+						 errmsg("column \"%s\" of %s \"%s\" does not exist in table \"%s\"",
+								colname, kind, source, relname),
 						 errcontext("trigger \"%s\" on table \"%s\"", trigname, relname)));
 
 			CbAddLiteral(&segs, lit.data, lit.len);
@@ -175,7 +176,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *source, TupleDesc desc,
 			p = close + 1;
 		}
 		else if (*p == '}')
-			CbTemplateError(source, trigname, relname,
+			CbTemplateError(kind, source, trigname, relname,
 							"A \"}\" has no matching \"{\"; write \"}}\" for a literal brace.");
 		else
 			appendStringInfoChar(&lit, *p++);

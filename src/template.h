@@ -30,9 +30,9 @@ typedef struct CbTemplate
 	bool		fixed_output;	/* a column's output depends on settings */
 } CbTemplate;
 
-extern void CbTemplateParse(CbTemplate *tmpl, const char *source,
-							TupleDesc desc, const char *trigname,
-							const char *relname);
+extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
+							const char *source, TupleDesc desc,
+							const char *trigname, const char *relname);
 extern bool CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple,
 							 TupleDesc desc, FmgrInfo *outfuncs,
 							 StringInfo buf);

@@ -391,7 +391,8 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 		{
 			CbTemplate *t = palloc0(sizeof(CbTemplate));
 
-			CbTemplateParse(t, arg, desc, trigname, relname);
+			CbTemplateParse(t, mode == CB_MODE_PUBLISH ? "stream name template" : "key template",
+							arg, desc, trigname, relname);
 			templates = lappend(templates, t);
 		}
 	}
