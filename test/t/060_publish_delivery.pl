@@ -61,7 +61,8 @@ my $node = CacheBridgeTest::new_node(
 		'max_connections = 40',
 	]);
 
-$node->safe_psql('postgres', q{
+# The audit of committed changes the streams are checked against.
+my $audit_sql = q{
 CREATE TABLE audit (
 	seq bigserial PRIMARY KEY,
 	tbl text NOT NULL,
@@ -78,11 +79,14 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-});
+};
+$node->safe_psql('postgres', $audit_sql);
 
-my $source = $node->safe_psql('postgres',
-	q{SELECT system_identifier || ':' || (SELECT oid FROM pg_database WHERE datname = 'postgres')
-	  FROM pg_control_system()});
+# The field of this database in the stream markers.
+my $source_sql =
+  q{SELECT system_identifier || ':' || (SELECT oid FROM pg_database WHERE datname = 'postgres')
+	  FROM pg_control_system()};
+my $source = $node->safe_psql('postgres', $source_sql);
 
 # make_table($t): table $t, audited, publishing to the stream ev:$t.
 sub make_table
@@ -704,6 +708,43 @@ sub wait_delivered
 	$node->safe_psql('postgres', "INSERT INTO t_async VALUES (1000, 0, 'after the crash')");
 	is(wait_delivered(), 't', 'async commit: wait_delivered after the crash');
 	check_stream('async commit, after the crash', 't_async');
+}
+
+# ---------------------------------------------------------------------
+# 8. Without shared_preload_libraries there is no outbox and no worker:
+# every session is in sync mode and sends its entries itself, from its
+# COMMIT callback, holding the stream's lock.  Concurrent writers must
+# still produce every committed change, once, in commit order.
+# ---------------------------------------------------------------------
+{
+	my ($main, $main_source) = ($node, $source);
+
+	$node = CacheBridgeTest::new_node(
+		'publish_sync_only',
+		redis => $redis,
+		conf => [
+			"shared_preload_libraries = ''",
+			'track_commit_timestamp = on',
+			"cachebridge.connect_timeout = $connect_timeout",
+			"cachebridge.command_timeout = $command_timeout",
+			'max_connections = 40',
+		]);
+	$node->safe_psql('postgres', $audit_sql);
+	$source = $node->safe_psql('postgres', $source_sql);
+
+	make_table('t_sync_only');
+	my $b = start_bench('t_sync_only', 3, clients => 4, rate => 600);
+	is(finish_bench($b), 0, 'no preload: pgbench succeeded') or diag("$b->{out}\n$b->{err}");
+	unlike($b->{err}, qr/WARNING/, 'no preload: no WARNING');
+	# COMMIT returned after the entries were sent: nothing to wait for
+	my $n = check_stream('no preload', 't_sync_only');
+	ok($n > 100, "no preload: the writers made many entries ($n)");
+	# (without a worker, a row that went there would still be there)
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM cachebridge.outbox'),
+		'0', 'no preload: nothing went through the outbox');
+
+	$node->stop;
+	($node, $source) = ($main, $main_source);
 }
 
 $node->stop;
