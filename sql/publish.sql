@@ -97,6 +97,17 @@ SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT xlen ev:tenant:a
 SELECT null_keys FROM cachebridge.stats;
 
+-- one transaction publishing to 10,000 streams, an entry each (past 32
+-- streams one database-wide lock is taken instead of a lock per stream;
+-- test/t/060 shows the lock table would not hold them on a small server)
+CREATE TABLE pub_many (id int PRIMARY KEY);
+CREATE TRIGGER pub_many_events AFTER INSERT ON pub_many
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:many:{id}');
+INSERT INTO pub_many SELECT g FROM generate_series(1, 10000) g;
+SELECT cachebridge.wait_delivered(60000);
+\! redis-cli -p $CB_REDIS_PORT --scan --pattern 'ev:many:*' | grep -vc '#cbv$'
+\! redis-cli -p $CB_REDIS_PORT --raw xrange ev:many:9999 - + | sed -n '/^row$/{n;p}'
+
 -- TRUNCATE is one entry with op TRUNCATE (attach makes both triggers)
 CREATE TABLE pub_attached (id int PRIMARY KEY, v text);
 SELECT cachebridge.attach('pub_attached', 'ev:attached', 'publish');
@@ -231,6 +242,6 @@ SELECT cachebridge.wait_delivered();
 SELECT failed > 0 AS failed, last_error LIKE '%WRONGTYPE%' AS wrongtype FROM cachebridge.stats;
 SELECT count(*) AS outbox_rows_left FROM cachebridge.outbox;
 
-DROP TABLE pub_orders, pub_cached, pub_tenant, pub_attached, pub_attached2, pub_parted,
+DROP TABLE pub_orders, pub_cached, pub_many, pub_tenant, pub_attached, pub_attached2, pub_parted,
     pub_capped, pub_bad, pub_wrongtype;
 DROP SCHEMA "Odd Schema" CASCADE;

@@ -67,8 +67,15 @@
 #define CB_EVENTS_PER_XADD 256
 #define CB_BYTES_PER_XADD (1024 * 1024)
 
-/* field4 of the advisory lock tags that order appends to a stream */
+/*
+ * field4 of the advisory lock tags that order appends to a stream, and of
+ * the database-wide tag a transaction with many streams locks instead
+ */
 #define CB_STREAM_LOCK_FIELD4 0xCB01
+#define CB_STREAMS_LOCK_FIELD4 0xCB02
+
+/* Most streams a transaction locks one by one. */
+#define CB_STREAM_LOCKS_MAX 32
 
 /* Magic at the start of an encoded plan. */
 #define CB_BLOB_MAGIC "CBX2"
@@ -151,22 +158,32 @@ CbHashCompare(const void *a, const void *b)
  * committed and, in sync mode, sent its entries (the COMMIT callback runs
  * before locks are released), so its version is higher, its outbox row
  * comes later, and streams are appended in commit order.
+ *
+ * Every such transaction first takes a database-wide lock in share mode;
+ * one with more than CB_STREAM_LOCKS_MAX streams (a bulk change with a
+ * stream per tenant, say) takes that lock in exclusive mode instead of
+ * thousands of stream locks, which would exhaust the lock table.
  */
 void
 CbLockStreams(const CbKeyRef *streams, int n)
 {
 	uint64	   *hashes = palloc(sizeof(uint64) * Max(n, 1));
+	int			nunique = 0;
+	LOCKTAG		tag;
 
 	for (int i = 0; i < n; i++)
 		hashes[i] = hash_bytes_extended((const unsigned char *) streams[i].data,
 										(int) streams[i].len, 0);
 	qsort(hashes, n, sizeof(uint64), CbHashCompare);
 	for (int i = 0; i < n; i++)
-	{
-		LOCKTAG		tag;
+		if (i == 0 || hashes[i] != hashes[nunique - 1])
+			hashes[nunique++] = hashes[i];
 
-		if (i > 0 && hashes[i] == hashes[i - 1])
-			continue;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, CB_STREAMS_LOCK_FIELD4);
+	(void) LockAcquire(&tag, nunique > CB_STREAM_LOCKS_MAX ? ExclusiveLock : ShareLock,
+					   false, false);
+	for (int i = 0; i < nunique && nunique <= CB_STREAM_LOCKS_MAX; i++)
+	{
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hashes[i] >> 32),
 							 (uint32) hashes[i], CB_STREAM_LOCK_FIELD4);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);

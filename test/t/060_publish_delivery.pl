@@ -725,6 +725,7 @@ sub wait_delivered
 		conf => [
 			"shared_preload_libraries = ''",
 			'track_commit_timestamp = on',
+			'max_locks_per_transaction = 10',
 			"cachebridge.connect_timeout = $connect_timeout",
 			"cachebridge.command_timeout = $command_timeout",
 			'max_connections = 40',
@@ -739,6 +740,20 @@ sub wait_delivered
 	# COMMIT returned after the entries were sent: nothing to wait for
 	my $n = check_stream('no preload', 't_sync_only');
 	ok($n > 100, "no preload: the writers made many entries ($n)");
+	# A transaction with a stream per row: 3,000 stream locks would not fit
+	# the lock table of this server (max_locks_per_transaction = 10); past
+	# 32 streams one database-wide lock is taken instead.
+	$node->safe_psql('postgres', q{
+		CREATE TABLE t_many (id int PRIMARY KEY);
+		CREATE TRIGGER p AFTER INSERT ON t_many
+			FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:many:{id}');
+	});
+	my ($rc, $out, $err) = $node->psql('postgres',
+		'INSERT INTO t_many SELECT g FROM generate_series(1, 3000) AS g');
+	is($rc, 0, 'no preload: a transaction publishing to 3000 streams commits') or diag($err);
+	my @many = grep { !/#cbv$/ } split(/\n/, $redis->cli('--scan', '--pattern', 'ev:many:*'));
+	is(scalar @many, 3000, 'no preload: each of the 3000 streams got its entry');
+
 	# (without a worker, a row that went there would still be there)
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM cachebridge.outbox'),
 		'0', 'no preload: nothing went through the outbox');
