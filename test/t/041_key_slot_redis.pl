@@ -32,15 +32,35 @@ ok( run([ 'redis-server', '--port', $port, '--bind', '127.0.0.1',
 	'redis-server starts in cluster mode')
   or BAIL_OUT("cannot start redis-server (is redis-server installed?): $err");
 
-my $redis;
-for (1 .. 100)
+# The server's log, for a failure message.
+sub redis_log
 {
-	$redis = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
-	last if $redis;
-	select(undef, undef, undef, 0.1);
+	open(my $fh, '<', "$tmp/redis.log") or return '(no redis.log)';
+	local $/;
+	return <$fh>;
 }
-$redis or BAIL_OUT("redis-server on port $port does not answer");
-binmode($redis);
+
+# Connects to the server once it answers PING; undef if it does not.
+sub redis_connect
+{
+	for (1 .. 100)
+	{
+		my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
+		if ($sock)
+		{
+			binmode($sock);
+			print $sock "*1\r\n\$4\r\nPING\r\n";
+			my $pong = <$sock>;
+			return $sock if defined $pong && $pong eq "+PONG\r\n";
+			close($sock);
+		}
+		select(undef, undef, undef, 0.1);
+	}
+	return undef;
+}
+
+my $redis = redis_connect()
+  or BAIL_OUT("redis-server on port $port does not answer PING:\n" . redis_log());
 
 # Stop redis-server whatever happens.
 END
@@ -59,6 +79,8 @@ sub cluster_keyslot
 	print $redis "*3\r\n\$7\r\nCLUSTER\r\n\$7\r\nKEYSLOT\r\n\$"
 	  . length($key) . "\r\n$key\r\n";
 	my $reply = <$redis>;
+	defined $reply
+	  or die "redis-server on port $port closed the connection:\n" . redis_log();
 	$reply =~ /^:(\d+)\r\n$/ or die "unexpected reply to CLUSTER KEYSLOT: $reply";
 	return $1;
 }
