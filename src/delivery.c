@@ -180,13 +180,17 @@ CbLockStreams(const CbKeyRef *streams, int n)
 			hashes[nunique++] = hashes[i];
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, CB_STREAMS_LOCK_FIELD4);
-	(void) LockAcquire(&tag, nunique > CB_STREAM_LOCKS_MAX ? ExclusiveLock : ShareLock,
-					   false, false);
-	for (int i = 0; i < nunique && nunique <= CB_STREAM_LOCKS_MAX; i++)
-	{
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hashes[i] >> 32),
-							 (uint32) hashes[i], CB_STREAM_LOCK_FIELD4);
+	if (nunique > CB_STREAM_LOCKS_MAX)
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	else
+	{
+		(void) LockAcquire(&tag, ShareLock, false, false);
+		for (int i = 0; i < nunique; i++)
+		{
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hashes[i] >> 32),
+								 (uint32) hashes[i], CB_STREAM_LOCK_FIELD4);
+			(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		}
 	}
 	pfree(hashes);
 }
@@ -207,6 +211,23 @@ CbPlanFlushPipeline(CbPlan *plan, char kind)
 	appendBinaryStringInfo(&plan->blob, plan->pipeline.buf.data, plan->pipeline.buf.len);
 	CbPipelineReset(&plan->pipeline);
 	plan->pipeline_effects = 0;
+}
+
+/*
+ * Appends to the command being built the fields of a hash or stream entry:
+ * nfields pairs of (uint32 length, bytes), as the triggers encode them.
+ */
+static void
+CbPipelineArgFields(CbPipeline *p, const char *fields, int nfields)
+{
+	for (int i = 0; i < 2 * nfields; i++)
+	{
+		uint32		flen;
+
+		memcpy(&flen, fields, sizeof(uint32));
+		CbPipelineArg(p, fields + sizeof(uint32), flen);
+		fields += sizeof(uint32) + flen;
+	}
 }
 
 /* Grows an array of the plan to hold one more element. */
@@ -310,24 +331,6 @@ CbPlanEventCompare(const void *a, const void *b)
 	return c;
 }
 
-/* Bytes an entry adds to a call of the xadd script, about. */
-static size_t
-CbPlanEventSize(const CbPlanEvent *e)
-{
-	size_t		size = 128;
-	const char *f = e->fields;
-
-	for (int i = 0; i < 2 * e->nfields; i++)
-	{
-		uint32		flen;
-
-		memcpy(&flen, f, sizeof(uint32));
-		size += flen + 16;
-		f += sizeof(uint32) + flen;
-	}
-	return size;
-}
-
 /*
  * Sends the stream entries: per stream, in the order they were made, in
  * calls of the xadd script of at most CB_EVENTS_PER_XADD entries.  Each
@@ -374,7 +377,7 @@ CbPlanFlushEvents(CbPlan *plan)
 			   bytes < CB_BYTES_PER_XADD &&
 			   CbSameStream(&plan->events[end], first))
 		{
-			bytes += CbPlanEventSize(&plan->events[end]);
+			bytes += plan->events[end].len + 128;
 			nargs += 2 + 2 * (plan->events[end].nfields + 3);
 			end++;
 		}
@@ -395,18 +398,10 @@ CbPlanFlushEvents(CbPlan *plan)
 		for (int i = start; i < end; i++)
 		{
 			const CbPlanEvent *e = &plan->events[i];
-			const char *f = e->fields;
 
 			CbPipelineArgInt(&plan->pipeline, e->maxlen);
 			CbPipelineArgInt(&plan->pipeline, e->nfields + 3);
-			for (int j = 0; j < 2 * e->nfields; j++)
-			{
-				uint32		flen;
-
-				memcpy(&flen, f, sizeof(uint32));
-				CbPipelineArg(&plan->pipeline, f + sizeof(uint32), flen);
-				f += sizeof(uint32) + flen;
-			}
+			CbPipelineArgFields(&plan->pipeline, e->fields, e->nfields);
 			CbPipelineArgStr(&plan->pipeline, "lsn");
 			CbPipelineArgStr(&plan->pipeline, lsn);
 			CbPipelineArgStr(&plan->pipeline, "xid");
@@ -457,6 +452,7 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		e->stream.data = key;
 		e->stream.len = keylen;
 		e->fields = payload;
+		e->len = len;
 		e->nfields = nfields;
 		e->maxlen = ttl;
 		e->order = plan->nevents++;
@@ -494,18 +490,7 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 	if (op == CB_OP_SET)
 		CbPipelineArg(&plan->pipeline, payload, len);
 	else
-	{
-		const char *f = payload;
-
-		for (int i = 0; i < 2 * nfields; i++)
-		{
-			uint32		flen;
-
-			memcpy(&flen, f, sizeof(uint32));
-			CbPipelineArg(&plan->pipeline, f + sizeof(uint32), flen);
-			f += sizeof(uint32) + flen;
-		}
-	}
+		CbPipelineArgFields(&plan->pipeline, payload, nfields);
 	plan->pipeline_effects++;
 }
 

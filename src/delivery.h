@@ -50,6 +50,7 @@ typedef struct CbPlanEvent
 {
 	CbKeyRef	stream;
 	const char *fields;			/* nfields pairs of (uint32 length, bytes) */
+	size_t		len;			/* bytes of fields */
 	int			nfields;
 	int			maxlen;			/* 0 for none */
 	int			order;			/* position in the transaction */

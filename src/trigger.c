@@ -151,11 +151,6 @@ CbModeAccepts(CbTriggerMode mode, const char *name)
 	return strcmp(name, "maxlen") == 0 || strcmp(name, "old") == 0;
 }
 
-/* Parses a positive int option value; raises the ERROR naming it if bad. */
-static int
-CbPositiveOption(const char *name, const char *value, const char *trigname,
-				 const char *relname, const char *problem);
-
 /* True if arg is an option: a lower-case name, '=', and no braces. */
 static bool
 CbIsOption(const char *arg)
@@ -177,6 +172,21 @@ CbBadOption(const char *option, const char *value, const char *trigname,
 			 errmsg("invalid value \"%s\" for option \"%s\" of trigger \"%s\" on table \"%s\"",
 					value, option, trigname, relname),
 			 errdetail("%s", problem)));
+}
+
+/* Parses a positive int option value; raises the ERROR naming it if bad. */
+static int
+CbPositiveOption(const char *name, const char *value, const char *trigname,
+				 const char *relname, const char *problem)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (*value == '\0' || *end != '\0' || errno != 0 || n < 1 || n > PG_INT32_MAX)
+		CbBadOption(name, value, trigname, relname, problem);
+	return (int) n;
 }
 
 /* Resolves a column name of columns= to its attribute number. */
@@ -281,21 +291,6 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 	}
 }
 
-/* Parses a positive int option value; raises the ERROR naming it if bad. */
-static int
-CbPositiveOption(const char *name, const char *value, const char *trigname,
-				 const char *relname, const char *problem)
-{
-	char	   *end;
-	long		n;
-
-	errno = 0;
-	n = strtol(value, &end, 10);
-	if (*value == '\0' || *end != '\0' || errno != 0 || n < 1 || n > PG_INT32_MAX)
-		CbBadOption(name, value, trigname, relname, problem);
-	return (int) n;
-}
-
 /*
  * The table a publish trigger reports: the one it was created on, which
  * for the clone of a partitioned table's trigger on a partition is an
@@ -306,10 +301,10 @@ CbTriggerOrigin(Relation rel, Trigger *trigger)
 {
 	Oid			relid = RelationGetRelid(rel);
 	Oid			parent = trigger->tgoid;
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 
 	while (OidIsValid(parent))
 	{
-		Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 		ScanKeyData skey;
 		SysScanDesc scan;
 		HeapTuple	tup;
@@ -327,8 +322,8 @@ CbTriggerOrigin(Relation rel, Trigger *trigger)
 			parent = tg->tgparentid;
 		}
 		systable_endscan(scan);
-		table_close(tgrel, AccessShareLock);
 	}
+	table_close(tgrel, AccessShareLock);
 	return relid;
 }
 
