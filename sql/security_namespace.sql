@@ -25,22 +25,24 @@ CREATE TRIGGER ns_profiles_cache AFTER INSERT OR UPDATE OR DELETE ON ns_profiles
 INSERT INTO ns_profiles VALUES ('alice', 'first');
 \! redis-cli -p $CB_REDIS_PORT type 'profile:alice#cbv'
 \set alice_marker `redis-cli -p $CB_REDIS_PORT get 'profile:alice#cbv'`
--- the sign-up is stored, but its key is refused
+-- the sign-up is stored, but its key is refused: Alice's marker stays, and
+-- her next write lands
 INSERT INTO ns_profiles VALUES ('alice#cbv', 'mallory');
+\set alice_marker_after `redis-cli -p $CB_REDIS_PORT get 'profile:alice#cbv'`
+SELECT :'alice_marker' = :'alice_marker_after' AS alice_marker_untouched;
+\! redis-cli -p $CB_REDIS_PORT exists 'profile:alice#cbv#cbv'
+UPDATE ns_profiles SET bio = 'second' WHERE username = 'alice';
+\! redis-cli -p $CB_REDIS_PORT --raw get profile:alice
+\set alice_marker `redis-cli -p $CB_REDIS_PORT get 'profile:alice#cbv'`
 -- an UPDATE onto the reserved name deletes the old key only
 INSERT INTO ns_profiles VALUES ('bob', 'bob');
 UPDATE ns_profiles SET username = 'bob#cbv' WHERE username = 'bob';
 \! redis-cli -p $CB_REDIS_PORT exists profile:bob
 -- and an UPDATE away from it does not delete the old (reserved) key
 UPDATE ns_profiles SET username = 'carol' WHERE username = 'alice#cbv';
+\! redis-cli -p $CB_REDIS_PORT --raw get profile:carol
 \set alice_marker_after `redis-cli -p $CB_REDIS_PORT get 'profile:alice#cbv'`
 SELECT :'alice_marker' = :'alice_marker_after' AS alice_marker_untouched;
-\! redis-cli -p $CB_REDIS_PORT exists 'profile:alice#cbv#cbv'
--- Alice's own writes still land (and move her marker on)
-UPDATE ns_profiles SET bio = 'second' WHERE username = 'alice';
-\! redis-cli -p $CB_REDIS_PORT --raw get profile:alice
-\! redis-cli -p $CB_REDIS_PORT --raw get profile:carol
-\set alice_marker `redis-cli -p $CB_REDIS_PORT get 'profile:alice#cbv'`
 
 --
 -- 1b. invalidate: deleting the row 'alice#cbv' would delete Alice's marker.
@@ -166,6 +168,28 @@ INSERT INTO ns_plain VALUES (2);
 ALTER DATABASE :"regress_db" RESET cachebridge.key_prefix;
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern '*plain:*' | grep -v '#cbv$' | sort
 
+-- with no setting for the owner or the database, the server-wide value
+-- applies: ALTER SYSTEM once reloaded (not before), even in a session whose
+-- own value is SET (and came from the database's setting at login)
+CREATE TABLE ns_server (id int);
+SELECT cachebridge.attach('ns_server', 'server:{id}');
+SET cachebridge.key_prefix = 'mine:';
+ALTER SYSTEM SET cachebridge.key_prefix = 'sys:';
+INSERT INTO ns_server VALUES (1);
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+SHOW cachebridge.key_prefix;
+INSERT INTO ns_server VALUES (2);
+RESET cachebridge.key_prefix;
+ALTER SYSTEM RESET cachebridge.key_prefix;
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+-- (a session whose own value does not come from the file sees the removal
+-- when it reconnects)
+\c - :regress_user
+INSERT INTO ns_server VALUES (3);
+\! redis-cli -p $CB_REDIS_PORT --scan --pattern '*server:*' | grep -v '#cbv$' | sort
+
 --
 -- 3. Settings that would change what other sessions get are superuser-only:
 -- a tiny timeout opens the breaker every session shares, and sync delivery
@@ -179,6 +203,6 @@ SET cachebridge.key_prefix = 'app2:';
 SELECT set_config('cachebridge.command_timeout', '1', true);
 \c - :regress_user
 
-DROP TABLE ns_child, ns_parent, ns_plain, ns_profiles, ns_sessions, ns_events;
+DROP TABLE ns_child, ns_parent, ns_plain, ns_server, ns_profiles, ns_sessions, ns_events;
 REVOKE CREATE ON SCHEMA public FROM cb_ns_app2, cb_ns_w;
 DROP ROLE cb_ns_app2, cb_ns_w, cb_ns_plain;

@@ -149,9 +149,14 @@ CbDefiningSettings(bool defining)
  * reloads but ALTER SYSTEM or pg_file_settings validating a value not yet
  * in force, and are ignored -- except while _PG_init defines the settings
  * in a backend that loads the library late, where the placeholder's
- * server-wide value is checked.  (A reload that removes the setting from
- * the file resets only sessions whose own value came from the file; any
- * other session keeps the old server-wide value until it reconnects.)
+ * server-wide value is checked.  Two gaps remain, both closed by
+ * reconnecting: a reload that removes the setting from the file resets
+ * (and checks) only the sessions whose value at login came from the file, so
+ * other sessions keep the old server-wide value; and a backend that loads
+ * the library late, after a role or database setting replaced the
+ * placeholder's file value, never sees that value.  With the library in
+ * shared_preload_libraries, as production runs it, new backends inherit
+ * the postmaster's value, which always follows the file.
  */
 bool
 CbNoteServerKeyPrefix(const char *value, GucSource source)
