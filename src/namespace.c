@@ -151,11 +151,11 @@ CbDefiningSettings(bool defining)
  * in a backend that loads the library late, where the placeholder's
  * server-wide value is checked.  Two gaps remain, both closed by
  * reconnecting: a reload that removes the setting from the file resets
- * (and checks) only the sessions whose value at login came from the file, so
- * other sessions keep the old server-wide value; and a backend that loads
- * the library late, after a role or database setting replaced the
- * placeholder's file value, never sees that value.  With the library in
- * shared_preload_libraries, as production runs it, new backends inherit
+ * (and checks) it only in sessions whose value at login came from the
+ * file, so other sessions keep the old server-wide value; and a backend
+ * that loads the library late, after a role or database setting replaced
+ * the placeholder's file value, never sees that value.  With the library
+ * in shared_preload_libraries, as production runs it, new backends inherit
  * the postmaster's value, which always follows the file.
  */
 bool
