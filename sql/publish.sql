@@ -152,12 +152,16 @@ SELECT :capped_len BETWEEN 10 AND 250 AS capped;
 -- the newest entry is the last row
 \! redis-cli -p $CB_REDIS_PORT --raw xrevrange ev:capped + - count 1 | sed -n '/^row$/{n;p}'
 
--- the key prefix applies to stream names
-SET cachebridge.key_prefix = 'app1:';
+-- the key prefix of the table's owner applies to stream names
+SELECT current_user AS pub_owner \gset
+CREATE ROLE cb_pub_app1;
+ALTER ROLE cb_pub_app1 SET cachebridge.key_prefix = 'app1:';
+ALTER TABLE pub_capped OWNER TO cb_pub_app1;
 INSERT INTO pub_capped VALUES (0);
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT xlen app1:ev:capped
-RESET cachebridge.key_prefix;
+ALTER TABLE pub_capped OWNER TO :"pub_owner";
+DROP ROLE cb_pub_app1;
 
 -- a transaction that also writes through a cache: its keys are in Redis
 -- when COMMIT returns (the backend applies them; the worker sends the

@@ -33,7 +33,8 @@ SELECT set_config('cachebridge.key_prefix', repeat('p', 513), false);
 SET cachebridge.no_such_setting = 1;
 
 -- an ordinary role can neither read redis_url (it may hold a password) nor
--- change key_prefix (it keeps applications apart)
+-- change key_prefix (it keeps applications apart) or a timeout (a tiny one
+-- would open the circuit breaker every session shares)
 CREATE ROLE cb_settings_user;
 SET ROLE cb_settings_user;
 SHOW cachebridge.redis_url;

@@ -73,17 +73,21 @@ COMMIT;
 SELECT cachebridge.get('item:2') = row_to_json(i)::text AS after_truncate_cached
 FROM att_items i WHERE id = 2;
 
--- TRUNCATE with a key prefix: only the keys under the prefix go (glob
--- characters in the prefix are literal), not those of other prefixes or of
--- none
-SET cachebridge.key_prefix = 'shop[1]*';
+-- TRUNCATE with a key prefix (the table owner's): only the keys under the
+-- prefix go (glob characters in the prefix are literal), not those of
+-- other prefixes or of none
+SELECT current_user AS att_owner \gset
+CREATE ROLE cb_att_shop;
+ALTER ROLE cb_att_shop SET cachebridge.key_prefix = 'shop[1]*';
+ALTER TABLE att_items OWNER TO cb_att_shop;
 INSERT INTO att_items VALUES (3, 'prefixed');
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern 'shop*' | grep -v '#cbv$' | sort
 \! redis-cli -p $CB_REDIS_PORT set 'shop11item:3' 'not under the prefix' > /dev/null
 TRUNCATE att_items;
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern 'shop*' | grep -v '#cbv$' | sort
 \! redis-cli -p $CB_REDIS_PORT exists item:2
-RESET cachebridge.key_prefix;
+ALTER TABLE att_items OWNER TO :"att_owner";
+DROP ROLE cb_att_shop;
 
 --
 -- detach drops both triggers; writes are then not cached any more

@@ -70,7 +70,12 @@ UPDATE inv_orders SET status = NULL WHERE id = 4;
 SELECT inv_left() AS left_after_null_status;
 SELECT null_keys - :null_keys_before AS null_keys FROM cachebridge.stats;
 
--- keys under cachebridge.key_prefix
+-- keys under the cachebridge.key_prefix of the table's owner (the session
+-- filling and reading the cache uses the same one)
+SELECT current_user AS inv_owner \gset
+CREATE ROLE cb_inv_tenant7;
+ALTER ROLE cb_inv_tenant7 SET cachebridge.key_prefix = 'tenant7:';
+ALTER TABLE inv_orders OWNER TO cb_inv_tenant7;
 SET cachebridge.key_prefix = 'tenant7:';
 SELECT inv_fill();
 \! redis-cli -p $CB_REDIS_PORT exists tenant7:order:3
@@ -78,8 +83,10 @@ DELETE FROM inv_orders WHERE id = 3;
 SELECT inv_left() AS left_after_prefixed_delete;
 \! redis-cli -p $CB_REDIS_PORT exists tenant7:order:3
 RESET cachebridge.key_prefix;
+ALTER TABLE inv_orders OWNER TO :"inv_owner";
 -- the keys without the prefix were not touched by that DELETE
 SELECT inv_left() AS left_without_prefix;
 
 DROP TABLE inv_orders;
+DROP ROLE cb_inv_tenant7;
 DROP FUNCTION inv_fill(), inv_left();

@@ -152,19 +152,26 @@ INSERT INTO wt_members VALUES ('acme', 5, 'admin');
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern 'org/*' | grep -v '#cbv$' | sort
 
 --
--- cachebridge.key_prefix is put before every key the trigger writes or
--- deletes
+-- the cachebridge.key_prefix configured for the table's owner is put before
+-- every key the trigger writes or deletes; a session reading the cache
+-- uses the same prefix as its own
 --
-SET cachebridge.key_prefix = 'app1:';
+SELECT current_user AS wt_owner \gset
+CREATE ROLE cb_wt_app1;
+ALTER ROLE cb_wt_app1 SET cachebridge.key_prefix = 'app1:';
+ALTER TABLE wt_users OWNER TO cb_wt_app1;
 INSERT INTO wt_users VALUES (5, 'prefixed', 0, true, NULL, NULL, NULL);
 \! redis-cli -p $CB_REDIS_PORT exists user:5
 \! redis-cli -p $CB_REDIS_PORT --raw get app1:user:5
+SET cachebridge.key_prefix = 'app1:';
 SELECT cachebridge.get('user:5') = row_to_json(u)::text AS read_back_with_prefix
 FROM wt_users u WHERE id = 5;
+RESET cachebridge.key_prefix;
 UPDATE wt_users SET id = 6 WHERE id = 5;
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern 'app1:*' | grep -v '#cbv$' | sort
 DELETE FROM wt_users WHERE id = 6;
 \! redis-cli -p $CB_REDIS_PORT --scan --pattern 'app1:*' | grep -cv '#cbv$'
-RESET cachebridge.key_prefix;
+ALTER TABLE wt_users OWNER TO :"wt_owner";
 
 DROP TABLE wt_users, wt_accounts, wt_sessions, wt_prices, wt_nicks, wt_profiles, wt_members;
+DROP ROLE cb_wt_app1;

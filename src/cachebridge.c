@@ -4,8 +4,10 @@
  *		Module entry point: settings (GUCs), shared memory hooks, and key
  *		naming rules every part of cachebridge follows.
  *
- * Every key cachebridge writes or deletes starts with cachebridge.key_prefix;
- * CbAppendKey() is the one place that applies it.
+ * Every key a cache-aside call writes, reads or deletes starts with the
+ * session's cachebridge.key_prefix, and CbAppendKey() is the one place that
+ * applies it; a trigger's keys start with its table's prefix instead (see
+ * namespace.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -25,9 +27,11 @@
 
 #include "cachebridge.h"
 #include "delivery.h"
+#include "namespace.h"
 #include "outbox.h"
 #include "queue.h"
 #include "redis.h"
+#include "scripts.h"
 #include "stats.h"
 
 PG_MODULE_MAGIC;
@@ -174,10 +178,13 @@ _PG_init(void)
 							   CbRedisUrlAssignHook,
 							   NULL);
 
+	CbDefiningSettings(true);
 	DefineCustomStringVariable("cachebridge.key_prefix",
 							   "Prefix of every Redis key cachebridge writes or deletes.",
 							   "Keeps the keys of one database or application apart "
-							   "from others sharing the Redis server.",
+							   "from others sharing the Redis server. A session's value "
+							   "governs its cache-aside calls; triggers use the value "
+							   "configured for their table's owner.",
 							   &cb_key_prefix,
 							   "",
 							   PGC_SUSET,
@@ -185,15 +192,17 @@ _PG_init(void)
 							   CbKeyPrefixCheckHook,
 							   NULL,
 							   NULL);
+	CbDefiningSettings(false);
 
 	DefineCustomIntVariable("cachebridge.connect_timeout",
 							"Longest wait for a connection to Redis.",
-							NULL,
+							"Only superusers can change it: a wait cut short opens "
+							"the circuit breaker every session shares.",
 							&cb_connect_timeout,
 							1000,
 							1,
 							600000,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL,
 							NULL,
@@ -202,12 +211,14 @@ _PG_init(void)
 	DefineCustomIntVariable("cachebridge.command_timeout",
 							"Longest wait for Redis to accept commands or answer them.",
 							"The wait restarts whenever Redis makes progress, so a "
-							"long pipeline is not cut short while replies keep coming.",
+							"long pipeline is not cut short while replies keep coming. "
+							"Only superusers can change it: a wait cut short opens "
+							"the circuit breaker every session shares.",
 							&cb_command_timeout,
 							2000,
 							1,
 							600000,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL,
 							NULL,
@@ -234,11 +245,13 @@ _PG_init(void)
 							 "sync: the committing backend sends them after commit. "
 							 "durable: they are also written to cachebridge.outbox in "
 							 "the transaction, and the worker delivers what the backend "
-							 "could not. async: only the worker delivers them.",
+							 "could not. async: only the worker delivers them. Only "
+							 "superusers can change it, since in sync mode effects "
+							 "Redis misses are lost for every reader of the cache.",
 							 &cb_delivery,
 							 cb_preloaded ? CB_DELIVERY_DURABLE : CB_DELIVERY_SYNC,
 							 delivery_options,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 CbDeliveryCheckHook,
 							 NULL,
@@ -301,17 +314,40 @@ CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source)
 							strlen(*newval), CB_MAX_PREFIX_LEN);
 		return false;
 	}
+	if (!CbNoteServerKeyPrefix(*newval, source))
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
 	return true;
 }
 
-/* Raises an ERROR for a key cachebridge refuses to use. */
+/*
+ * Raises an ERROR for a key of a cache-aside call that cachebridge refuses
+ * to use: an empty one, or one whose full name (after the session's
+ * cachebridge.key_prefix) is that of a version marker.
+ */
 void
 CbCheckKey(const char *key, size_t len)
 {
+	StringInfoData full;
+
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("Redis key must not be empty")));
+	initStringInfo(&full);
+	CbAppendKey(&full, key, len);
+	if (CbIsMarkerName(full.data, full.len))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("Redis key \"%s\" is reserved for a cachebridge version marker",
+						full.data),
+				 errdetail("Keys ending in \"%s\" hold the versions of other keys.",
+						   CB_VERSION_SUFFIX),
+				 errhint("Use a key that does not end in \"%s\".", CB_VERSION_SUFFIX)));
+	pfree(full.data);
 }
 
 /* Appends cachebridge.key_prefix and then key to buf. */

@@ -858,15 +858,6 @@ typedef struct CbScanStep
 	int64		unlinked;		/* sum of the delete script's replies */
 } CbScanStep;
 
-/* True if key names a version marker rather than a cached value. */
-static bool
-CbIsVersionKey(const char *key, size_t len)
-{
-	size_t		slen = strlen(CB_VERSION_SUFFIX);
-
-	return len >= slen && memcmp(key + len - slen, CB_VERSION_SUFFIX, slen) == 0;
-}
-
 /* Collects the replies of one SCAN (and of the deletion sent with it). */
 static bool
 CbScanReply(int index, redisReply *reply, void *arg)
@@ -884,7 +875,7 @@ CbScanReply(int index, redisReply *reply, void *arg)
 		step->cursor = pnstrdup(reply->element[0]->str, reply->element[0]->len);
 		for (size_t i = 0; i < found->elements; i++)
 		{
-			if (CbIsVersionKey(found->element[i]->str, found->element[i]->len))
+			if (CbIsMarkerName(found->element[i]->str, found->element[i]->len))
 				continue;
 			step->keys = lappend(step->keys,
 								 pnstrdup(found->element[i]->str, found->element[i]->len));

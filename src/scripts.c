@@ -15,6 +15,9 @@
  * it, and a replay of a transaction ends in the same state.  A delete leaves the marker behind for cachebridge.tombstone_ttl
  * seconds, so a late older SET cannot bring the key back.  A key and its
  * marker share a Redis Cluster slot when the key has a {hash tag}.
+ * Names ending in '#cbv' are markers only: CbIsMarkerName() is the one test
+ * of that, and no key may have such a name, so row data cannot produce or
+ * overwrite a marker.
  *
  * Cache-aside fills (cachebridge.set) run the fill script with the
  * caller's snapshot: a marker whose transaction the snapshot does not see
@@ -160,4 +163,19 @@ CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
 {
 	appendBinaryStringInfo(buf, key, len);
 	appendStringInfoString(buf, CB_VERSION_SUFFIX);
+}
+
+/*
+ * True if the Redis key name (in full, as sent to Redis) is the name of a
+ * version marker: it ends in CB_VERSION_SUFFIX.  Such names are reserved:
+ * no key cachebridge writes or deletes for a trigger or a cache-aside call
+ * may be one (it would overwrite another key's marker, or a stream's), and
+ * pattern deletions never match them.
+ */
+bool
+CbIsMarkerName(const char *name, size_t len)
+{
+	size_t		slen = strlen(CB_VERSION_SUFFIX);
+
+	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
 }

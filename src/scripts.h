@@ -27,5 +27,6 @@ typedef enum CbScript
 extern const char *CbScriptSha(CbScript script);
 extern void CbAppendScriptLoads(CbPipeline *p);
 extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
+extern bool CbIsMarkerName(const char *name, size_t len);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */

@@ -162,6 +162,7 @@ cachebridge_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum((int64) c[CB_STAT_CACHE_MISSES]);
 	values[i++] = Int64GetDatum((int64) c[CB_STAT_NULL_KEYS]);
 	values[i++] = Int64GetDatum((int64) c[CB_STAT_DEGRADED]);
+	values[i++] = Int64GetDatum((int64) c[CB_STAT_REFUSED_KEYS]);
 	if (last_error_at != 0)
 	{
 		values[i++] = CStringGetTextDatum(last_error);

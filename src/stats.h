@@ -21,6 +21,7 @@ typedef enum CbStatCounter
 	CB_STAT_CACHE_MISSES,		/* cachebridge.get found nothing */
 	CB_STAT_NULL_KEYS,			/* rows whose key had a NULL part */
 	CB_STAT_DEGRADED,			/* triggers degraded to pattern invalidation */
+	CB_STAT_REFUSED_KEYS,		/* trigger keys refused: marker names */
 	CB_STAT_NCOUNTERS
 } CbStatCounter;
 

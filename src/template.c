@@ -7,8 +7,8 @@
  * A template is parsed once, against the descriptor of the table its
  * trigger is on, into literal and column segments; rendering a row is then
  * a walk over the segments.  A NULL column yields no key at all (never a
- * key with an empty part).  Every rendered key and pattern starts with
- * cachebridge.key_prefix.
+ * key with an empty part).  Every rendered key and pattern starts with the
+ * prefix the caller gives: the namespace of the trigger's table.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,9 +23,9 @@
 #include "cachebridge.h"
 #include "template.h"
 
-static bool CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
-									 TupleDesc desc, FmgrInfo *outfuncs,
-									 StringInfo buf);
+static bool CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,
+									 HeapTuple tuple, TupleDesc desc,
+									 FmgrInfo *outfuncs, StringInfo buf);
 
 /* Raises the ERROR for a malformed template. */
 static void
@@ -191,18 +191,18 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 }
 
 /*
- * Appends the prefixed key of tuple to buf.  Returns false, leaving buf
- * undefined, if a column of the key is NULL.  outfuncs is indexed by
+ * Appends prefix and then the key of tuple to buf.  Returns false, leaving
+ * buf undefined, if a column of the key is NULL.  outfuncs is indexed by
  * attnum - 1.
  */
 bool
-CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple, TupleDesc desc,
-				 FmgrInfo *outfuncs, StringInfo buf)
+CbTemplateRender(const CbTemplate *tmpl, const char *prefix, HeapTuple tuple,
+				 TupleDesc desc, FmgrInfo *outfuncs, StringInfo buf)
 {
 	int			level = tmpl->fixed_output ? CbFixOutputSettings() : 0;
 	bool		complete;
 
-	complete = CbTemplateRenderSegments(tmpl, tuple, desc, outfuncs, buf);
+	complete = CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
 
 	if (tmpl->fixed_output)
 		AtEOXact_GUC(true, level);
@@ -211,10 +211,11 @@ CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple, TupleDesc desc,
 
 /* CbTemplateRender, under whatever settings are in force. */
 static bool
-CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
-						 TupleDesc desc, FmgrInfo *outfuncs, StringInfo buf)
+CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,
+						 HeapTuple tuple, TupleDesc desc, FmgrInfo *outfuncs,
+						 StringInfo buf)
 {
-	CbAppendKey(buf, "", 0);
+	appendStringInfoString(buf, prefix);
 	for (int i = 0; i < tmpl->nsegments; i++)
 	{
 		const CbTemplateSegment *seg = &tmpl->segments[i];
@@ -239,13 +240,13 @@ CbTemplateRenderSegments(const CbTemplate *tmpl, HeapTuple tuple,
 
 /*
  * Appends to buf the Redis glob pattern matching every key the template
- * can produce: the prefix and literals escaped, each column a '*'.
+ * can produce under prefix: the prefix and literals escaped, each column a
+ * '*'.
  */
 void
-CbTemplatePattern(const CbTemplate *tmpl, StringInfo buf)
+CbTemplatePattern(const CbTemplate *tmpl, const char *prefix, StringInfo buf)
 {
-	if (cb_key_prefix != NULL)
-		CbAppendGlobEscaped(buf, cb_key_prefix, strlen(cb_key_prefix));
+	CbAppendGlobEscaped(buf, prefix, strlen(prefix));
 	for (int i = 0; i < tmpl->nsegments; i++)
 	{
 		const CbTemplateSegment *seg = &tmpl->segments[i];

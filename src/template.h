@@ -33,9 +33,10 @@ typedef struct CbTemplate
 extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
 							const char *source, TupleDesc desc,
 							const char *trigname, const char *relname);
-extern bool CbTemplateRender(const CbTemplate *tmpl, HeapTuple tuple,
-							 TupleDesc desc, FmgrInfo *outfuncs,
-							 StringInfo buf);
-extern void CbTemplatePattern(const CbTemplate *tmpl, StringInfo buf);
+extern bool CbTemplateRender(const CbTemplate *tmpl, const char *prefix,
+							 HeapTuple tuple, TupleDesc desc,
+							 FmgrInfo *outfuncs, StringInfo buf);
+extern void CbTemplatePattern(const CbTemplate *tmpl, const char *prefix,
+							  StringInfo buf);
 
 #endif							/* CACHEBRIDGE_TEMPLATE_H */

@@ -20,6 +20,9 @@
  * or more key templates and notify=channel; publish takes one stream name
  * template, then maxlen=N and old=true|false.  notify= also PUBLISHes
  * every key changed on the channel (with the key prefix), after commit.
+ * Keys, patterns, channels and stream names all start with the key prefix
+ * of the table's owner (namespace.c), whatever session fires the trigger;
+ * a key or stream name that would be a version marker's name is refused.
  * An argument of the form name=value
  * (lower-case name, no braces) is an option.  Arguments are parsed once per
  * trigger and cached until the table's relcache entry is invalidated
@@ -35,6 +38,7 @@
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -48,9 +52,14 @@
 #include "utils/rel.h"
 
 #include "cachebridge.h"
+#include "namespace.h"
 #include "queue.h"
+#include "scripts.h"
 #include "stats.h"
 #include "template.h"
+
+/* Bytes of a refused key shown in its WARNING. */
+#define CB_SHOWN_KEY_LEN 200
 
 typedef enum CbTriggerMode
 {
@@ -75,6 +84,7 @@ typedef struct CbTriggerInfo
 	AttrNumber *columns;
 	TupleDesc	json_desc;		/* blessed descriptor of the columns= row */
 	char	   *notify;			/* notify= channel, without the prefix */
+	char	   *key_prefix;		/* the owner's key_prefix, NULL: server's */
 	int			maxlen;			/* publish: maxlen=, 0 for none */
 	bool		publish_old;	/* publish: old=true */
 	char	   *table;			/* publish: schema-qualified table name */
@@ -359,6 +369,7 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 	info->mode = mode;
 	info->relid = RelationGetRelid(rel);
 	info->degraded_lxid = InvalidLocalTransactionId;
+	info->key_prefix = CbRoleKeyPrefix(rel->rd_rel->relowner);
 
 	for (int a = 0; a < trigger->tgnargs; a++)
 	{
@@ -491,6 +502,16 @@ CbTriggerInfoGet(CbTriggerMode mode, Relation rel, Trigger *trigger)
 }
 
 /*
+ * The key prefix of the trigger's namespace: its table owner's, else the
+ * server-wide one (looked up at each use, so that a reload is seen).
+ */
+static const char *
+CbTriggerPrefix(CbTriggerInfo *info)
+{
+	return info->key_prefix != NULL ? info->key_prefix : CbServerKeyPrefix();
+}
+
+/*
  * Queues the PUBLISH of a changed key (or pattern) on the trigger's
  * notify= channel, if it has one.  Queued after the key's effect, it is
  * sent after it.
@@ -503,7 +524,8 @@ CbQueueNotify(CbTriggerInfo *info, const char *key, size_t keylen)
 	if (info->notify == NULL)
 		return;
 	initStringInfo(&msg);
-	CbAppendKey(&msg, info->notify, strlen(info->notify));
+	appendStringInfoString(&msg, CbTriggerPrefix(info));
+	appendStringInfoString(&msg, info->notify);
 	appendStringInfoChar(&msg, '\0');
 	appendBinaryStringInfo(&msg, key, keylen);
 	CbQueueEffect(CB_OP_PUBLISH, msg.data, msg.len, NULL, 0, 0, 0);
@@ -520,7 +542,7 @@ CbQueueTemplatePatterns(CbTriggerInfo *info)
 	for (int i = 0; i < info->ntemplates; i++)
 	{
 		resetStringInfo(&pattern);
-		CbTemplatePattern(&info->templates[i], &pattern);
+		CbTemplatePattern(&info->templates[i], CbTriggerPrefix(info), &pattern);
 		CbQueueEffect(CB_OP_PATTERN, pattern.data, pattern.len, NULL, 0, 0, 0);
 		CbQueueNotify(info, pattern.data, pattern.len);
 	}
@@ -546,7 +568,7 @@ CbTriggerDegrade(CbTriggerInfo *info, Relation rel, Trigger *trigger)
 	for (int i = 0; i < info->ntemplates; i++)
 	{
 		appendStringInfoString(&patterns, i > 0 ? ", \"" : "\"");
-		CbTemplatePattern(&info->templates[i], &patterns);
+		CbTemplatePattern(&info->templates[i], CbTriggerPrefix(info), &patterns);
 		appendStringInfoChar(&patterns, '"');
 	}
 	ereport(WARNING,
@@ -571,11 +593,40 @@ CbTriggerDegraded(CbTriggerInfo *info)
 		return false;
 	/* the degradation is undone if its subtransaction rolled back */
 	initStringInfo(&pattern);
-	CbTemplatePattern(&info->templates[0], &pattern);
+	CbTemplatePattern(&info->templates[0], CbTriggerPrefix(info), &pattern);
 	return CbQueueHasPattern(pattern.data, pattern.len);
 }
 
-/* Queues an effect unless the queue is full; then degrades the trigger. */
+/*
+ * True, once counted and warned about, if a rendered key or stream name
+ * (kind) is the name of a version marker: its effect would overwrite or
+ * delete the marker of another key or stream, so it is not queued.
+ */
+static bool
+CbRefuseMarkerName(Relation rel, Trigger *trigger, StringInfo key,
+				   const char *kind)
+{
+	int			shown;
+
+	if (!CbIsMarkerName(key->data, key->len))
+		return false;
+	CbStatsAdd(CB_STAT_REFUSED_KEYS, 1);
+	shown = key->len <= CB_SHOWN_KEY_LEN ? key->len
+		: pg_mbcliplen(key->data, key->len, CB_SHOWN_KEY_LEN);
+	ereport(WARNING,
+			(errcode(ERRCODE_RESERVED_NAME),
+			 errmsg("cachebridge trigger \"%s\" on table \"%s\" refused a %s reserved for version markers",
+					trigger->tgname, RelationGetRelationName(rel), kind),
+			 errdetail("The %s \"%.*s%s\" ends in \"%s\".", kind, shown, key->data,
+					   shown < key->len ? "..." : "", CB_VERSION_SUFFIX)));
+	return true;
+}
+
+/*
+ * Queues an effect unless the key is refused (a marker name: nothing
+ * queued) or the queue is full (then degrades the trigger and returns
+ * false).
+ */
 static bool
 CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 			   CbEffectOp op, StringInfo key, const char *payload, size_t len,
@@ -583,6 +634,8 @@ CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 {
 	size_t		notifylen = info->notify ? 2 * key->len + strlen(info->notify) + 128 : 0;
 
+	if (CbRefuseMarkerName(rel, trigger, key, "key"))
+		return true;
 	if (CbQueueFull(key->len + len + 128 + notifylen))
 	{
 		CbTriggerDegrade(info, rel, trigger);
@@ -661,7 +714,8 @@ CbRenderKey(CbTriggerInfo *info, CbTemplate *tmpl, HeapTuple tuple,
 	resetStringInfo(buf);
 	if (tuple == NULL)
 		return false;
-	if (CbTemplateRender(tmpl, tuple, desc, info->outfuncs, buf))
+	if (CbTemplateRender(tmpl, CbTriggerPrefix(info), tuple, desc,
+						 info->outfuncs, buf))
 		return true;
 	CbStatsAdd(CB_STAT_NULL_KEYS, 1);
 	return false;
@@ -769,7 +823,10 @@ CbPublishRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 		if (!CbRenderKey(info, &info->templates[0], row, desc, &stream))
 			return;
 	}
-	else if (!CbTemplateRender(&info->templates[0], NULL, desc, info->outfuncs, &stream))
+	else if (!CbTemplateRender(&info->templates[0], CbTriggerPrefix(info), NULL,
+							   desc, info->outfuncs, &stream))
+		return;
+	if (CbRefuseMarkerName(rel, trigger, &stream, "stream name"))
 		return;
 
 	initStringInfo(&fields);
