@@ -36,6 +36,7 @@ PG_MODULE_MAGIC;
 
 /* GUC variables */
 char	   *cb_redis_url = NULL;
+char	   *cb_redis_password_file = NULL;
 char	   *cb_key_prefix = NULL;
 int			cb_connect_timeout = 1000;
 int			cb_command_timeout = 2000;
@@ -79,7 +80,9 @@ CbShmemStartup(void)
 /*
  * Log hook: PostgreSQL logs "parameter ... changed to ..." with the new
  * value when the configuration is reloaded; for cachebridge.redis_url that
- * value may hold a password, so the line is rewritten without it.
+ * value may hold a password, so the line is rewritten without it.  Any
+ * other message about cachebridge.redis_url is logged without the
+ * statement that caused it.
  */
 static void
 CbEmitLogHook(ErrorData *edata)
@@ -103,6 +106,15 @@ CbEmitLogHook(ErrorData *edata)
 											 psprintf("parameter \"cachebridge.redis_url\" changed (now %s)",
 													  CbParseRedisUrl(value, &target, reason, sizeof(reason))
 													  ? target.display : "invalid"));
+	}
+	else if (edata->message != NULL && strstr(edata->message, url_param) != NULL)
+	{
+		/*
+		 * A message about the setting (a value refused, a SET refused) may
+		 * come from a statement that holds the URL, password included: the
+		 * statement is left out of the log.
+		 */
+		edata->hide_stmt = true;
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -172,6 +184,22 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY,
 							   CbRedisUrlCheckHook,
 							   CbRedisUrlAssignHook,
+							   NULL);
+
+	DefineCustomStringVariable("cachebridge.redis_password_file",
+							   "File holding the password cachebridge authenticates to Redis with.",
+							   "Its first line is sent with AUTH, with the user name of "
+							   "cachebridge.redis_url if it has one, instead of a password "
+							   "in the URL. It is read at every new connection, so a "
+							   "rotated password is picked up, and must be accessible to "
+							   "the server's operating system user only (mode 0600). "
+							   "Empty: no password file.",
+							   &cb_redis_password_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   CbRedisPasswordFileAssignHook,
 							   NULL);
 
 	DefineCustomStringVariable("cachebridge.key_prefix",
