@@ -177,7 +177,9 @@ _PG_init(void)
 							   "Redis server that cachebridge writes to.",
 							   "redis://[[user]:password@]host[:port][/db] or "
 							   "unix:///path/to/redis.sock[?db=N]. Only superusers "
-							   "can see or set it, since it may hold a password.",
+							   "can see or set it, since it may hold a password; in "
+							   "production, keep the password in "
+							   "cachebridge.redis_password_file instead.",
 							   &cb_redis_url,
 							   "redis://127.0.0.1:6379/0",
 							   PGC_SIGHUP,
