@@ -16,6 +16,10 @@ ALTER SYSTEM SET cachebridge.redis_url = 'redis://[::1:6379';
 ALTER SYSTEM SET cachebridge.redis_url = 'unix://relative/redis.sock';
 ALTER SYSTEM SET cachebridge.redis_url = 'unix:///tmp/redis.sock?database=1';
 ALTER SYSTEM SET cachebridge.redis_url = '';
+-- a password with an unencoded '/' would otherwise be taken apart into a
+-- port or a database number, and quoted as one
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://default:6379/s3cret@h';
+ALTER SYSTEM SET cachebridge.redis_url = 'redis://u:s3/cret@127.0.0.1:6379';
 -- it is reloaded from the configuration, not set per session
 SET cachebridge.redis_url = 'redis://127.0.0.1:6379';
 
@@ -40,6 +44,7 @@ SET ROLE cb_settings_user;
 SHOW cachebridge.redis_url;
 SELECT count(*) FROM pg_settings WHERE name = 'cachebridge.redis_url';
 SELECT current_setting('cachebridge.redis_url');
+SHOW cachebridge.redis_password_file;
 SET cachebridge.key_prefix = 'other:';
 SHOW cachebridge.key_prefix;
 SET cachebridge.command_timeout = 500;

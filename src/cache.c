@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -106,10 +107,63 @@ CbWidenXid(TransactionId xid, FullTransactionId next)
 }
 
 /*
+ * Most transaction ids a fill passes to the fill script.  A primary's
+ * snapshot holds at most one per backend, but a standby's holds every
+ * subtransaction too (up to 65 per backend); past this bound the fill is
+ * refused rather than sending tens of thousands of arguments per call.
+ */
+#define CB_FILL_MAX_XIDS 8192
+
+/*
+ * Raises an ERROR if the current transaction has a transaction id: it may
+ * have changed rows, and a value it read could be its own uncommitted
+ * change, which the cache would keep after a rollback.
+ */
+static void
+CbCheckFillTransaction(void)
+{
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot fill the cache in a transaction that has changed data"),
+				 errdetail("The value could be this transaction's uncommitted change, and it would stay in the cache after a rollback."),
+				 errhint("Call cachebridge.set() after COMMIT, or from a transaction that only reads.")));
+}
+
+/*
+ * Sets *xids and *nxids to the transaction ids the snapshot sees as in
+ * progress.  Returns false when the fill must be refused instead: the
+ * snapshot overflowed on a standby (visibility of a writer is not decided
+ * by its lists alone), or it holds more than CB_FILL_MAX_XIDS.  On a
+ * primary they are in xip.  On a hot standby xip is empty and every
+ * transaction not yet replayed to its end, top-level or not, is in subxip.
+ */
+static bool
+CbFillXids(Snapshot snap, TransactionId **xids, int *nxids)
+{
+	if (snap->takenDuringRecovery)
+	{
+		if (snap->suboverflowed)
+			return false;
+		*xids = snap->subxip;
+		*nxids = snap->subxcnt;
+	}
+	else
+	{
+		*xids = snap->xip;
+		*nxids = snap->xcnt;
+	}
+	return *nxids <= CB_FILL_MAX_XIDS;
+}
+
+/*
  * SQL: cachebridge.set(key, value, ttl) -- cache-aside fill, with expiry
  * if ttl is given.  Returns false, writing nothing, when a trigger wrote or
  * deleted the key in a transaction the caller's snapshot does not see: the
- * value being filled was read before that change (see scripts.c).
+ * value being filled was read before that change (see scripts.c).  Also
+ * false, without a round trip, when the snapshot cannot tell (see
+ * CbFillXids).  Refused with an ERROR in a transaction that has changed
+ * data.
  */
 Datum
 cachebridge_set(PG_FUNCTION_ARGS)
@@ -121,6 +175,8 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	StringInfoData marker;
 	redisReply *reply;
 	Snapshot	snap;
+	TransactionId *xids;
+	int			nxids;
 	FullTransactionId next;
 	bool		stored;
 
@@ -140,9 +196,13 @@ cachebridge_set(PG_FUNCTION_ARGS)
 						PG_GETARG_INT32(2)),
 				 errhint("Pass NULL for a key that does not expire.")));
 
+	CbCheckFillTransaction();
+
 	key = PG_GETARG_TEXT_PP(0);
 	value = PG_GETARG_TEXT_PP(1);
 	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	if (!CbFillXids(snap, &xids, &nxids))
+		PG_RETURN_BOOL(false);
 	next = ReadNextFullTransactionId();
 
 	/* EVALSHA fill 2 key marker value ttl xmin xmax xip... */
@@ -152,7 +212,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbCheckKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendKey(&scratch, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendVersionKey(&marker, scratch.data, scratch.len);
-	CbPipelineBegin(&p, 9 + snap->xcnt, scratch.data, scratch.len);
+	CbPipelineBegin(&p, 9 + nxids, scratch.data, scratch.len);
 	CbPipelineArgStr(&p, "EVALSHA");
 	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
 	CbPipelineArgStr(&p, "2");
@@ -162,8 +222,8 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbPipelineArgInt(&p, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
-	for (uint32 i = 0; i < snap->xcnt; i++)
-		CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xip[i], next));
+	for (int i = 0; i < nxids; i++)
+		CbPipelineArgInt(&p, (int64) CbWidenXid(xids[i], next));
 
 	reply = CbRedisCommand(&p);
 	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)

@@ -40,6 +40,7 @@ PG_MODULE_MAGIC;
 
 /* GUC variables */
 char	   *cb_redis_url = NULL;
+char	   *cb_redis_password_file = NULL;
 char	   *cb_key_prefix = NULL;
 int			cb_connect_timeout = 1000;
 int			cb_command_timeout = 2000;
@@ -83,7 +84,9 @@ CbShmemStartup(void)
 /*
  * Log hook: PostgreSQL logs "parameter ... changed to ..." with the new
  * value when the configuration is reloaded; for cachebridge.redis_url that
- * value may hold a password, so the line is rewritten without it.
+ * value may hold a password, so the line is rewritten without it.  Any
+ * other message about cachebridge.redis_url is logged without the
+ * statement that caused it.
  */
 static void
 CbEmitLogHook(ErrorData *edata)
@@ -107,6 +110,15 @@ CbEmitLogHook(ErrorData *edata)
 											 psprintf("parameter \"cachebridge.redis_url\" changed (now %s)",
 													  CbParseRedisUrl(value, &target, reason, sizeof(reason))
 													  ? target.display : "invalid"));
+	}
+	else if (edata->message != NULL && strstr(edata->message, url_param) != NULL)
+	{
+		/*
+		 * A message about the setting (a value refused, a SET refused) may
+		 * come from a statement that holds the URL, password included: the
+		 * statement is left out of the log.
+		 */
+		edata->hide_stmt = true;
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -169,13 +181,31 @@ _PG_init(void)
 							   "Redis server that cachebridge writes to.",
 							   "redis://[[user]:password@]host[:port][/db] or "
 							   "unix:///path/to/redis.sock[?db=N]. Only superusers "
-							   "can see or set it, since it may hold a password.",
+							   "can see or set it, since it may hold a password; in "
+							   "production, keep the password in "
+							   "cachebridge.redis_password_file instead.",
 							   &cb_redis_url,
 							   "redis://127.0.0.1:6379/0",
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   CbRedisUrlCheckHook,
 							   CbRedisUrlAssignHook,
+							   NULL);
+
+	DefineCustomStringVariable("cachebridge.redis_password_file",
+							   "File holding the password cachebridge authenticates to Redis with.",
+							   "Its first line is sent with AUTH, with the user name of "
+							   "cachebridge.redis_url if it has one, instead of a password "
+							   "in the URL. It is read at every new connection, so a "
+							   "rotated password is picked up, and must be accessible to "
+							   "the server's operating system user only (mode 0600). "
+							   "Empty: no password file.",
+							   &cb_redis_password_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   CbRedisPasswordFileAssignHook,
 							   NULL);
 
 	CbDefiningSettings(true);

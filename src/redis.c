@@ -25,10 +25,14 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -73,6 +77,10 @@ static void CbSetError(CbRedisError *err, CbRedisFailure failure,
  * cachebridge.redis_url
  * ---------------------------------------------------------------------
  */
+
+/* The reason given for a URL whose credentials hold an unencoded '/'. */
+#define CB_URL_AT_AFTER_SLASH \
+	"The URL has an \"@\" after a \"/\": encode \"/\" in a user name or password as %%2F."
 
 /* Copies src[0..len) into dst (of size dstlen), decoding %XX escapes. */
 static bool
@@ -162,7 +170,10 @@ CbParseUserInfo(const char *p, const char *end, CbRedisTarget *t,
 
 /*
  * Parses url into *t.  On failure returns false with a reason, written as
- * a full sentence, in errbuf; the reason never repeats the password.
+ * a full sentence, in errbuf.  The reason describes the problem without
+ * quoting any part of url: a malformed URL does not say which of its parts
+ * is the password (in "redis://u:pa/ss@h" the port would be "pa"), so a
+ * quoted part could be one.
  */
 bool
 CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
@@ -203,7 +214,9 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 		if (*p != '/')
 		{
 			snprintf(errbuf, errlen,
-					 "A unix socket URL needs an absolute path, as in \"unix:///run/redis/redis.sock\".");
+					 memchr(p, '@', query - p) != NULL
+					 ? CB_URL_AT_AFTER_SLASH
+					 : "A unix socket URL needs an absolute path, as in \"unix:///run/redis/redis.sock\".");
 			return false;
 		}
 		if (query - p >= (long) sizeof(t->socket_path))
@@ -239,6 +252,12 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 	end = strchr(p, '/');
 	if (end == NULL)
 		end = p + strlen(p);
+	else if (strchr(end, '@') != NULL)
+	{
+		/* "redis://user:pa/ss@host": the credentials end after the first '/' */
+		snprintf(errbuf, errlen, CB_URL_AT_AFTER_SLASH);
+		return false;
+	}
 	p = CbParseUserInfo(p, end, t, errbuf, errlen);
 	if (p == NULL)
 		return false;
@@ -285,8 +304,7 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 				t->port == 0)
 			{
 				snprintf(errbuf, errlen,
-						 "The port \"%.*s\" is not an integer between 1 and 65535.",
-						 (int) Min(end - after - 1, 32), after + 1);
+						 "The port is not an integer between 1 and 65535.");
 				return false;
 			}
 		}
@@ -302,8 +320,7 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 		!CbParseUInt(end + 1, strlen(end + 1), PG_INT32_MAX, &t->db))
 	{
 		snprintf(errbuf, errlen,
-				 "The database number \"%.32s\" is not a non-negative integer.",
-				 end + 1);
+				 "The database number after the host is not a non-negative integer.");
 		return false;
 	}
 
@@ -341,6 +358,16 @@ void
 CbRedisUrlAssignHook(const char *newval, void *extra)
 {
 	cur_target = (CbRedisTarget *) extra;
+	target_generation++;
+}
+
+/*
+ * GUC assign hook of cachebridge.redis_password_file: the next call
+ * reconnects, authenticating with the new file.
+ */
+void
+CbRedisPasswordFileAssignHook(const char *newval, void *extra)
+{
 	target_generation++;
 }
 
@@ -507,8 +534,73 @@ CbWaitSocket(uint32 events, TimestampTz deadline)
 }
 
 /*
+ * Reads the AUTH password from cachebridge.redis_password_file into buf
+ * (of size buflen, NUL-terminated, length in *len): the first line of the
+ * file, without its line end.  As libpq asks of a password file, the file
+ * must be a regular file that neither group nor others may access.
+ * Returns false with err filled otherwise; err names the file, never its
+ * content.  Raises no ERROR (it runs after commit too): the file is opened
+ * with BasicOpenFile and closed before returning.
+ */
+static bool
+CbReadPasswordFile(char *buf, size_t buflen, size_t *len, CbRedisError *err)
+{
+	const char *path = cb_redis_password_file;
+	struct stat st;
+	int			fd;
+	size_t		n = 0;
+	const char *problem = NULL;
+
+	fd = BasicOpenFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		CbSetError(err, CB_REDIS_CONNECT,
+				   "Could not open cachebridge.redis_password_file \"%s\": %s.",
+				   path, strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &st) < 0)
+		problem = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		problem = "it is not a regular file";
+	else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		problem = "it has group or world access; permissions should be u=rw (0600) or less";
+	while (problem == NULL && n < buflen - 1)
+	{
+		ssize_t		r = read(fd, buf + n, buflen - 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			problem = strerror(errno);
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = strcspn(buf, "\r\n");
+	if (problem == NULL && *len == n && n == buflen - 1)
+		problem = "its first line is too long";
+	else if (problem == NULL && *len == 0)
+		problem = "its first line is empty";
+	explicit_bzero(buf + *len, buflen - *len);
+	if (problem != NULL)
+	{
+		explicit_bzero(buf, buflen);
+		CbSetError(err, CB_REDIS_CONNECT,
+				   "Cannot use cachebridge.redis_password_file \"%s\": %s.",
+				   path, problem);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Sends AUTH and SELECT as the target asks, and loads cachebridge's
- * scripts; false with err filled on failure.
+ * scripts; false with err filled on failure.  The password comes from
+ * cachebridge.redis_password_file, read anew for every connection so that
+ * a rotated password is picked up, or else from the URL.
  */
 static bool
 CbHandshake(CbRedisError *err)
@@ -517,9 +609,22 @@ CbHandshake(CbRedisError *err)
 	bool		ok;
 	int			nreplies;
 	CbHandshakeState state;
+	char		password[CB_REDIS_PASSWORD_MAX];
+	size_t		password_len;
+
+	if (cb_redis_password_file != NULL && cb_redis_password_file[0] != '\0')
+	{
+		if (!CbReadPasswordFile(password, sizeof(password), &password_len, err))
+			return false;
+	}
+	else
+	{
+		password_len = strlen(cur_target->password);
+		memcpy(password, cur_target->password, password_len + 1);
+	}
 
 	CbPipelineInit(&p);
-	if (cur_target->password[0] != '\0' || cur_target->user[0] != '\0')
+	if (password_len > 0 || cur_target->user[0] != '\0')
 	{
 		bool		with_user = cur_target->user[0] != '\0';
 
@@ -527,8 +632,9 @@ CbHandshake(CbRedisError *err)
 		CbPipelineArgStr(&p, "AUTH");
 		if (with_user)
 			CbPipelineArgStr(&p, cur_target->user);
-		CbPipelineArgStr(&p, cur_target->password);
+		CbPipelineArg(&p, password, password_len);
 	}
+	explicit_bzero(password, sizeof(password));
 	if (cur_target->db != 0)
 	{
 		CbPipelineBegin(&p, 2, NULL, 0);
@@ -542,6 +648,7 @@ CbHandshake(CbRedisError *err)
 
 	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
 					 &nreplies);
+	explicit_bzero(p.buf.data, p.buf.len);
 	pfree(p.buf.data);
 	/* a rejected AUTH or SELECT is a failure to connect; a timeout stays one */
 	if (ok && state.error[0] != '\0')

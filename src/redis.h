@@ -21,6 +21,9 @@
 
 #include <hiredis/hiredis.h>
 
+/* Longest AUTH password accepted, with its terminating NUL. */
+#define CB_REDIS_PASSWORD_MAX 512
+
 /*
  * A parsed cachebridge.redis_url.  Fixed-size, so that it can be the
  * malloc'd "extra" of the GUC; an empty string means "not given".
@@ -32,7 +35,7 @@ typedef struct CbRedisTarget
 	char		socket_path[108];	/* unix socket path, or "" */
 	int			db;				/* SELECT'ed database */
 	char		user[128];		/* ACL user */
-	char		password[512];	/* AUTH password */
+	char		password[CB_REDIS_PASSWORD_MAX];	/* AUTH password */
 	char		display[300];	/* "host:port" or the socket path, never a secret */
 } CbRedisTarget;
 
@@ -69,6 +72,7 @@ typedef bool (*CbReplyCallback) (int index, redisReply *reply, void *arg);
 
 /* GUC plumbing (cachebridge.c defines the variables). */
 extern char *cb_redis_url;
+extern char *cb_redis_password_file;
 extern int	cb_connect_timeout;
 extern int	cb_command_timeout;
 
@@ -76,6 +80,7 @@ extern bool CbParseRedisUrl(const char *url, CbRedisTarget *target,
 							char *errbuf, size_t errlen);
 extern bool CbRedisUrlCheckHook(char **newval, void **extra, GucSource source);
 extern void CbRedisUrlAssignHook(const char *newval, void *extra);
+extern void CbRedisPasswordFileAssignHook(const char *newval, void *extra);
 extern const char *CbRedisServerName(void);
 
 extern void CbPipelineInit(CbPipeline *p);

@@ -366,6 +366,19 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 	ListCell   *lc;
 	int			i = 0;
 
+	/*
+	 * A foreign table's rows change on another server, in transactions that
+	 * have no local transaction id: fill protection cannot tell whether a
+	 * fill saw them (see scripts.c), and a stale fill would win.
+	 */
+	if (rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("trigger \"%s\" on foreign table \"%s\" cannot use %s()",
+						trigname, relname, CbModeFunction(mode)),
+				 errdetail("The rows of a foreign table are changed on another server, outside this database's transactions, so cachebridge can neither version those changes nor order them against cache fills."),
+				 errhint("Create the trigger on the table where the rows are stored.")));
+
 	info->mode = mode;
 	info->relid = RelationGetRelid(rel);
 	info->degraded_lxid = InvalidLocalTransactionId;

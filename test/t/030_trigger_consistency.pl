@@ -111,9 +111,11 @@ RELEASE SAVEPOINT s1;
 \elif :op <= 88
 SELECT cb_churn(':tbl', :a, :b);
 \elif :fill
--- cache-aside fill, as an application would do on a miss; the row is
--- locked first, so that no writer can commit between the read and the SET
-SELECT 1 FROM :tbl WHERE id = :a FOR UPDATE;
+-- cache-aside fill, as an application would do on a miss, in the
+-- statement that reads the row (a transaction that has locked or changed
+-- rows may not fill): a writer that commits between the read and the SET
+-- is not in the statement's snapshot, so its marker refuses the fill, or
+-- its delivery, coming later, overwrites it
 SELECT cachebridge.set(':tbl:' || id, row_to_json(t)::text) FROM :tbl t WHERE id = :a;
 \endif
 \if :fate <= 10
