@@ -606,29 +606,58 @@ CbSendPipelineStep(const char *cmds, size_t len, int ncommands,
 }
 
 /*
- * Reads the RESP bulk string at *pos of an encoded command; false if
- * there is none.
+ * Reads the RESP header of kind ('*' or '$') at *pos of encoded commands,
+ * and for a bulk string its data; false if there is none.
  */
 static bool
 CbRespNext(const char *buf, size_t len, size_t *pos, char kind,
 		   const char **data, long *n)
 {
-	char	   *end;
+	size_t		p = *pos + 1;
 
 	if (*pos >= len || buf[*pos] != kind)
 		return false;
-	*n = strtol(buf + *pos + 1, &end, 10);
-	if (end + 2 > buf + len || end[0] != '\r' || *n < 0)
+	*n = 0;
+	while (p < len && buf[p] >= '0' && buf[p] <= '9' && *n < 1L << 40)
+		*n = *n * 10 + (buf[p++] - '0');
+	if (p == *pos + 1 || p + 2 > len || buf[p] != '\r' || buf[p + 1] != '\n')
 		return false;
-	*pos = end + 2 - buf;
-	*data = buf + *pos;
+	p += 2;
+	*data = buf + p;
 	if (kind == '$')
 	{
-		if (*pos + *n + 2 > len)
+		if ((size_t) *n + 2 > len - p ||
+			buf[p + *n] != '\r' || buf[p + *n + 1] != '\n')
 			return false;
-		*pos += *n + 2;
+		p += *n + 2;
 	}
+	*pos = p;
 	return true;
+}
+
+/*
+ * True if cmds holds exactly ncommands RESP-encoded commands: a step that
+ * claims more or fewer would have Redis and the reader disagree on which
+ * reply answers which command, or wait for replies that never come.
+ */
+static bool
+CbStepWellFormed(const char *cmds, size_t len, uint32 ncommands)
+{
+	size_t		pos = 0;
+	const char *data;
+	long		n;
+
+	for (uint32 c = 0; c < ncommands; c++)
+	{
+		long		argc;
+
+		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc) || argc < 1)
+			return false;
+		for (long a = 0; a < argc; a++)
+			if (!CbRespNext(cmds, len, &pos, '$', &data, &n))
+				return false;
+	}
+	return pos == len;
 }
 
 /*
@@ -742,7 +771,8 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 						  !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
 			(!pipeline && kind != 'S') ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos)
+			steplen > len - pos ||
+			(pipeline && !CbStepWellFormed(blob + pos, steplen, ncommands)))
 		{
 			snprintf(detail, detaillen, "Malformed step at byte %zu of %zu.", pos, len);
 			return CB_CORRUPT;
@@ -839,7 +869,8 @@ CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 			!CbBlobGetInt(blob, len, &pos, &neff) ||
 			!CbBlobGetInt(blob, len, &pos, &ncmd) ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos)
+			steplen > len - pos ||
+			!CbStepWellFormed(blob + pos, steplen, ncmd))
 		{
 			cmds->len = oldlen;
 			cmds->data[oldlen] = '\0';

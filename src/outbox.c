@@ -500,12 +500,11 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 	{
 		Datum		arg = Int64GetDatum(maxid);
 
+		/* a dead row is done with: its rejections are counted and kept */
 		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
 						   "WHERE id <= $1 AND NOT dead", 1, &type, &arg) == 0)
 		{
-			/* rows the worker could not decode were never applied */
-			done = CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
-								  "WHERE id <= $1 AND dead", 1, &type, &arg) == 0;
+			done = true;
 			break;
 		}
 		if (GetCurrentTimestamp() >= deadline)
