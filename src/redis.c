@@ -958,7 +958,7 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
 		{
 			CbPipelineBegin(&p, 3 + 2 * list_length(step.keys) + 2, NULL, 0);
 			CbPipelineArgStr(&p, "EVALSHA");
-			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_DELETE));
+			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_DELETE_FOUND));
 			CbPipelineArgInt(&p, 2 * list_length(step.keys));
 			forboth(lk, step.keys, ll, step.lens)
 			{
