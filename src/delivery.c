@@ -57,6 +57,7 @@
 #include "cachebridge.h"
 #include "delivery.h"
 #include "outbox.h"
+#include "reply.h"
 #include "scripts.h"
 #include "stats.h"
 
@@ -530,24 +531,43 @@ CbPlanEnd(CbPlan *plan)
 
 typedef struct CbStepReplies
 {
-	int			errors;
+	int			rejected;		/* replies that rejected an effect for good */
+	int			retryable;		/* replies that refused an effect for now */
 	bool		noscript;		/* the script cache was flushed */
-	char		first_error[256];
+	bool	   *rejected_at;	/* if not NULL: per command, rejected for good */
+	int			first_index;	/* command of first_error */
+	char		first_error[256];	/* first error reply, retryable ones first */
 } CbStepReplies;
 
-/* Counts error replies and keeps the first. */
+/* Takes the verdict of reply.c on every reply; keeps the first error. */
 static bool
 CbStepReply(int index, redisReply *reply, void *arg)
 {
 	CbStepReplies *r = (CbStepReplies *) arg;
+	CbVerdict	verdict = CbReplyVerdict(reply);
+	bool		first;
 
-	if (reply->type != REDIS_REPLY_ERROR)
+	if (verdict == CB_VERDICT_APPLIED)
 		return false;
 	if (strncmp(reply->str, "NOSCRIPT", 8) == 0)
 		r->noscript = true;
-	if (r->errors++ == 0)
+	/* what is to be retried is what the message must tell first */
+	first = (r->rejected + r->retryable == 0) ||
+		(verdict == CB_VERDICT_RETRYABLE && r->retryable == 0);
+	if (verdict == CB_VERDICT_RETRYABLE)
+		r->retryable++;
+	else
+	{
+		r->rejected++;
+		if (r->rejected_at != NULL)
+			r->rejected_at[index] = true;
+	}
+	if (first)
+	{
+		r->first_index = index;
 		snprintf(r->first_error, sizeof(r->first_error), "%.*s",
 				 (int) reply->len, reply->str);
+	}
 	return false;
 }
 
@@ -567,9 +587,14 @@ static bool
 CbSendPipelineStep(const char *cmds, size_t len, int ncommands,
 				   CbStepReplies *replies, CbRedisError *err)
 {
+	bool	   *rejected_at = replies->rejected_at;
+
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		memset(replies, 0, sizeof(*replies));
+		replies->rejected_at = rejected_at;
+		if (rejected_at != NULL)
+			memset(rejected_at, 0, sizeof(bool) * ncommands);
 		if (!CbExecuteBuffer(cmds, len, ncommands, CbStepReply, replies, err))
 			return false;
 		if (!replies->noscript)
@@ -581,10 +606,141 @@ CbSendPipelineStep(const char *cmds, size_t len, int ncommands,
 }
 
 /*
+ * Reads the RESP header of kind ('*' or '$') at *pos of encoded commands,
+ * and for a bulk string its data; false if there is none.
+ */
+static bool
+CbRespNext(const char *buf, size_t len, size_t *pos, char kind,
+		   const char **data, long *n)
+{
+	size_t		p = *pos + 1;
+
+	if (*pos >= len || buf[*pos] != kind)
+		return false;
+	*n = 0;
+	while (p < len && buf[p] >= '0' && buf[p] <= '9' && *n < 1L << 40)
+		*n = *n * 10 + (buf[p++] - '0');
+	if (p == *pos + 1 || p + 2 > len || buf[p] != '\r' || buf[p + 1] != '\n')
+		return false;
+	p += 2;
+	*data = buf + p;
+	if (kind == '$')
+	{
+		if ((size_t) *n + 2 > len - p ||
+			buf[p + *n] != '\r' || buf[p + *n + 1] != '\n')
+			return false;
+		p += *n + 2;
+	}
+	*pos = p;
+	return true;
+}
+
+/*
+ * True if cmds holds exactly ncommands RESP-encoded commands: a step that
+ * claims more or fewer would have Redis and the reader disagree on which
+ * reply answers which command, or wait for replies that never come.
+ */
+static bool
+CbStepWellFormed(const char *cmds, size_t len, uint32 ncommands)
+{
+	size_t		pos = 0;
+	const char *data;
+	long		n;
+
+	for (uint32 c = 0; c < ncommands; c++)
+	{
+		long		argc;
+
+		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc) || argc < 1)
+			return false;
+		for (long a = 0; a < argc; a++)
+			if (!CbRespNext(cmds, len, &pos, '$', &data, &n))
+				return false;
+	}
+	return pos == len;
+}
+
+/*
+ * Describes the key command index of encoded commands acts on, for a
+ * message: the first key of a script call (with how many more it holds),
+ * or the first argument of another command.
+ */
+static void
+CbDescribeCommandKey(const char *cmds, size_t len, int index, StringInfo out)
+{
+	size_t		pos = 0;
+	const char *data;
+	long		n;
+
+	for (int c = 0; c <= index; c++)
+	{
+		long		argc;
+		const char *args[4] = {0};
+		long		arglens[4] = {0};
+
+		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc))
+			return;
+		for (long a = 0; a < argc; a++)
+		{
+			if (!CbRespNext(cmds, len, &pos, '$', &data, &n))
+				return;
+			if (a < 4)
+			{
+				args[a] = data;
+				arglens[a] = n;
+			}
+		}
+		if (c < index || argc < 2)
+			continue;
+		if (argc >= 4 && arglens[0] == 7 && pg_strncasecmp(args[0], "EVALSHA", 7) == 0)
+		{
+			long		nkeys = strtol(args[2], NULL, 10);
+
+			appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
+			/* the delete script names each key with its marker */
+			if (nkeys > 2)
+				appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+		}
+		else
+			appendBinaryStringInfo(out, args[1], Min(arglens[1], 200));
+	}
+}
+
+/*
+ * Turns the replies of a step into the result, and the detail of its
+ * first error: Redis' reply, and the key it concerned.
+ */
+static CbDeliveryResult
+CbStepResult(const CbStepReplies *replies, const char *cmds, size_t len,
+			 int *failed, int neffects, char *detail, size_t detaillen)
+{
+	StringInfoData key;
+
+	if (replies->rejected + replies->retryable == 0)
+		return CB_DELIVERED;
+	initStringInfo(&key);
+	CbDescribeCommandKey(cmds, len, replies->first_index, &key);
+	snprintf(detail, detaillen, "Redis answered \"%s\" for key \"%s\".",
+			 replies->first_error, key.data);
+	pfree(key.data);
+	*failed += Min(replies->rejected, neffects);
+	return replies->retryable > 0 ? CB_RETRYABLE : CB_REJECTED;
+}
+
+/* The worse of two results: what is pending outweighs what is rejected. */
+static CbDeliveryResult
+CbWorseResult(CbDeliveryResult a, CbDeliveryResult b)
+{
+	return Max(a, b);
+}
+
+/*
  * Sends an encoded plan (without its stream entries if skip_events).
  * Never raises an ERROR (but out of memory).  Returns what it came to;
- * *failed counts effects Redis rejected, detail says why the last failure
- * happened.
+ * *failed counts effects Redis rejected for good, detail says why the
+ * first failure happened.  A retryable reply does not stop the plan: the
+ * rest is applied now, and everything is sent again later (versions make
+ * that harmless).
  */
 CbDeliveryResult
 CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
@@ -606,6 +762,8 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 		uint32		ncommands = 0;
 		uint32		steplen;
 		CbRedisError err;
+		CbDeliveryResult step = CB_DELIVERED;
+		char		stepdetail[512];
 
 		bool		pipeline = (kind == 'P' || kind == 'E');
 
@@ -613,7 +771,8 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 						  !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
 			(!pipeline && kind != 'S') ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos)
+			steplen > len - pos ||
+			(pipeline && !CbStepWellFormed(blob + pos, steplen, ncommands)))
 		{
 			snprintf(detail, detaillen, "Malformed step at byte %zu of %zu.", pos, len);
 			return CB_CORRUPT;
@@ -623,19 +782,15 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 			;
 		else if (pipeline)
 		{
-			CbStepReplies replies;
+			CbStepReplies replies = {0};
 
 			if (!CbSendPipelineStep(blob + pos, steplen, ncommands, &replies, &err))
 			{
 				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
 				return CB_UNREACHABLE;
 			}
-			if (replies.errors > 0)
-			{
-				*failed += Min(replies.errors, (int) neffects);
-				snprintf(detail, detaillen, "%s", replies.first_error);
-				result = CB_DELIVERED_WITH_ERRORS;
-			}
+			step = CbStepResult(&replies, blob + pos, steplen, failed, neffects,
+								stepdetail, sizeof(stepdetail));
 		}
 		else
 		{
@@ -662,11 +817,25 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 			}
 			if (error_reply != NULL)
 			{
-				*failed += 1;
-				snprintf(detail, detaillen, "%s", error_reply);
-				result = CB_DELIVERED_WITH_ERRORS;
+				redisReply	reply = {0};
+
+				reply.type = REDIS_REPLY_ERROR;
+				reply.str = error_reply;
+				reply.len = strlen(error_reply);
+				step = CbReplyVerdict(&reply) == CB_VERDICT_RETRYABLE
+					? CB_RETRYABLE : CB_REJECTED;
+				if (step == CB_REJECTED)
+					*failed += 1;
+				snprintf(stepdetail, sizeof(stepdetail),
+						 "Redis answered \"%s\" while deleting pattern \"%.*s\".",
+						 error_reply, (int) Min(patlen, 200), blob + ppos);
 			}
 		}
+		/* the detail is the first failure's, or the first retryable one's */
+		if (step != CB_DELIVERED &&
+			(result == CB_DELIVERED || (step == CB_RETRYABLE && result != CB_RETRYABLE)))
+			snprintf(detail, detaillen, "%s", stepdetail);
+		result = CbWorseResult(result, step);
 		pos += steplen;
 	}
 	return result;
@@ -700,7 +869,8 @@ CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 			!CbBlobGetInt(blob, len, &pos, &neff) ||
 			!CbBlobGetInt(blob, len, &pos, &ncmd) ||
 			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos)
+			steplen > len - pos ||
+			!CbStepWellFormed(blob + pos, steplen, ncmd))
 		{
 			cmds->len = oldlen;
 			cmds->data[oldlen] = '\0';
@@ -718,26 +888,24 @@ CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 
 /*
  * Sends commands gathered by CbBlobAppendPipelines from several plans in
- * one round trip.  As CbDeliverBlob, but never CB_CORRUPT.
+ * one round trip.  As CbDeliverBlob, but never CB_CORRUPT; if rejected is
+ * not NULL, it says per command whether Redis rejected it for good.
  */
 CbDeliveryResult
 CbDeliverCommands(const char *cmds, size_t len, int ncommands, int neffects,
-				  int *failed, char *detail, size_t detaillen)
+				  bool *rejected, int *failed, char *detail, size_t detaillen)
 {
-	CbStepReplies replies;
+	CbStepReplies replies = {0};
 	CbRedisError err;
 
 	*failed = 0;
+	replies.rejected_at = rejected;
 	if (!CbSendPipelineStep(cmds, len, ncommands, &replies, &err))
 	{
 		snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
 		return CB_UNREACHABLE;
 	}
-	if (replies.errors == 0)
-		return CB_DELIVERED;
-	*failed = Min(replies.errors, neffects);
-	snprintf(detail, detaillen, "%s", replies.first_error);
-	return CB_DELIVERED_WITH_ERRORS;
+	return CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
 }
 
 /* ---------------------------------------------------------------------
@@ -916,28 +1084,38 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 	}
 }
 
-/* Reports effects that could not be applied; never raises an ERROR. */
+/*
+ * Reports effects of the committed transaction that Redis did not apply:
+ * pending ones stay in the outbox (retried), rejected ones are counted
+ * failed unless the worker will count them.  Never raises an ERROR.
+ */
 static void
-CbReportUndelivered(int n, const char *detail, bool retried, bool rejected)
+CbReportUndelivered(CbDeliveryResult result, int n, const char *detail,
+					bool retried)
 {
 	if (!retried)
 		CbStatsAdd(CB_STAT_FAILED, n);
-	if (rejected)
+	if (result == CB_RETRYABLE)
+		CbStatsRecordError(CbRedisServerName(), detail);
+	else if (result == CB_REJECTED)
 		CbStatsSetLastError("Redis rejected an effect", detail);
 	ereport(WARNING,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
+			(errcode(result == CB_REJECTED ? ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
+					 : ERRCODE_CONNECTION_FAILURE),
 			 errmsg("cachebridge could not apply %d effect(s) of the committed transaction to Redis",
 					n),
 			 errdetail_internal("%s", detail),
-			 retried
-			 ? errhint("They stay in cachebridge.outbox; the worker delivers them when Redis is back.")
-			 : errhint("The cached keys may be stale until they expire or are written again.")));
+			 !retried
+			 ? errhint("The cached keys may be stale until they expire or are written again.")
+			 : result == CB_REJECTED
+			 ? errhint("The worker keeps the transaction's outbox row as dead, with the reason.")
+			 : errhint("They stay in cachebridge.outbox; the worker delivers them when Redis takes them.")));
 }
 
 /*
  * After commit: send the plan if this backend is to, acknowledge the
- * outbox row, wake the worker.  Interrupts are held by the caller; every
- * failure is a WARNING or a counter.
+ * outbox row if every effect was applied, wake the worker.  Interrupts
+ * are held by the caller; every failure is a WARNING or a counter.
  */
 void
 CbDeliveryCommit(void)
@@ -946,6 +1124,7 @@ CbDeliveryCommit(void)
 	CbDeliveryResult result = CB_UNREACHABLE;
 	int			failed = 0;
 	char		detail[512];
+	bool		retried = (xact_mode != CB_DELIVERY_SYNC);
 
 	if (plan == NULL)
 		return;
@@ -962,9 +1141,9 @@ CbDeliveryCommit(void)
 	if (xact_direct && xact_mode == CB_DELIVERY_SYNC &&
 		CbBreakerIsOpen() && !CbBreakerAllowsProbe())
 	{
-		CbReportUndelivered(plan->neffects,
+		CbReportUndelivered(CB_UNREACHABLE, plan->neffects,
 							"Redis was unreachable moments ago (the circuit breaker is open).",
-							false, false);
+							false);
 		xact_direct = false;
 	}
 
@@ -975,8 +1154,9 @@ CbDeliveryCommit(void)
 	 * (versions), with the entries, and counts them.
 	 */
 	if (xact_early &&
-		CbDeliverBlob(plan->blob.data + VARHDRSZ, plan->blob.len - VARHDRSZ,
-					  true, &failed, detail, sizeof(detail)) == CB_UNREACHABLE)
+		CbDeliveryPending(CbDeliverBlob(plan->blob.data + VARHDRSZ,
+										plan->blob.len - VARHDRSZ, true,
+										&failed, detail, sizeof(detail))))
 		CbBreakerTrip();
 
 	if (xact_direct)
@@ -984,26 +1164,27 @@ CbDeliveryCommit(void)
 		result = CbDeliverBlob(plan->blob.data + VARHDRSZ,
 							   plan->blob.len - VARHDRSZ, false, &failed,
 							   detail, sizeof(detail));
-		if (result == CB_UNREACHABLE)
+		if (CbDeliveryPending(result))
 		{
 			CbBreakerTrip();
-			CbReportUndelivered(plan->neffects, detail,
-								xact_mode != CB_DELIVERY_SYNC, false);
+			CbReportUndelivered(result, plan->neffects, detail, retried);
 		}
 		else
 		{
 			if (xact_mode == CB_DELIVERY_SYNC)
 				CbBreakerReset();
-			if (failed > 0)
-				CbReportUndelivered(failed, detail, false, true);
-			CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
+			/* in durable mode the worker counts what it keeps as dead */
+			if (result == CB_REJECTED)
+				CbReportUndelivered(result, failed, detail, retried);
+			if (!(retried && result == CB_REJECTED))
+				CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
 		}
 	}
 	if (xact_outbox_id != 0)
 	{
 		/* the worker's slot must exist before the acknowledgement goes in */
 		CbWorkerNotify(MyDatabaseId);
-		if (xact_direct && result != CB_UNREACHABLE)
+		if (xact_direct && result == CB_DELIVERED)
 			CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
 	}
 }

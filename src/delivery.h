@@ -24,14 +24,22 @@ typedef enum CbDeliveryMode
 	CB_DELIVERY_ASYNC			/* outbox row, worker only */
 } CbDeliveryMode;
 
-/* What a delivery came to. */
+/*
+ * What a delivery came to, from the verdicts of reply.c on every reply.
+ * Only CB_DELIVERED and CB_REJECTED are done with: the others leave the
+ * effects pending (CB_CORRUPT ones dead, as they can never be sent).
+ */
 typedef enum CbDeliveryResult
 {
 	CB_DELIVERED,				/* every effect applied (or refused as older) */
-	CB_DELIVERED_WITH_ERRORS,	/* Redis answered, rejecting some effects */
+	CB_REJECTED,				/* the rest applied, some permanently rejected */
+	CB_RETRYABLE,				/* Redis answered, but refused some for now */
 	CB_UNREACHABLE,				/* Redis could not be reached: try again */
 	CB_CORRUPT					/* the encoded effects do not parse */
 } CbDeliveryResult;
+
+/* True if a delivery left effects to be sent again. */
+#define CbDeliveryPending(r) ((r) == CB_RETRYABLE || (r) == CB_UNREACHABLE)
 
 /*
  * A transaction's effects encoded as "steps": pipelines of versioned
@@ -98,8 +106,8 @@ extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 								  int *ncommands, int *neffects);
 extern CbDeliveryResult CbDeliverCommands(const char *cmds, size_t len,
 										  int ncommands, int neffects,
-										  int *failed, char *detail,
-										  size_t detaillen);
+										  bool *rejected, int *failed,
+										  char *detail, size_t detaillen);
 
 extern void CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare);
 extern void CbDeliveryCommit(void);

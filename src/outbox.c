@@ -150,6 +150,17 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 				 3, types, values, SPI_OK_UPDATE);
 }
 
+/* A row of a batch: where its commands are, and its encoded plan. */
+typedef struct CbBatchRow
+{
+	int64		id;
+	int			first_command;
+	int			ncommands;
+	int			neffects;
+	const char *blob;
+	size_t		bloblen;
+} CbBatchRow;
+
 /* Outbox rows sent together, in one round trip. */
 typedef struct CbOutboxBatch
 {
@@ -157,8 +168,8 @@ typedef struct CbOutboxBatch
 	int			ncommands;
 	int			neffects;
 	int			nrows;
-	int64		first_id;
-	int64		last_id;
+	int			maxrows;
+	CbBatchRow *rows;
 } CbOutboxBatch;
 
 /* Most bytes of commands the worker sends in one round trip. */
@@ -168,55 +179,149 @@ typedef struct CbOutboxBatch
 #define CB_DRAIN_BYTES (64 * 1024 * 1024)
 
 /*
- * Accounts for the result of a delivery of rows first_id..last_id holding
- * neffects effects.  Returns false if Redis was unreachable.
+ * Redis did not take the effects of the rows from first_id on, for now:
+ * it could not be reached, or answered with a retryable error.  The rows
+ * stay; the breaker opens so that backends leave their effects to the
+ * worker, which backs off and tries again.
  */
-static bool
-CbOutboxDelivered(CbDeliveryResult result, int64 first_id, int64 last_id,
-				  int neffects, int failed, const char *detail)
+static void
+CbOutboxKeep(CbDeliveryResult result, int64 first_id, const char *detail)
 {
-	if (result == CB_UNREACHABLE)
-	{
-		CbBreakerTrip();
-		CbOutboxMark(first_id, detail, false);
-		return false;
-	}
-	CbBreakerReset();
-	if (failed > 0)
-	{
-		ereport(WARNING,
-				(errmsg("Redis rejected %d effect(s) of cachebridge outbox rows %lld to %lld",
-						failed, (long long) first_id, (long long) last_id),
-				 errdetail_internal("%s", detail)));
-		CbStatsAdd(CB_STAT_FAILED, failed);
-		CbStatsSetLastError("Redis rejected an effect", detail);
-	}
+	CbBreakerTrip();
+	if (result == CB_RETRYABLE)
+		CbStatsRecordError(CbRedisServerName(), detail);
+	CbOutboxMark(first_id, detail, false);
+}
+
+/* Counts the effects of delivered rows. */
+static void
+CbOutboxCount(int neffects, int failed)
+{
 	CbStatsAdd(CB_STAT_RETRIED, neffects);
 	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
+}
+
+/*
+ * Redis rejected failed effects of row id for good (the others are
+ * applied): the row is kept as dead, with the reason, and never sent
+ * again.
+ */
+static void
+CbOutboxDead(int64 id, int neffects, int failed, const char *detail)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("Redis rejected %d effect(s) of cachebridge outbox row %lld",
+					failed, (long long) id),
+			 errdetail_internal("%s", detail),
+			 errhint("The row is kept with dead = true in cachebridge.outbox; its other effects were applied.")));
+	CbOutboxCount(neffects, failed);
+	CbStatsAdd(CB_STAT_FAILED, failed);
+	CbStatsSetLastError("Redis rejected an effect", detail);
+	CbOutboxMark(id, detail, true);
+}
+
+/*
+ * Sends one row alone and accounts for it; returns false, leaving it, if
+ * Redis did not take it for now.  *done says whether it is to be deleted.
+ */
+static bool
+CbOutboxDeliverRow(int64 id, const char *blob, size_t len, int neffects,
+				   bool *done)
+{
+	int			failed;
+	char		detail[512];
+	CbDeliveryResult result = CbDeliverBlob(blob, len, false, &failed,
+											detail, sizeof(detail));
+
+	*done = false;
+	switch (result)
+	{
+		case CB_DELIVERED:
+			CbBreakerReset();
+			CbOutboxCount(neffects, 0);
+			*done = true;
+			break;
+		case CB_REJECTED:
+			CbBreakerReset();
+			CbOutboxDead(id, neffects, failed, detail);
+			break;
+		case CB_CORRUPT:
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("cachebridge skipped outbox row %lld: its effects cannot be decoded",
+							(long long) id),
+					 errdetail_internal("%s", detail),
+					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
+			CbStatsAdd(CB_STAT_FAILED, neffects);
+			CbOutboxMark(id, detail, true);
+			break;
+		case CB_RETRYABLE:
+		case CB_UNREACHABLE:
+			CbOutboxKeep(result, id, detail);
+			return false;
+	}
 	return true;
 }
 
 /*
- * Sends the batch, if it has rows.  If Redis was unreachable, takes the
- * batch's rows back off the *ndone rows to delete and returns false.
+ * Sends the batch, if it has rows; its rows are the last nrows of the
+ * *ndone rows to delete.  Rows Redis rejected effects of are sent again
+ * alone, to learn each one's reason, and kept as dead.  If Redis did not
+ * take the batch for now, takes its rows back off the rows to delete and
+ * returns false.
  */
 static bool
-CbOutboxFlush(CbOutboxBatch *batch, int *ndone)
+CbOutboxFlush(CbOutboxBatch *batch, int64 *done, int *ndone)
 {
 	int			failed;
 	char		detail[512];
 	CbDeliveryResult result;
-	bool		ok;
+	bool	   *rejected;
+	bool		ok = true;
+	int			keep = *ndone - batch->nrows;
 
 	if (batch->nrows == 0)
 		return true;
+	rejected = palloc0(sizeof(bool) * batch->ncommands);
 	result = CbDeliverCommands(batch->cmds.data, batch->cmds.len,
 							   batch->ncommands, batch->neffects,
-							   &failed, detail, sizeof(detail));
-	ok = CbOutboxDelivered(result, batch->first_id, batch->last_id,
-						   batch->neffects, failed, detail);
-	if (!ok)
-		*ndone -= batch->nrows;
+							   rejected, &failed, detail, sizeof(detail));
+	if (CbDeliveryPending(result))
+	{
+		CbOutboxKeep(result, batch->rows[0].id, detail);
+		*ndone = keep;
+		ok = false;
+	}
+	else
+	{
+		CbBreakerReset();
+		for (int r = 0; r < batch->nrows; r++)
+		{
+			CbBatchRow *row = &batch->rows[r];
+			bool		any = false;
+			bool		rowdone;
+
+			for (int c = 0; c < row->ncommands; c++)
+				any |= rejected[row->first_command + c];
+			if (!any)
+			{
+				CbOutboxCount(row->neffects, 0);
+				done[keep++] = row->id;
+				continue;
+			}
+			if (!CbOutboxDeliverRow(row->id, row->blob, row->bloblen,
+									row->neffects, &rowdone))
+			{
+				ok = false;
+				break;
+			}
+			if (rowdone)
+				done[keep++] = row->id;
+		}
+		*ndone = keep;
+	}
+	pfree(rejected);
 	resetStringInfo(&batch->cmds);
 	batch->ncommands = batch->neffects = batch->nrows = 0;
 	return ok;
@@ -278,54 +383,50 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 		int64		id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
 		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull));
 		int			neffects = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 3, &isnull));
-		int			failed;
-		char		detail[512];
-		CbDeliveryResult result;
+		int			first_command = batch.ncommands;
+		int			first_effect = batch.neffects;
+		bool		rowdone;
 
 		/* rows of pipelines only join the batch */
 		if (CbBlobAppendPipelines(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
 								  &batch.cmds, &batch.ncommands, &batch.neffects))
 		{
-			if (batch.nrows++ == 0)
-				batch.first_id = id;
-			batch.last_id = id;
+			CbBatchRow *row;
+
+			if (batch.nrows == batch.maxrows)
+			{
+				batch.maxrows = Max(64, batch.maxrows * 2);
+				batch.rows = batch.rows == NULL
+					? palloc(sizeof(CbBatchRow) * batch.maxrows)
+					: repalloc(batch.rows, sizeof(CbBatchRow) * batch.maxrows);
+			}
+			row = &batch.rows[batch.nrows++];
+			row->id = id;
+			row->first_command = first_command;
+			row->ncommands = batch.ncommands - first_command;
+			row->neffects = batch.neffects - first_effect;
+			row->blob = VARDATA_ANY(effects);
+			row->bloblen = VARSIZE_ANY_EXHDR(effects);
 			done[ndone++] = id;
 			handled++;
-			if (batch.cmds.len >= CB_BATCH_BYTES && !CbOutboxFlush(&batch, &ndone))
+			if (batch.cmds.len >= CB_BATCH_BYTES && !CbOutboxFlush(&batch, done, &ndone))
 				*unreachable = true;
 			continue;
 		}
 
 		/* anything else goes alone, after the batch before it */
-		if (!CbOutboxFlush(&batch, &ndone))
+		if (!CbOutboxFlush(&batch, done, &ndone) ||
+			!CbOutboxDeliverRow(id, VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+								neffects, &rowdone))
 		{
 			*unreachable = true;
 			break;
 		}
-		result = CbDeliverBlob(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects), false,
-							   &failed, detail, sizeof(detail));
-		if (result == CB_CORRUPT)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cachebridge skipped outbox row %lld: its effects cannot be decoded",
-							(long long) id),
-					 errdetail_internal("%s", detail),
-					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
-			CbStatsAdd(CB_STAT_FAILED, neffects);
-			CbOutboxMark(id, detail, true);
-			handled++;
-			continue;
-		}
-		if (!CbOutboxDelivered(result, id, id, neffects, failed, detail))
-		{
-			*unreachable = true;
-			break;
-		}
-		done[ndone++] = id;
+		if (rowdone)
+			done[ndone++] = id;
 		handled++;
 	}
-	if (!*unreachable && !CbOutboxFlush(&batch, &ndone))
+	if (!*unreachable && !CbOutboxFlush(&batch, done, &ndone))
 		*unreachable = true;
 	if (ndone > 0)
 		CbOutboxDelete(done, ndone);
@@ -399,12 +500,11 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 	{
 		Datum		arg = Int64GetDatum(maxid);
 
+		/* a dead row is done with: its rejections are counted and kept */
 		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
 						   "WHERE id <= $1 AND NOT dead", 1, &type, &arg) == 0)
 		{
-			/* rows the worker could not decode were never applied */
-			done = CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
-								  "WHERE id <= $1 AND dead", 1, &type, &arg) == 0;
+			done = true;
 			break;
 		}
 		if (GetCurrentTimestamp() >= deadline)

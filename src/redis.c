@@ -50,6 +50,7 @@ typedef struct CbRedisConn
 	WaitEventSet *wes;			/* latch, postmaster death, socket */
 	int			sockpos;		/* position of the socket event in wes */
 	bool		busy;			/* true while a round trip is under way */
+	bool		latch_taken;	/* a socket wait reset the latch */
 	uint64		generation;		/* target generation it was opened for */
 } CbRedisConn;
 
@@ -524,7 +525,9 @@ CbWaitSocket(uint32 events, TimestampTz deadline)
 			continue;			/* re-check the deadline */
 		if (ev.events & WL_LATCH_SET)
 		{
+			/* not ours: CbExecuteBuffer sets it again for the caller */
 			ResetLatch(MyLatch);
+			conn.latch_taken = true;
 			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
@@ -844,6 +847,8 @@ bool
 CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 				CbReplyCallback callback, void *arg, CbRedisError *err)
 {
+	bool		ok = false;
+
 	memset(err, 0, sizeof(*err));
 	if (ncommands == 0)
 		return true;
@@ -865,7 +870,8 @@ CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 		{
 			conn.busy = false;
 			CbStatsCountRoundTrip();
-			return true;
+			ok = true;
+			break;
 		}
 		CbRedisDisconnect();
 
@@ -874,8 +880,20 @@ CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 			  err->failure == CB_REDIS_IO))
 			break;
 	}
-	CbStatsRecordError(err->server, err->detail);
-	return false;
+	if (!ok)
+		CbStatsRecordError(err->server, err->detail);
+
+	/*
+	 * A wake-up that came while waiting on the socket (the worker told of
+	 * new outbox rows, say) is the caller's: set the latch again, so that
+	 * its next wait returns at once rather than sleeping through it.
+	 */
+	if (conn.latch_taken)
+	{
+		conn.latch_taken = false;
+		SetLatch(MyLatch);
+	}
+	return ok;
 }
 
 /* Keeps the single reply of CbRedisCommand. */
@@ -1038,7 +1056,7 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
 		{
 			CbPipelineBegin(&p, 3 + 2 * list_length(step.keys) + 2, NULL, 0);
 			CbPipelineArgStr(&p, "EVALSHA");
-			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_DELETE));
+			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_DELETE_FOUND));
 			CbPipelineArgInt(&p, 2 * list_length(step.keys));
 			forboth(lk, step.keys, ll, step.lens)
 			{

@@ -80,6 +80,27 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return n\n",
 
+	/*
+	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
+	 * found: only cached values (strings, hashes) are deleted, never a
+	 * stream or anything else that shares the pattern, and a key whose
+	 * marker cannot be read is left rather than failing the whole call
+	 */
+	"local n = 0\n"
+	"local v = string.sub(ARGV[1], 1, 16)\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
+	"  if t == 'string' or t == 'hash' then\n"
+	"    local cur = redis.pcall('GET', KEYS[i + 1])\n"
+	"    if type(cur) ~= 'table' and (not cur or string.sub(cur, 1, 16) <= v) then\n"
+	"      redis.call('DEL', KEYS[i])\n"
+	"      redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"      n = n + 1\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
 	/* CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, xmin, xmax, xip... */
 	"local cur = redis.call('GET', KEYS[2])\n"
 	"if cur then\n"

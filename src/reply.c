@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * reply.c
+ *		Classification of Redis replies to effects.
+ *
+ * Every deliverer -- the committing backend, the worker, pattern deletion
+ * -- asks CbReplyVerdict what a reply means, so that no caller can count
+ * an error reply as a delivery.  An error reply is retryable when it
+ * describes the state of the server rather than of the effect: out of
+ * memory, loading, busy with a script, a replica or a master that lost its
+ * replicas, a failing disk, a cluster slot in motion or down, a flushed
+ * script cache, and authentication or ACL refusals that an operator can
+ * fix.  Such an effect stays pending, and its outbox row stays, until the
+ * server takes it.  Any other error reply (WRONGTYPE on the key, a value
+ * over proto-max-bulk-len, a script runtime error) would be given again
+ * on every retry: the effect is dead.
+ *
+ * Redis 7 keeps the error code of a command that failed inside a script
+ * ("OOM command not allowed ... script: ..."), so the first word of the
+ * reply is the code wherever the error arose.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "reply.h"
+
+/* Error codes that describe the server's state, not the effect's. */
+static const char *const retryable_codes[] = {
+	"OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "MISCONF",
+	"TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK", "NOSCRIPT", "NOAUTH",
+	"NOPERM", "WRONGPASS", "NOREPLICAS", "UNBLOCKED", NULL
+};
+
+/* Generic (ERR) errors an operator can fix. */
+static const char *const retryable_err_texts[] = {
+	"ERR max number of clients reached",
+	"ERR unknown command",		/* a renamed or disabled command */
+	"ERR This instance has cluster support disabled",
+	NULL
+};
+
+/* True if the reply text starts with prefix followed by a space or its end. */
+static bool
+CbReplyHasCode(const redisReply *reply, const char *code)
+{
+	size_t		len = strlen(code);
+
+	return reply->len >= len && memcmp(reply->str, code, len) == 0 &&
+		(reply->len == len || reply->str[len] == ' ');
+}
+
+/* What reply, the answer to one effect's command, means for the effect. */
+CbVerdict
+CbReplyVerdict(const redisReply *reply)
+{
+	if (reply->type != REDIS_REPLY_ERROR)
+		return CB_VERDICT_APPLIED;
+	for (int i = 0; retryable_codes[i] != NULL; i++)
+		if (CbReplyHasCode(reply, retryable_codes[i]))
+			return CB_VERDICT_RETRYABLE;
+	for (int i = 0; retryable_err_texts[i] != NULL; i++)
+	{
+		size_t		len = strlen(retryable_err_texts[i]);
+
+		if (reply->len >= len && memcmp(reply->str, retryable_err_texts[i], len) == 0)
+			return CB_VERDICT_RETRYABLE;
+	}
+	return CB_VERDICT_PERMANENT;
+}

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * reply.h
+ *		What a Redis reply to an effect means: the one place that decides
+ *		whether an error reply is worth retrying.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CACHEBRIDGE_REPLY_H
+#define CACHEBRIDGE_REPLY_H
+
+#include <hiredis/hiredis.h>
+
+typedef enum CbVerdict
+{
+	CB_VERDICT_APPLIED,			/* applied, or refused as older: done */
+	CB_VERDICT_RETRYABLE,		/* an operator or the cluster can fix it: keep it */
+	CB_VERDICT_PERMANENT		/* no retry can change it: dead */
+} CbVerdict;
+
+extern CbVerdict CbReplyVerdict(const redisReply *reply);
+
+#endif							/* CACHEBRIDGE_REPLY_H */
