@@ -482,7 +482,7 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 	AttrNumber	att_id;
 	AttrNumber	att_dead;
 	int64		maxid;
-	bool		applied = false;
+	bool		applied = true;
 
 	if (timeout_ms < 0)
 		ereport(ERROR,
@@ -506,13 +506,13 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 		elog(ERROR, "table \"cachebridge.outbox\" lacks column id or dead");
 
 	maxid = CbOutboxLastId(rel, pkey, att_id);
-	if (maxid < 0)
-		applied = true;
 	while (maxid >= 0 && !CbOutboxSettled(rel, pkey, att_dead, maxid, &applied))
 	{
-		applied = false;
 		if (GetCurrentTimestamp() >= deadline)
+		{
+			applied = false;
 			break;
+		}
 		CbWorkerWake(MyDatabaseId);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
