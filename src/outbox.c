@@ -29,6 +29,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -249,6 +250,24 @@ CbOutboxFlush(CbOutboxBatch *batch, int *ndone)
 }
 
 /*
+ * The end of the WAL inserted so far.  When nothing is on the current page
+ * yet, GetXLogInsertRecPtr() points past that page's header, which no flush
+ * can reach until more WAL is written (XLogFlush would fail on an idle
+ * server, pass after pass): take the page's start then.
+ */
+static XLogRecPtr
+CbWalInsertedEnd(void)
+{
+	XLogRecPtr	ptr = GetXLogInsertRecPtr();
+	uint32		header = XLogSegmentOffset(ptr, wal_segment_size) < XLOG_BLCKSZ ?
+		SizeOfXLogLongPHD : SizeOfXLogShortPHD;
+
+	if (ptr % XLOG_BLCKSZ == header)
+		ptr -= header;
+	return ptr;
+}
+
+/*
  * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
  * them) in id order, skipping rows a committing backend may still be
  * delivering itself (younger than grace_ms).  Consecutive rows made of
@@ -295,7 +314,7 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 	 * no-op when they all are).
 	 */
 	if (nrows > 0)
-		XLogFlush(GetXLogInsertRecPtr());
+		XLogFlush(CbWalInsertedEnd());
 	done = palloc(sizeof(int64) * Max(nrows, 1));
 	initStringInfo(&batch.cmds);
 

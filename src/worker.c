@@ -512,7 +512,8 @@ CbWorkerFixSettings(void)
 	};
 
 	for (int i = 0; i < lengthof(settings); i++)
-		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+		SetConfigOption(settings[i][0], settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /*

@@ -343,6 +343,25 @@ INSERT INTO app.item VALUES (4, 'four');});
 	$redis->start;
 	ok(wait_key('item:5', item_json(5, 'five')), 'outage: the worker delivered item:5');
 	assert_clean('worker retrying across an outage, ALTER DATABASE ... SET');
+
+	# a database setting meant for its sessions does not make the worker fail
+	as_mallory('tenant', 'ALTER DATABASE tenant SET default_transaction_read_only = on');
+	wait_no_tenant_worker();
+	as_mallory('tenant', q{SET default_transaction_read_only = off;
+SET cachebridge.delivery = async;
+INSERT INTO app.item VALUES (8, 'eight');});
+	ok(wait_key('item:8', item_json(8, 'eight')), 'read-only database: item:8 delivered')
+	  or diag('item:8 is ' . $redis->cli('GET', 'item:8'));
+	my $t0 = time;
+	my $left;
+	do
+	{
+		$left = tenant_sql('SELECT count(*) FROM cachebridge.outbox');
+	} while ($left ne '0' && time - $t0 < 20 && sleep(0.2));
+	is($left, '0', 'read-only database: the worker deleted the delivered row');
+	as_mallory('tenant', q{SET default_transaction_read_only = off;
+ALTER DATABASE tenant RESET default_transaction_read_only;});
+	assert_clean('worker under ALTER DATABASE ... SET default_transaction_read_only');
 }
 
 # ---------------------------------------------------------------------
