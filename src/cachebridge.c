@@ -21,6 +21,7 @@
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "storage/lwlock.h"
+#include "utils/acl.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -145,9 +146,27 @@ CbDeliveryCheckHook(int *newval, void **extra, GucSource source)
 	return true;
 }
 
+/* Runs a utility statement through the hooks installed before ours. */
+static void
+CbPrevProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
 /*
  * ProcessUtility hook: before DROP DATABASE, ask that database's worker to
- * leave, since its connection would make the drop fail.
+ * leave, since its connection would make the drop fail.  Only for a role
+ * that may drop the database (its owner, or a superuser), so no one else
+ * can stop a worker with a DROP that PostgreSQL then refuses; and if the
+ * drop fails all the same, the worker may come back.
  */
 static void
 CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -155,20 +174,30 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				 ParamListInfo params, QueryEnvironment *queryEnv,
 				 DestReceiver *dest, QueryCompletion *qc)
 {
-	if (IsA(pstmt->utilityStmt, DropdbStmt))
-	{
-		Oid			dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname,
-											 true);
+	Oid			dboid = InvalidOid;
 
-		if (OidIsValid(dboid))
-			CbWorkerDatabaseDropped(dboid);
+	if (IsA(pstmt->utilityStmt, DropdbStmt))
+		dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname,
+								 true);
+	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()))
+	{
+		CbPrevProcessUtility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+		return;
 	}
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+
+	CbWorkerDatabaseDropped(dboid);
+	PG_TRY();
+	{
+		CbPrevProcessUtility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		CbWorkerDatabaseKept(dboid);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /* Module load: define the settings, install the hooks. */

@@ -12,22 +12,38 @@
  * written as the table's owner, so that any role whose writes fire a
  * cachebridge trigger can queue effects without rights on the table.
  *
+ * Every statement here runs with more rights than the session it serves
+ * (as the outbox's owner, or in the worker as the extension's owner), so
+ * each goes through CbElevate() and names every function and operator
+ * with its schema.  wait_delivered(), which any role may call, reads the
+ * table directly through its primary key and runs no SQL at all.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -35,6 +51,7 @@
 
 #include "cachebridge.h"
 #include "delivery.h"
+#include "elevate.h"
 #include "outbox.h"
 #include "stats.h"
 
@@ -42,19 +59,28 @@ PG_FUNCTION_INFO_V1(cachebridge_wait_delivered);
 
 static SPIPlanPtr insert_plan = NULL;
 
-/* The owner of cachebridge.outbox, as whom rows are written. */
+/* The OID of cachebridge.outbox (looked up by schema, not search_path). */
 static Oid
-CbOutboxOwner(void)
+CbOutboxRelid(void)
 {
 	Oid			nsp = get_namespace_oid("cachebridge", false);
 	Oid			relid = get_relname_relid("outbox", nsp);
-	HeapTuple	tup;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table \"cachebridge.outbox\" does not exist")));
+	return relid;
+}
+
+/* The owner of cachebridge.outbox, as whom rows are written. */
+static Oid
+CbOutboxOwner(void)
+{
+	Oid			relid = CbOutboxRelid();
+	HeapTuple	tup;
+	Oid			owner;
+
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
@@ -71,8 +97,7 @@ CbOutboxOwner(void)
 int64
 CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CbElevation elevation;
 	Datum		values[4];
 	int64		id;
 	bool		isnull;
@@ -82,10 +107,7 @@ CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 	values[2] = Int32GetDatum(neffects);
 	values[3] = BoolGetDatum(direct);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(CbOutboxOwner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	CbElevate(CbOutboxOwner(), &elevation);
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (insert_plan == NULL)
@@ -108,11 +130,14 @@ CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 									 SPI_tuptable->tupdesc, 1, &isnull));
 	PopActiveSnapshot();
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	CbElevateEnd(&elevation);
 	return id;
 }
 
-/* Runs a statement of the worker; an unexpected result is an ERROR. */
+/*
+ * Runs a statement of the worker, which runs it elevated (see worker.c);
+ * an unexpected result is an ERROR.
+ */
 static void
 CbOutboxExec(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 {
@@ -134,7 +159,8 @@ CbOutboxDelete(int64 *ids, int nids)
 	for (int i = 0; i < nids; i++)
 		elems[i] = Int64GetDatum(ids[i]);
 	arg = PointerGetDatum(construct_array(elems, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	CbOutboxExec("DELETE FROM cachebridge.outbox WHERE id = ANY ($1)",
+	CbOutboxExec("DELETE FROM cachebridge.outbox "
+				 "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 				 1, &type, &arg, SPI_OK_DELETE);
 }
 
@@ -145,8 +171,9 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 	Oid			types[3] = {INT8OID, TEXTOID, BOOLOID};
 	Datum		values[3] = {Int64GetDatum(id), CStringGetTextDatum(error), BoolGetDatum(dead)};
 
-	CbOutboxExec("UPDATE cachebridge.outbox SET attempts = attempts + 1, "
-				 "last_error = $2, dead = $3 WHERE id = $1",
+	CbOutboxExec("UPDATE cachebridge.outbox "
+				 "SET attempts = attempts OPERATOR(pg_catalog.+) 1, "
+				 "last_error = $2, dead = $3 WHERE id OPERATOR(pg_catalog.=) $1",
 				 3, types, values, SPI_OK_UPDATE);
 }
 
@@ -328,6 +355,24 @@ CbOutboxFlush(CbOutboxBatch *batch, int64 *done, int *ndone)
 }
 
 /*
+ * The end of the WAL inserted so far.  When nothing is on the current page
+ * yet, GetXLogInsertRecPtr() points past that page's header, which no flush
+ * can reach until more WAL is written (XLogFlush would fail on an idle
+ * server, pass after pass): take the page's start then.
+ */
+static XLogRecPtr
+CbWalInsertedEnd(void)
+{
+	XLogRecPtr	ptr = GetXLogInsertRecPtr();
+	uint32		header = XLogSegmentOffset(ptr, wal_segment_size) < XLOG_BLCKSZ ?
+		SizeOfXLogLongPHD : SizeOfXLogShortPHD;
+
+	if (ptr % XLOG_BLCKSZ == header)
+		ptr -= header;
+	return ptr;
+}
+
+/*
  * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
  * them) in id order, skipping rows a committing backend may still be
  * delivering itself (younger than grace_ms).  Consecutive rows made of
@@ -340,8 +385,10 @@ CbOutboxFlush(CbOutboxBatch *batch, int64 *done, int *ndone)
 int
 CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(grace_ms), Int32GetDatum(limit),
+	TimestampTz younger = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  -grace_ms);
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[3] = {TimestampTzGetDatum(younger), Int64GetDatum(limit),
 	Int64GetDatum(CB_DRAIN_BYTES)};
 	int64	   *done;
 	int			ndone = 0;
@@ -356,10 +403,10 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
 				 "FROM cachebridge.outbox "
-				 "WHERE NOT dead AND (NOT direct OR created_at < "
-				 "pg_catalog.clock_timestamp() - $1 * interval '1 millisecond') "
+				 "WHERE NOT dead AND (NOT direct OR created_at OPERATOR(pg_catalog.<) $1) "
 				 "WINDOW w AS (ORDER BY id) ORDER BY id LIMIT $2) s "
-				 "WHERE n = 1 OR upto <= $3 ORDER BY id",
+				 "WHERE n OPERATOR(pg_catalog.=) 1 OR upto OPERATOR(pg_catalog.<=) $3 "
+				 "ORDER BY id",
 				 3, types, values, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
@@ -372,7 +419,7 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 	 * no-op when they all are).
 	 */
 	if (nrows > 0)
-		XLogFlush(GetXLogInsertRecPtr());
+		XLogFlush(CbWalInsertedEnd());
 	done = palloc(sizeof(int64) * Max(nrows, 1));
 	initStringInfo(&batch.cmds);
 
@@ -444,39 +491,110 @@ CbOutboxIdle(void)
 
 	CbOutboxExec("SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead) "
 				 "AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xacts "
-				 "WHERE database = pg_catalog.current_database())",
+				 "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database())",
 				 0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									  1, &isnull));
 }
 
-/* Returns the value of a one-row, one-column bigint query (NULL as -1). */
-static int64
-CbOutboxScalar(const char *sql, int nargs, Oid *types, Datum *values)
+/*
+ * A scan of the outbox in id order, through its primary key, under a
+ * fresh snapshot: what has committed by now.
+ */
+typedef struct CbOutboxScan
+{
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+} CbOutboxScan;
+
+/* Starts a scan of the rows with id <= upto, or of every row if upto < 0. */
+static void
+CbOutboxScanBegin(CbOutboxScan *s, Relation rel, Relation pkey, int64 upto)
+{
+	ScanKeyData key;
+	int			nkeys = upto >= 0 ? 1 : 0;
+
+	ScanKeyInit(&key, 1, BTLessEqualStrategyNumber, F_INT8LE,
+				Int64GetDatum(upto));
+	s->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	s->slot = table_slot_create(rel, NULL);
+	s->scan = index_beginscan(rel, pkey, s->snapshot, nkeys, 0);
+	index_rescan(s->scan, &key, nkeys, NULL, 0);
+}
+
+/* Ends a scan that CbOutboxScanBegin started. */
+static void
+CbOutboxScanEnd(CbOutboxScan *s)
+{
+	index_endscan(s->scan);
+	ExecDropSingleTupleTableSlot(s->slot);
+	UnregisterSnapshot(s->snapshot);
+}
+
+/* The value of a bigint or boolean column of the scan's current row. */
+static Datum
+CbOutboxColumn(CbOutboxScan *s, AttrNumber attnum)
 {
 	bool		isnull;
-	Datum		d;
+	Datum		d = slot_getattr(s->slot, attnum, &isnull);
 
-	CbOutboxExec(sql, nargs, types, values, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? -1 : DatumGetInt64(d);
+	if (isnull)
+		elog(ERROR, "column %d of cachebridge.outbox is null", attnum);
+	return d;
+}
+
+/* The highest id in the outbox now, or -1 if it is empty. */
+static int64
+CbOutboxLastId(Relation rel, Relation pkey, AttrNumber att_id)
+{
+	CbOutboxScan s;
+	int64		id = -1;
+
+	CbOutboxScanBegin(&s, rel, pkey, -1);
+	if (index_getnext_slot(s.scan, BackwardScanDirection, s.slot))
+		id = DatumGetInt64(CbOutboxColumn(&s, att_id));
+	CbOutboxScanEnd(&s);
+	return id;
+}
+
+/*
+ * Whether no row with id <= upto is waiting for delivery now.  A dead row
+ * is done with: its rejected effects are counted and kept for inspection.
+ */
+static bool
+CbOutboxSettled(Relation rel, Relation pkey, AttrNumber att_dead, int64 upto)
+{
+	CbOutboxScan s;
+	bool		settled = true;
+
+	CbOutboxScanBegin(&s, rel, pkey, upto);
+	while (settled && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
+		settled = DatumGetBool(CbOutboxColumn(&s, att_dead));
+	CbOutboxScanEnd(&s);
+	return settled;
 }
 
 /*
  * SQL: cachebridge.wait_delivered(timeout_ms) -- true once every effect
  * committed before the call is applied in Redis, false if that did not
  * happen within timeout_ms.
+ *
+ * Any role may wait.  The outbox is read directly, not through SQL and not
+ * as another role, so nothing the caller defines can run here.
  */
 Datum
 cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 {
 	int32		timeout_ms = PG_GETARG_INT32(0);
 	TimestampTz deadline;
+	Relation	rel;
+	Relation	pkey;
+	Oid			pkey_oid;
+	AttrNumber	att_id;
+	AttrNumber	att_dead;
 	int64		maxid;
-	bool		done = false;
-	Oid			type = INT8OID;
-	Oid			save_userid;
-	int			save_sec;
+	bool		applied = true;
 
 	if (timeout_ms < 0)
 		ereport(ERROR,
@@ -489,33 +607,31 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 				 errdetail("It watches the outbox empty, which a transaction snapshot cannot see.")));
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	/* any role may wait; the outbox is read as its owner */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(CbOutboxOwner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	SPI_connect();
-	maxid = CbOutboxScalar("SELECT max(id) FROM cachebridge.outbox", 0, NULL, NULL);
-	while (maxid >= 0)
-	{
-		Datum		arg = Int64GetDatum(maxid);
+	rel = table_open(CbOutboxRelid(), AccessShareLock);
+	pkey_oid = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkey_oid))
+		elog(ERROR, "table \"cachebridge.outbox\" has no primary key");
+	pkey = index_open(pkey_oid, AccessShareLock);
+	att_id = get_attnum(RelationGetRelid(rel), "id");
+	att_dead = get_attnum(RelationGetRelid(rel), "dead");
+	if (att_id == InvalidAttrNumber || att_dead == InvalidAttrNumber)
+		elog(ERROR, "table \"cachebridge.outbox\" lacks column id or dead");
 
-		/* a dead row is done with: its rejections are counted and kept */
-		if (CbOutboxScalar("SELECT count(*) FROM cachebridge.outbox "
-						   "WHERE id <= $1 AND NOT dead", 1, &type, &arg) == 0)
+	maxid = CbOutboxLastId(rel, pkey, att_id);
+	while (maxid >= 0 && !CbOutboxSettled(rel, pkey, att_dead, maxid))
+	{
+		if (GetCurrentTimestamp() >= deadline)
 		{
-			done = true;
+			applied = false;
 			break;
 		}
-		if (GetCurrentTimestamp() >= deadline)
-			break;
 		CbWorkerWake(MyDatabaseId);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	PG_RETURN_BOOL(maxid < 0 || done);
+	index_close(pkey, NoLock);
+	table_close(rel, NoLock);
+	PG_RETURN_BOOL(applied);
 }

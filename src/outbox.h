@@ -23,6 +23,7 @@ extern bool CbWorkerWake(Oid dboid);
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
 extern void CbWorkerDatabaseDropped(Oid dboid);
+extern void CbWorkerDatabaseKept(Oid dboid);
 extern void CbWorkerShmemRequest(void);
 extern void CbWorkerShmemStartup(void);
 extern void CbWorkerRegisterLauncher(void);

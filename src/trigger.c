@@ -35,12 +35,14 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/varlena.h"
 #include "utils/fmgrprotos.h"
@@ -302,6 +304,29 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 }
 
 /*
+ * Copies the fixed-size part of the pg_trigger row of tgoid into *row;
+ * false if there is no such trigger.  tgrel is pg_trigger, opened.
+ */
+static bool
+CbTriggerFetch(Relation tgrel, Oid tgoid, FormData_pg_trigger *row)
+{
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	ScanKeyInit(&skey, Anum_pg_trigger_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(tgoid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &skey);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+		*row = *(Form_pg_trigger) GETSTRUCT(tup);
+	systable_endscan(scan);
+	return found;
+}
+
+/*
  * The table a publish trigger reports: the one it was created on, which
  * for the clone of a partitioned table's trigger on a partition is an
  * ancestor.
@@ -312,26 +337,12 @@ CbTriggerOrigin(Relation rel, Trigger *trigger)
 	Oid			relid = RelationGetRelid(rel);
 	Oid			parent = trigger->tgoid;
 	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	FormData_pg_trigger tg;
 
-	while (OidIsValid(parent))
+	while (OidIsValid(parent) && CbTriggerFetch(tgrel, parent, &tg))
 	{
-		ScanKeyData skey;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&skey, Anum_pg_trigger_oid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(parent));
-		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &skey);
-		tup = systable_getnext(scan);
-		parent = InvalidOid;
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
-
-			relid = tg->tgrelid;
-			parent = tg->tgparentid;
-		}
-		systable_endscan(scan);
+		relid = tg.tgrelid;
+		parent = tg.tgparentid;
 	}
 	table_close(tgrel, AccessShareLock);
 	return relid;
@@ -982,9 +993,47 @@ cachebridge_publish(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: cachebridge.validate_trigger(trigger oid) -- parses a cachebridge
- * trigger's arguments against its table now, raising the ERROR its first
- * firing would.  Called when such a trigger is created.
+ * Raises an ERROR unless the calling role may make triggers on relation
+ * relid -- it owns it or holds TRIGGER on it, as CREATE TRIGGER requires --
+ * and tgoid is a trigger of relid.  Runs before the relation is opened, so
+ * a role without rights on it cannot even lock it.
+ */
+static void
+CbCheckTriggerTarget(Oid tgoid, Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+	Relation	tgrel;
+	FormData_pg_trigger tg;
+	bool		found;
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()) &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV,
+					   get_relkind_objtype(get_rel_relkind(relid)), relname);
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	found = CbTriggerFetch(tgrel, tgoid, &tg);
+	table_close(tgrel, AccessShareLock);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("trigger with OID %u does not exist", tgoid)));
+	if (tg.tgrelid != relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger \"%s\" is not a trigger of table \"%s\"",
+						NameStr(tg.tgname), relname)));
+}
+
+/*
+ * SQL: cachebridge.validate_trigger(trigger oid, table oid, mode) -- parses
+ * a cachebridge trigger's arguments against its table now, raising the
+ * ERROR its first firing would.  Called when such a trigger is created;
+ * the caller needs the rights CREATE TRIGGER needed.
  */
 Datum
 cachebridge_validate_trigger(PG_FUNCTION_ARGS)
@@ -996,12 +1045,18 @@ cachebridge_validate_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TriggerDesc *trigdesc;
 
-	if (strcmp(name, "invalidate") == 0)
+	if (strcmp(name, "write_through") == 0)
+		mode = CB_MODE_WRITE_THROUGH;
+	else if (strcmp(name, "invalidate") == 0)
 		mode = CB_MODE_INVALIDATE;
 	else if (strcmp(name, "publish") == 0)
 		mode = CB_MODE_PUBLISH;
 	else
-		mode = CB_MODE_WRITE_THROUGH;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown cachebridge trigger mode \"%s\"", name),
+				 errhint("Use write_through, invalidate or publish.")));
+	CbCheckTriggerTarget(tgoid, relid);
 	rel = table_open(relid, AccessShareLock);
 	trigdesc = rel->trigdesc;
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)

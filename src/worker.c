@@ -18,6 +18,12 @@
  * acknowledgement (the ring was full) only means a second, harmless,
  * versioned delivery.
  *
+ * A worker connects as the bootstrap superuser (a background worker must
+ * connect as someone before it can look the extension up), then fixes the
+ * settings that a database or role setting could have chosen for it (as
+ * autovacuum does: search_path first) and runs each pass as the extension's
+ * owner through CbElevate(), with schema-qualified statements only.
+ *
  * Shape of the loops as in pg_prewarm's autoprewarm: signal handlers,
  * BackgroundWorkerUnblockSignals, WaitLatch with WL_EXIT_ON_PM_DEATH,
  * ProcessConfigFile on SIGHUP.
@@ -33,7 +39,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -53,6 +58,7 @@
 
 #include "cachebridge.h"
 #include "delivery.h"
+#include "elevate.h"
 #include "outbox.h"
 #include "redis.h"
 
@@ -222,7 +228,8 @@ CbOutboxAcknowledge(Oid dboid, int64 id)
 
 /*
  * DROP DATABASE is about to run: ask the database's worker to leave (it
- * would block the drop) and not to come back.  From the ProcessUtility hook.
+ * would block the drop) and not to come back.  From the ProcessUtility
+ * hook, for a role that may drop the database.
  */
 void
 CbWorkerDatabaseDropped(Oid dboid)
@@ -242,6 +249,27 @@ CbWorkerDatabaseDropped(Oid dboid)
 	SpinLockRelease(&workers->mutex);
 	if (pid != 0)
 		kill(pid, SIGTERM);
+}
+
+/*
+ * The DROP DATABASE announced by CbWorkerDatabaseDropped failed: the
+ * database stays, so its worker may come back, and is started again for
+ * the rows its outbox may hold.  Called while the error propagates: raises
+ * none.
+ */
+void
+CbWorkerDatabaseKept(Oid dboid)
+{
+	CbWorkerSlot *slot;
+
+	if (workers == NULL)
+		return;
+	SpinLockAcquire(&workers->mutex);
+	slot = CbFindSlot(dboid);
+	if (slot != NULL)
+		slot->dropping = false;
+	SpinLockRelease(&workers->mutex);
+	(void) CbWorkerWake(dboid);
 }
 
 /* Registers the launcher (from _PG_init, when preloaded). */
@@ -420,6 +448,8 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 	int64		acks[CB_ACK_RING];
 	int			nacks;
 	int			handled = 0;
+	Oid			owner;
+	CbElevation elevation;
 
 	SpinLockAcquire(&workers->mutex);
 	my_slot->pending = false;
@@ -433,27 +463,57 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 	*absent = false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "cachebridge: delivering the outbox");
 
-	if (!OidIsValid(get_extension_oid("cachebridge", true)))
+	owner = CbExtensionOwner();
+	if (!OidIsValid(owner))
 		*absent = true;			/* nothing to do in this database */
 	else
 	{
+		CbElevate(owner, &elevation);
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
 		if (nacks > 0)
 			CbOutboxDelete(acks, nacks);
 		if (try_redis)
 			handled = CbOutboxDrain(cb_connect_timeout + cb_command_timeout,
 									CB_DRAIN_BATCH, unreachable);
 		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
+		PopActiveSnapshot();
+		SPI_finish();
+		CbElevateEnd(&elevation);
 	}
-
-	SPI_finish();
-	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return handled;
+}
+
+/*
+ * Overrides what ALTER DATABASE ... SET or ALTER ROLE ... SET chose for the
+ * worker's session, as autovacuum does.  search_path: the worker's
+ * statements resolve names in pg_catalog only.  No default meant for the
+ * database's sessions may make the worker fail (read-only transactions, a
+ * stricter isolation level, timeouts).  synchronous_commit: the worker's
+ * transactions only delete delivered rows and mark failed ones; losing one
+ * in a crash means a second, harmless, delivery, so they need not wait for
+ * the WAL flush.
+ */
+static void
+CbWorkerFixSettings(void)
+{
+	static const char *const settings[][2] = {
+		{"search_path", CB_SAFE_SEARCH_PATH},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"synchronous_commit", "off"},
+	};
+
+	for (int i = 0; i < lengthof(settings); i++)
+		SetConfigOption(settings[i][0], settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /*
@@ -473,14 +533,8 @@ CbWorkerMain(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	CbWorkerAttach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	CbWorkerFixSettings();
 	pgstat_report_appname("cachebridge worker");
-
-	/*
-	 * The worker's transactions only delete delivered rows and mark failed
-	 * ones: losing one in a crash means a second, harmless, delivery, so
-	 * they need not wait for the WAL flush.
-	 */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{

@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * elevate.c
+ *		Running code as another role, out of reach of the caller's
+ *		settings: the one way cachebridge switches roles.
+ *
+ * The outbox insert at commit runs as the outbox's owner, the worker as the
+ * extension's owner: with more rights than the session they serve.  Such
+ * code must run nothing that the session, a role setting or a database
+ * setting chose.  So every statement it runs is schema-qualified down to
+ * its operators, and between CbElevate() and CbElevateEnd() search_path is
+ * pg_catalog, pg_temp -- what fmgr does for a SECURITY DEFINER function
+ * with SET search_path -- and the operation is security-restricted.  Code
+ * that can do without SQL (wait_delivered, ring loading) reads the tables
+ * directly and switches nothing.
+ *
+ * An ERROR in between needs no cleanup: (sub)transaction abort restores the
+ * user id, the security context and the settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "miscadmin.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+
+#include "elevate.h"
+
+/*
+ * The owner of the cachebridge extension in this database, or InvalidOid
+ * if it is not installed here.
+ */
+Oid
+CbExtensionOwner(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("cachebridge"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * Runs what follows as role, in a security-restricted operation, with
+ * search_path fixed to CB_SAFE_SEARCH_PATH, until CbElevateEnd().
+ */
+void
+CbElevate(Oid role, CbElevation *elevation)
+{
+	GetUserIdAndSecContext(&elevation->saved_userid,
+						   &elevation->saved_sec_context);
+	SetUserIdAndSecContext(role, elevation->saved_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	elevation->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", CB_SAFE_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+/* Returns to the role and settings CbElevate() found. */
+void
+CbElevateEnd(const CbElevation *elevation)
+{
+	AtEOXact_GUC(true, elevation->guc_nestlevel);
+	SetUserIdAndSecContext(elevation->saved_userid,
+						   elevation->saved_sec_context);
+}
