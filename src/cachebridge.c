@@ -283,6 +283,24 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("cachebridge.delivery_timeout",
+							"Longest time a committing backend spends delivering its "
+							"transaction's effects to Redis after commit.",
+							"A total for the connection and every round trip, whatever "
+							"progress Redis makes. What is not delivered by then stays "
+							"in the outbox for the worker (durable) or is reported with "
+							"a WARNING (sync). Only superusers can change it: a delivery "
+							"cut short opens the circuit breaker every session shares.",
+							&cb_delivery_timeout,
+							5000,
+							1,
+							600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
 	DefineCustomIntVariable("cachebridge.max_pending_memory",
 							"Memory a transaction's pending cache effects may use.",
 							"Past it, a cache trigger invalidates the pattern of its key "

@@ -92,6 +92,7 @@ typedef struct CbDeliveryShared
 int			cb_delivery = CB_DELIVERY_SYNC;
 int			cb_tombstone_ttl = 300;
 int			cb_retry_interval = 1000;
+int			cb_delivery_timeout = 5000;
 
 static CbDeliveryShared *shared = NULL;
 static CbDeliveryShared local_shared;

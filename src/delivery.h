@@ -90,6 +90,7 @@ typedef struct CbPlan
 extern int	cb_delivery;
 extern int	cb_tombstone_ttl;
 extern int	cb_retry_interval;
+extern int	cb_delivery_timeout;
 
 extern void CbPlanBegin(CbPlan *plan);
 extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,

@@ -379,7 +379,7 @@ CbPlanDelivery(bool prepare)
 /*
  * After commit (or PREPARE): deliver, with any ERROR that might still be
  * raised (out of memory) turned into a WARNING, since the transaction can
- * no longer abort.
+ * no longer abort, within cachebridge.delivery_timeout in all.
  */
 static void
 CbDeliverSafely(void)
@@ -388,6 +388,8 @@ CbDeliverSafely(void)
 	int			holdoff = InterruptHoldoffCount;
 
 	HOLD_INTERRUPTS();
+	/* cancel cannot interrupt it: it must end by itself */
+	CbRedisSetDeadline(cb_delivery_timeout);
 	PG_TRY();
 	{
 		CbDeliveryCommit();
@@ -408,6 +410,7 @@ CbDeliverSafely(void)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	CbRedisClearDeadline();
 	RESUME_INTERRUPTS();
 }
 

@@ -56,6 +56,13 @@ typedef struct CbRedisConn
 
 static CbRedisConn conn;
 
+/*
+ * A deadline every wait on Redis ends by, whatever progress is made, or 0
+ * for none (see CbRedisSetDeadline).
+ */
+static TimestampTz total_deadline = 0;
+static int	total_deadline_ms = 0;
+
 /* Replies of the connection handshake that matter. */
 typedef struct CbHandshakeState
 {
@@ -504,13 +511,61 @@ CbMillisLeft(TimestampTz deadline)
 }
 
 /*
- * Waits until the socket is ready for any of events, or deadline passes.
- * Returns the ready socket events, or 0 on timeout.  Query cancel and
- * termination are served here when interrupts are not held.
+ * Bounds every wait on Redis until CbRedisClearDeadline to ms from now in
+ * all, on top of the per-wait timeouts, which restart whenever Redis makes
+ * progress: a Redis that trickles its replies cannot hold the caller
+ * longer.  For work after commit, where interrupts are held.
+ */
+void
+CbRedisSetDeadline(int ms)
+{
+	total_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	total_deadline_ms = ms;
+}
+
+/* Lifts the bound of CbRedisSetDeadline. */
+void
+CbRedisClearDeadline(void)
+{
+	total_deadline = 0;
+}
+
+/* True if the total deadline, if any, has passed. */
+static bool
+CbPastTotalDeadline(void)
+{
+	return total_deadline != 0 && GetCurrentTimestamp() >= total_deadline;
+}
+
+/*
+ * Fills err for a wait that ended without the socket becoming ready:
+ * past the total deadline, or the wait's own timeout (named by what).
+ */
+static void
+CbSetTimeoutError(CbRedisError *err, CbRedisFailure failure, const char *what,
+				  int ms)
+{
+	if (CbPastTotalDeadline())
+		CbSetError(err, failure,
+				   "Not done within cachebridge.delivery_timeout (%d ms) in all.",
+				   total_deadline_ms);
+	else
+		CbSetError(err, failure, "%s within cachebridge.%s (%d ms).",
+				   failure == CB_REDIS_CONNECT ? "No connection" : "No answer",
+				   what, ms);
+}
+
+/*
+ * Waits until the socket is ready for any of events, or deadline (or the
+ * total deadline) passes.  Returns the ready socket events, or 0 on
+ * timeout.  Query cancel and termination are served here when interrupts
+ * are not held.
  */
 static uint32
 CbWaitSocket(uint32 events, TimestampTz deadline)
 {
+	if (total_deadline != 0 && total_deadline < deadline)
+		deadline = total_deadline;
 	ModifyWaitEvent(conn.wes, conn.sockpos, events, NULL);
 	for (;;)
 	{
@@ -709,9 +764,7 @@ CbConnect(CbRedisError *err)
 	ready = CbWaitSocket(WL_SOCKET_WRITEABLE, deadline);
 	if (ready == 0)
 	{
-		CbSetError(err, CB_REDIS_CONNECT,
-				   "No connection within cachebridge.connect_timeout (%d ms).",
-				   cb_connect_timeout);
+		CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout", cb_connect_timeout);
 		CbRedisDisconnect();
 		return false;
 	}
@@ -791,9 +844,7 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 		ready = CbWaitSocket(want, deadline);
 		if (ready == 0)
 		{
-			CbSetError(err, CB_REDIS_TIMEOUT,
-					   "No answer within cachebridge.command_timeout (%d ms).",
-					   cb_command_timeout);
+			CbSetTimeoutError(err, CB_REDIS_TIMEOUT, "command_timeout", cb_command_timeout);
 			return false;
 		}
 		if (ready & WL_SOCKET_WRITEABLE)

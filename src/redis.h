@@ -82,6 +82,8 @@ extern bool CbRedisUrlCheckHook(char **newval, void **extra, GucSource source);
 extern void CbRedisUrlAssignHook(const char *newval, void *extra);
 extern void CbRedisPasswordFileAssignHook(const char *newval, void *extra);
 extern const char *CbRedisServerName(void);
+extern void CbRedisSetDeadline(int ms);
+extern void CbRedisClearDeadline(void);
 
 extern void CbPipelineInit(CbPipeline *p);
 extern void CbPipelineReset(CbPipeline *p);
