@@ -38,6 +38,8 @@ my $node = CacheBridgeTest::new_node(
 
 $node->safe_psql('postgres', q{
 	CREATE ROLE mallory LOGIN NOSUPERUSER IN ROLE cachebridge_writer;
+	-- the delivery mode is a superuser setting; she may choose hers
+	GRANT SET ON PARAMETER cachebridge.delivery TO mallory;
 	CREATE ROLE bob LOGIN NOSUPERUSER;
 	CREATE DATABASE tenant OWNER mallory;
 	CREATE TABLE secret (id int);
