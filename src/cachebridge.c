@@ -18,6 +18,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "storage/lwlock.h"
@@ -162,11 +164,88 @@ CbPrevProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * ProcessUtility hook: before DROP DATABASE, ask that database's worker to
- * leave, since its connection would make the drop fail.  Only for a role
- * that may drop the database (its owner, or a superuser), so no one else
- * can stop a worker with a DROP that PostgreSQL then refuses; and if the
- * drop fails all the same, the worker may come back.
+ * The database whose worker must step aside for a statement: DROP
+ * DATABASE, CREATE DATABASE of a template and ALTER DATABASE RENAME all
+ * fail while another session, the worker's, is connected to it.  Only for
+ * a role that may run the statement (the database's owner with CREATEDB
+ * where PostgreSQL asks for it, or a superuser), so that no one else can
+ * stop a worker with a statement PostgreSQL then refuses.
+ */
+static Oid
+CbDatabaseToLeave(Node *stmt)
+{
+	const char *dbname = NULL;
+	bool		needs_createdb = true;
+	Oid			dboid;
+
+	if (IsA(stmt, DropdbStmt))
+	{
+		dbname = ((DropdbStmt *) stmt)->dbname;
+		needs_createdb = false;
+	}
+	else if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		dbname = "template1";
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+				dbname = defGetString(opt);
+		}
+	}
+	else if (IsA(stmt, RenameStmt) &&
+			 ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		dbname = ((RenameStmt *) stmt)->subname;
+	if (dbname == NULL)
+		return InvalidOid;
+	dboid = get_database_oid(dbname, true);
+	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()) ||
+		(needs_createdb && !have_createdb_privilege()))
+		return InvalidOid;
+	return dboid;
+}
+
+/*
+ * Refuses DROP EXTENSION cachebridge while this database's outbox holds
+ * committed effects not yet delivered: dropping it would discard them
+ * without a word.
+ */
+static void
+CbCheckDropExtension(Node *stmt)
+{
+	DropStmt   *drop = (DropStmt *) stmt;
+	ListCell   *lc;
+	int64		undelivered;
+
+	if (!IsA(stmt, DropStmt) || drop->removeType != OBJECT_EXTENSION ||
+		!OidIsValid(get_extension_oid("cachebridge", true)))
+		return;
+	foreach(lc, drop->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "cachebridge") != 0)
+			continue;
+		undelivered = CbOutboxUndelivered();
+		if (undelivered > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("cannot drop extension cachebridge while its outbox holds %lld undelivered transaction(s)",
+							(long long) undelivered),
+					 errdetail("Dropping it would discard committed cache effects that Redis has not received."),
+					 errhint("Wait for them with SELECT cachebridge.wait_delivered(), or delete them from cachebridge.outbox to discard them.")));
+	}
+}
+
+/*
+ * ProcessUtility hook.  Refuses to drop the extension with undelivered
+ * effects (CbCheckDropExtension).  Before a statement that needs a database without
+ * other sessions, ask that database's worker to leave; after it, let the
+ * worker come back (unless the database was dropped), and so also if the
+ * statement fails.  After COMMIT PREPARED, wake this database's worker:
+ * the prepared transaction's outbox row is now to be delivered, and
+ * workers do not stay for prepared transactions that may never have any.
  */
 static void
 CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -174,19 +253,22 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				 ParamListInfo params, QueryEnvironment *queryEnv,
 				 DestReceiver *dest, QueryCompletion *qc)
 {
-	Oid			dboid = InvalidOid;
+	Node	   *stmt = pstmt->utilityStmt;
+	Oid			dboid = CbDatabaseToLeave(stmt);
 
-	if (IsA(pstmt->utilityStmt, DropdbStmt))
-		dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname,
-								 true);
-	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()))
+	CbCheckDropExtension(stmt);
+
+	if (!OidIsValid(dboid))
 	{
 		CbPrevProcessUtility(pstmt, queryString, readOnlyTree, context,
 							 params, queryEnv, dest, qc);
+		if (IsA(stmt, TransactionStmt) &&
+			((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+			(void) CbWorkerWake(MyDatabaseId);
 		return;
 	}
 
-	CbWorkerDatabaseDropped(dboid);
+	CbWorkerStepAside(dboid);
 	PG_TRY();
 	{
 		CbPrevProcessUtility(pstmt, queryString, readOnlyTree, context,
@@ -194,10 +276,12 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_CATCH();
 	{
-		CbWorkerDatabaseKept(dboid);
+		CbWorkerComeBack(dboid);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!IsA(stmt, DropdbStmt))
+		CbWorkerComeBack(dboid);
 }
 
 /* Module load: define the settings, install the hooks. */

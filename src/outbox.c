@@ -481,17 +481,17 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 }
 
 /*
- * True when the outbox of this database holds nothing to deliver and no
- * prepared transaction could add to it.  Runs with SPI connected.
+ * True when the outbox of this database holds nothing to deliver.  (A
+ * prepared transaction's row becomes visible at COMMIT PREPARED, which
+ * wakes the worker: see the ProcessUtility hook.)  Runs with SPI
+ * connected.
  */
 bool
 CbOutboxIdle(void)
 {
 	bool		isnull;
 
-	CbOutboxExec("SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead) "
-				 "AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xacts "
-				 "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database())",
+	CbOutboxExec("SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead)",
 				 0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									  1, &isnull));
@@ -544,35 +544,84 @@ CbOutboxColumn(CbOutboxScan *s, AttrNumber attnum)
 	return d;
 }
 
+/* cachebridge.outbox opened for reading through its primary key. */
+typedef struct CbOutboxRel
+{
+	Relation	rel;
+	Relation	pkey;
+	AttrNumber	att_id;
+	AttrNumber	att_dead;
+} CbOutboxRel;
+
+/* Opens the outbox and its primary key for reading. */
+static void
+CbOutboxOpen(CbOutboxRel *o)
+{
+	Oid			pkey_oid;
+
+	o->rel = table_open(CbOutboxRelid(), AccessShareLock);
+	pkey_oid = RelationGetPrimaryKeyIndex(o->rel);
+	if (!OidIsValid(pkey_oid))
+		elog(ERROR, "table \"cachebridge.outbox\" has no primary key");
+	o->pkey = index_open(pkey_oid, AccessShareLock);
+	o->att_id = get_attnum(RelationGetRelid(o->rel), "id");
+	o->att_dead = get_attnum(RelationGetRelid(o->rel), "dead");
+	if (o->att_id == InvalidAttrNumber || o->att_dead == InvalidAttrNumber)
+		elog(ERROR, "table \"cachebridge.outbox\" lacks column id or dead");
+}
+
+/* Closes what CbOutboxOpen opened (its locks are kept). */
+static void
+CbOutboxClose(CbOutboxRel *o)
+{
+	index_close(o->pkey, NoLock);
+	table_close(o->rel, NoLock);
+}
+
 /* The highest id in the outbox now, or -1 if it is empty. */
 static int64
-CbOutboxLastId(Relation rel, Relation pkey, AttrNumber att_id)
+CbOutboxLastId(CbOutboxRel *o)
 {
 	CbOutboxScan s;
 	int64		id = -1;
 
-	CbOutboxScanBegin(&s, rel, pkey, -1);
+	CbOutboxScanBegin(&s, o->rel, o->pkey, -1);
 	if (index_getnext_slot(s.scan, BackwardScanDirection, s.slot))
-		id = DatumGetInt64(CbOutboxColumn(&s, att_id));
+		id = DatumGetInt64(CbOutboxColumn(&s, o->att_id));
 	CbOutboxScanEnd(&s);
 	return id;
 }
 
 /*
- * Whether no row with id <= upto is waiting for delivery now.  A dead row
- * is done with: its rejected effects are counted and kept for inspection.
+ * How many rows with id <= upto (every row if upto < 0) wait for delivery
+ * now, counting up to limit.  A dead row is done with: its rejected
+ * effects are counted and kept for inspection.
  */
-static bool
-CbOutboxSettled(Relation rel, Relation pkey, AttrNumber att_dead, int64 upto)
+static int64
+CbOutboxCountLive(CbOutboxRel *o, int64 upto, int64 limit)
 {
 	CbOutboxScan s;
-	bool		settled = true;
+	int64		n = 0;
 
-	CbOutboxScanBegin(&s, rel, pkey, upto);
-	while (settled && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
-		settled = DatumGetBool(CbOutboxColumn(&s, att_dead));
+	CbOutboxScanBegin(&s, o->rel, o->pkey, upto);
+	while (n < limit && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
+		if (!DatumGetBool(CbOutboxColumn(&s, o->att_dead)))
+			n++;
 	CbOutboxScanEnd(&s);
-	return settled;
+	return n;
+}
+
+/* How many outbox rows of this database wait for delivery now. */
+int64
+CbOutboxUndelivered(void)
+{
+	CbOutboxRel o;
+	int64		n;
+
+	CbOutboxOpen(&o);
+	n = CbOutboxCountLive(&o, -1, PG_INT64_MAX);
+	CbOutboxClose(&o);
+	return n;
 }
 
 /*
@@ -588,11 +637,7 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 {
 	int32		timeout_ms = PG_GETARG_INT32(0);
 	TimestampTz deadline;
-	Relation	rel;
-	Relation	pkey;
-	Oid			pkey_oid;
-	AttrNumber	att_id;
-	AttrNumber	att_dead;
+	CbOutboxRel o;
 	int64		maxid;
 	bool		applied = true;
 
@@ -607,18 +652,9 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 				 errdetail("It watches the outbox empty, which a transaction snapshot cannot see.")));
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	rel = table_open(CbOutboxRelid(), AccessShareLock);
-	pkey_oid = RelationGetPrimaryKeyIndex(rel);
-	if (!OidIsValid(pkey_oid))
-		elog(ERROR, "table \"cachebridge.outbox\" has no primary key");
-	pkey = index_open(pkey_oid, AccessShareLock);
-	att_id = get_attnum(RelationGetRelid(rel), "id");
-	att_dead = get_attnum(RelationGetRelid(rel), "dead");
-	if (att_id == InvalidAttrNumber || att_dead == InvalidAttrNumber)
-		elog(ERROR, "table \"cachebridge.outbox\" lacks column id or dead");
-
-	maxid = CbOutboxLastId(rel, pkey, att_id);
-	while (maxid >= 0 && !CbOutboxSettled(rel, pkey, att_dead, maxid))
+	CbOutboxOpen(&o);
+	maxid = CbOutboxLastId(&o);
+	while (maxid >= 0 && CbOutboxCountLive(&o, maxid, 1) > 0)
 	{
 		if (GetCurrentTimestamp() >= deadline)
 		{
@@ -631,7 +667,6 @@ cachebridge_wait_delivered(PG_FUNCTION_ARGS)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	index_close(pkey, NoLock);
-	table_close(rel, NoLock);
+	CbOutboxClose(&o);
 	PG_RETURN_BOOL(applied);
 }

@@ -17,13 +17,14 @@ extern int64 CbOutboxInsert(bytea *effects, int neffects,
 extern int	CbOutboxDrain(int grace_ms, int limit, bool *unreachable);
 extern void CbOutboxDelete(int64 *ids, int nids);
 extern bool CbOutboxIdle(void);
+extern int64 CbOutboxUndelivered(void);
 
 /* worker.c */
 extern bool CbWorkerWake(Oid dboid);
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
-extern void CbWorkerDatabaseDropped(Oid dboid);
-extern void CbWorkerDatabaseKept(Oid dboid);
+extern void CbWorkerStepAside(Oid dboid);
+extern void CbWorkerComeBack(Oid dboid);
 extern void CbWorkerShmemRequest(void);
 extern void CbWorkerShmemStartup(void);
 extern void CbWorkerRegisterLauncher(void);

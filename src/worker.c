@@ -7,9 +7,11 @@
  * A background worker connects to one database, so cachebridge runs one
  * worker per database with work to do, started on demand: a backend that
  * commits an outbox row wakes its database's worker, registering it if
- * none runs.  A worker exits when its outbox has stayed empty (and no
- * prepared transaction is pending) for a while, so it does not hold a
- * connection to an idle database.  After a start or crash restart, the
+ * none runs, and so does COMMIT PREPARED.  A worker exits when its outbox
+ * has stayed empty for a while, so it does not hold a connection (or a
+ * worker slot) for an idle database, whatever prepared transactions it
+ * has; and it steps aside for statements that need its database without
+ * other sessions (DROP, CREATE DATABASE ... TEMPLATE, RENAME).  After a start or crash restart, the
  * launcher starts a worker for every database once, so rows left by a
  * crash are delivered.
  *
@@ -78,7 +80,7 @@ typedef struct CbWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: slot free */
 	bool		pending;		/* work announced since the worker looked */
-	bool		dropping;		/* DROP DATABASE asked the worker to leave */
+	bool		dropping;		/* asked to leave the database (CbWorkerStepAside) */
 	pid_t		pid;			/* 0 until the worker runs */
 	Latch	   *latch;
 	int			nacks;
@@ -227,12 +229,13 @@ CbOutboxAcknowledge(Oid dboid, int64 id)
 }
 
 /*
- * DROP DATABASE is about to run: ask the database's worker to leave (it
- * would block the drop) and not to come back.  From the ProcessUtility
- * hook, for a role that may drop the database.
+ * A statement that needs the database without other sessions (DROP,
+ * CREATE DATABASE from it, RENAME) is about to run: ask the database's
+ * worker to leave, and not to come back until CbWorkerComeBack.  From the
+ * ProcessUtility hook, for a role that may run the statement.
  */
 void
-CbWorkerDatabaseDropped(Oid dboid)
+CbWorkerStepAside(Oid dboid)
 {
 	CbWorkerSlot *slot;
 	pid_t		pid = 0;
@@ -252,13 +255,13 @@ CbWorkerDatabaseDropped(Oid dboid)
 }
 
 /*
- * The DROP DATABASE announced by CbWorkerDatabaseDropped failed: the
+ * The statement announced by CbWorkerStepAside is over, or failed: the
  * database stays, so its worker may come back, and is started again for
- * the rows its outbox may hold.  Called while the error propagates: raises
- * none.
+ * the rows its outbox may hold.  Also called while an error propagates:
+ * raises none.
  */
 void
-CbWorkerDatabaseKept(Oid dboid)
+CbWorkerComeBack(Oid dboid)
 {
 	CbWorkerSlot *slot;
 
