@@ -1,8 +1,9 @@
 --
--- ALTER EXTENSION cachebridge UPDATE from 1.0 to 1.1: publish() appears,
--- new triggers are checked at CREATE TRIGGER, attach() knows the mode,
--- and the upgraded database publishes.  (A fresh CREATE EXTENSION runs the
--- same two scripts, so this is also what every new install gets.)
+-- ALTER EXTENSION cachebridge UPDATE from 1.0 through 1.1 to 1.2:
+-- publish() appears, new triggers are checked at CREATE TRIGGER, attach()
+-- knows the mode, the upgraded database publishes, and 1.2's statistics
+-- (refused_keys) keep their privileges.  (A fresh CREATE EXTENSION runs the
+-- same scripts, so this is also what every new install gets.)
 --
 SELECT current_database() AS regress_db \gset
 CREATE DATABASE cb_upgraded;
@@ -37,6 +38,12 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'up'::regclass ORDER BY 1;
 INSERT INTO up VALUES (1);
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT xlen ev:upgraded
+
+-- 1.2 rebuilt the statistics with refused_keys, keeping their grants
+SELECT refused_keys >= 0 AS refused_keys_counted FROM cachebridge.stats;
+SELECT has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') AS reader_reads_stats,
+       has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats,
+       has_function_privilege('public', 'cachebridge.stats()', 'EXECUTE') AS public_runs_stats;
 
 \c :regress_db
 DROP DATABASE cb_upgraded;
