@@ -75,6 +75,9 @@
 #define CB_STREAM_LOCK_FIELD4 0xCB01
 #define CB_STREAMS_LOCK_FIELD4 0xCB02
 
+/* field4 of the advisory lock a backend holds on the outbox row it sends */
+#define CB_ROW_LOCK_FIELD4 0xCB03
+
 /* Most streams a transaction locks one by one. */
 #define CB_STREAM_LOCKS_MAX 32
 
@@ -103,6 +106,8 @@ static CbDeliveryMode xact_mode;
 static int64 xact_outbox_id = 0;
 static bool xact_direct = false;
 static bool xact_early = false;	/* send all but stream entries, unacknowledged */
+static bool xact_owns_row = false;	/* holds the lock of its outbox row */
+static LOCKTAG xact_row_lock;
 
 /* ---------------------------------------------------------------------
  * Encoding
@@ -1082,6 +1087,45 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 					  !CbBreakerIsOpen());
 		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
 										plan->version, xact_direct);
+
+		/*
+		 * The row is this backend's to send: the worker leaves it, and the
+		 * rows after it, until the lock is released (after commit, once the
+		 * row is acknowledged or given up), rather than guess with a timer.
+		 */
+		if (xact_direct)
+		{
+			SET_LOCKTAG_ADVISORY(xact_row_lock, MyDatabaseId,
+								 (uint32) (xact_outbox_id >> 32),
+								 (uint32) xact_outbox_id, CB_ROW_LOCK_FIELD4);
+			(void) LockAcquire(&xact_row_lock, ExclusiveLock, true, false);
+			xact_owns_row = true;
+		}
+	}
+}
+
+/* True if no backend holds the lock of outbox row id (see above). */
+bool
+CbOutboxRowFree(int64 id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+						 CB_ROW_LOCK_FIELD4);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, ShareLock, false);
+	return true;
+}
+
+/* Lets go of the transaction's outbox row, if it holds it. */
+static void
+CbDeliveryRelease(void)
+{
+	if (xact_owns_row)
+	{
+		LockRelease(&xact_row_lock, ExclusiveLock, true);
+		xact_owns_row = false;
 	}
 }
 
@@ -1187,6 +1231,10 @@ CbDeliveryCommit(void)
 		CbWorkerNotify(MyDatabaseId);
 		if (xact_direct && result == CB_DELIVERED)
 			CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
+
+		/* acknowledged or given up: the worker may take the row now */
+		CbDeliveryRelease();
+		(void) CbWorkerWake(MyDatabaseId);
 	}
 }
 
@@ -1194,6 +1242,8 @@ CbDeliveryCommit(void)
 void
 CbDeliveryReset(void)
 {
+	/* an abort after the outbox row was written leaves no lock behind */
+	CbDeliveryRelease();
 	xact_plan = NULL;
 	xact_outbox_id = 0;
 	xact_direct = false;

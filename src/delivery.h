@@ -114,6 +114,7 @@ extern void CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare);
 extern void CbDeliveryCommit(void);
 extern void CbDeliveryReset(void);
 
+extern bool CbOutboxRowFree(int64 id);
 extern bool CbBreakerIsOpen(void);
 extern void CbBreakerTrip(void);
 extern void CbBreakerReset(void);

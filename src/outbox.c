@@ -92,7 +92,8 @@ CbOutboxOwner(void)
 /*
  * Writes the encoded plan of the current transaction to the outbox;
  * returns the row's id.  direct says the committing backend will try to
- * deliver it itself, so the worker gives it a grace period.
+ * deliver it itself, holding the row's lock while it does (delivery.c), so
+ * the worker waits for it.
  */
 int64
 CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
@@ -374,22 +375,21 @@ CbWalInsertedEnd(void)
 
 /*
  * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
- * them) in id order, skipping rows a committing backend may still be
- * delivering itself (younger than grace_ms).  Consecutive rows made of
- * pipelines only go out together in one round trip.  Delivered rows are
+ * them) in id order.  It stops at a row its committing backend is still
+ * delivering itself (it holds the row's lock: see CbOutboxRowFree), so
+ * that no row is sent before an older one; a row that backend has since
+ * acknowledged is left for the next pass to delete.  Consecutive rows made
+ * of pipelines only go out together in one round trip.  Delivered rows are
  * deleted, rows that do not parse are marked dead and reported.  Stops at
  * the first failure to reach Redis, setting *unreachable.  Returns the
- * number of rows handled.  Runs inside the worker's transaction, with SPI
- * connected.
+ * number of rows handled.
+ * Runs inside the worker's transaction, with SPI connected.
  */
 int
-CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
+CbOutboxDrain(int limit, bool *unreachable)
 {
-	TimestampTz younger = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													  -grace_ms);
-	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[3] = {TimestampTzGetDatum(younger), Int64GetDatum(limit),
-	Int64GetDatum(CB_DRAIN_BYTES)};
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(limit), Int64GetDatum(CB_DRAIN_BYTES)};
 	int64	   *done;
 	int			ndone = 0;
 	int			handled = 0;
@@ -398,16 +398,16 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 	CbOutboxBatch batch = {0};
 
 	*unreachable = false;
-	CbOutboxExec("SELECT id, effects, neffects FROM ("
-				 "SELECT id, effects, neffects, "
+	CbOutboxExec("SELECT id, effects, neffects, direct, n FROM ("
+				 "SELECT id, effects, neffects, direct, "
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
 				 "FROM cachebridge.outbox "
-				 "WHERE NOT dead AND (NOT direct OR created_at OPERATOR(pg_catalog.<) $1) "
-				 "WINDOW w AS (ORDER BY id) ORDER BY id LIMIT $2) s "
-				 "WHERE n OPERATOR(pg_catalog.=) 1 OR upto OPERATOR(pg_catalog.<=) $3 "
+				 "WHERE NOT dead "
+				 "WINDOW w AS (ORDER BY id) ORDER BY id LIMIT $1) s "
+				 "WHERE n OPERATOR(pg_catalog.=) 1 OR upto OPERATOR(pg_catalog.<=) $2 "
 				 "ORDER BY id",
-				 3, types, values, SPI_OK_SELECT);
+				 2, types, values, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 
@@ -430,9 +430,17 @@ CbOutboxDrain(int grace_ms, int limit, bool *unreachable)
 		int64		id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
 		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull));
 		int			neffects = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 3, &isnull));
+		bool		direct = DatumGetBool(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
 		int			first_command = batch.ncommands;
 		int			first_effect = batch.neffects;
 		bool		rowdone;
+
+		/* its backend is still sending it: it goes first, so wait for it */
+		if (direct && !CbOutboxRowFree(id))
+			break;
+		/* it sent it: the next pass deletes it */
+		if (direct && CbWorkerAcknowledged(id))
+			continue;
 
 		/* rows of pipelines only join the batch */
 		if (CbBlobAppendPipelines(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),

@@ -14,7 +14,7 @@
 /* outbox.c */
 extern int64 CbOutboxInsert(bytea *effects, int neffects,
 							XLogRecPtr version, bool direct);
-extern int	CbOutboxDrain(int grace_ms, int limit, bool *unreachable);
+extern int	CbOutboxDrain(int limit, bool *unreachable);
 extern void CbOutboxDelete(int64 *ids, int nids);
 extern bool CbOutboxIdle(void);
 extern int64 CbOutboxUndelivered(void);
@@ -23,6 +23,7 @@ extern int64 CbOutboxUndelivered(void);
 extern bool CbWorkerWake(Oid dboid);
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
+extern bool CbWorkerAcknowledged(int64 id);
 extern void CbWorkerStepAside(Oid dboid);
 extern void CbWorkerComeBack(Oid dboid);
 extern void CbWorkerShmemRequest(void);

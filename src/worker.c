@@ -229,6 +229,22 @@ CbOutboxAcknowledge(Oid dboid, int64 id)
 }
 
 /*
+ * True if a backend acknowledged outbox row id since this worker last
+ * took the acknowledgements.
+ */
+bool
+CbWorkerAcknowledged(int64 id)
+{
+	bool		found = false;
+
+	SpinLockAcquire(&workers->mutex);
+	for (int i = 0; i < my_slot->nacks && !found; i++)
+		found = (my_slot->acks[i] == id);
+	SpinLockRelease(&workers->mutex);
+	return found;
+}
+
+/*
  * A statement that needs the database without other sessions (DROP,
  * CREATE DATABASE from it, RENAME) is about to run: ask the database's
  * worker to leave, and not to come back until CbWorkerComeBack.  From the
@@ -479,8 +495,7 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 		if (nacks > 0)
 			CbOutboxDelete(acks, nacks);
 		if (try_redis)
-			handled = CbOutboxDrain(cb_connect_timeout + cb_command_timeout,
-									CB_DRAIN_BATCH, unreachable);
+			handled = CbOutboxDrain(CB_DRAIN_BATCH, unreachable);
 		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
 		PopActiveSnapshot();
 		SPI_finish();
