@@ -19,9 +19,11 @@ use Time::HiRes qw(time sleep);
 
 use CacheBridgeTest;
 
-# The worker gives a row the committing backend delivers itself a grace
-# period of connect_timeout + command_timeout before it delivers it too:
-# 5.3 s here, which leaves time to commit a newer value in between.
+# A worker stopped by the test is let go on any exit, or the server could
+# not shut down.
+my $stopped_worker;
+END { kill 'CONT', $stopped_worker if $stopped_worker; }
+
 my $redis = CacheBridgeTest::Redis->new(
 	name => 'versions',
 	conf => ['enable-debug-command yes']);
@@ -71,11 +73,13 @@ like($redis->cli('GET', 'kv:1#cbv'), qr/^[0-9A-F]{16}:\d+$/,
 # when it wakes up: a late apply of v1.  (Under CLIENT PAUSE it would not:
 # Redis drops a paused client's command when the client disconnects.)
 #
-# A's outbox row is not acknowledged, so the worker delivers it again --
-# but only after its grace period.  Before that, session B (sync mode, so
-# it delivers by itself even though the breaker is open) commits v2 and
-# applies it.  The worker's retry of v1 then comes after v2: without the
-# compare-and-set on the marker, v1 would overwrite v2 for good.
+# A's outbox row is not acknowledged, so the worker delivers it again as
+# soon as it gets to it -- here it is slow to (stopped with SIGSTOP while
+# idle, as a worker busy elsewhere or descheduled would be).  Before that,
+# session B (sync mode, so it delivers by itself even though the breaker
+# is open) commits v2 and applies it.  The worker's retry of v1 then comes
+# after v2: without the compare-and-set on the marker, v1 would overwrite
+# v2 for good.
 # ---------------------------------------------------------------------
 {
 	my $a = $node->background_psql('postgres', on_error_stop => 0);
@@ -90,6 +94,15 @@ like($redis->cli('GET', 'kv:1#cbv'), qr/^[0-9A-F]{16}:\d+$/,
 		[ 'redis-cli', '-h', '127.0.0.1', '-p', $redis->port, 'MONITOR' ],
 		'<', \undef, '>', $monitor_log, '2>', '/dev/null');
 	sleep(0.2);
+
+	# a running, idle worker, stopped until B has applied v2
+	$node->safe_psql('postgres', "UPDATE kv SET v = 'v0' WHERE id = 4");
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) = 1 FROM pg_stat_activity "
+			  . "WHERE backend_type = 'cachebridge worker' AND state = 'idle'"),
+		'the worker waits for work');
+	($stopped_worker) = CacheBridgeTest::worker_pids($node);
+	kill 'STOP', $stopped_worker;
 
 	my $freeze = $redis->freeze(1.5);
 	my $res = CacheBridgeTest::bg_query($a, "UPDATE kv SET v = 'v1' WHERE id = 1");
@@ -117,6 +130,8 @@ COMMIT;
 	is($node->safe_psql('postgres',
 			"SELECT count(*) FROM cachebridge.outbox WHERE id = $r1"),
 		'1', 'A\'s row is still in the outbox: its retry comes after v2');
+	kill 'CONT', $stopped_worker;
+	$stopped_worker = undef;
 
 	is($node->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(20000)'),
 		't', 'the worker delivered A\'s row again');
