@@ -321,6 +321,7 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	char	   *error_reply = NULL;
 	char		marker[64];
+	FullTransactionId writer;
 
 	if (VARSIZE_ANY_EXHDR(pattern) == 0)
 		ereport(ERROR,
@@ -333,9 +334,19 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 		CbAppendGlobEscaped(&match, cb_key_prefix, strlen(cb_key_prefix));
 	appendBinaryStringInfo(&match, VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
 
-	/* versioned like a trigger's delete, as of now: no older write comes back */
-	snprintf(marker, sizeof(marker), "%08X%08X:0",
-			 LSN_FORMAT_ARGS(GetXLogInsertRecPtr()));
+	/*
+	 * Versioned like a trigger's delete, as of now: no older write comes
+	 * back.  The marker this one replaces named the key's last trigger
+	 * write, which a fill from an older snapshot may not see; so the new
+	 * marker names a writer such a fill does not see either: this
+	 * transaction (an xid is assigned for it), or on a standby, which
+	 * cannot assign one, the next transaction id.
+	 */
+	writer = RecoveryInProgress() ? ReadNextFullTransactionId()
+		: GetTopFullTransactionId();
+	snprintf(marker, sizeof(marker), "%08X%08X:" UINT64_FORMAT,
+			 LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
+			 U64FromFullTransactionId(writer));
 	if (!CbRedisUnlinkMatching(match.data, match.len, marker, cb_tombstone_ttl,
 							   &total, &error_reply, &err))
 		CbRedisReportError(&err);

@@ -59,6 +59,7 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 void		_PG_init(void);
 
 static bool CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source);
+static void CbWarnUnprotectedPassword(void);
 
 /* Requests shared memory for every part that keeps state there. */
 static void
@@ -284,6 +285,29 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		CbWorkerComeBack(dboid);
 }
 
+/*
+ * Loaded by a backend rather than preloaded, cachebridge.redis_url was a
+ * placeholder setting until now, which PostgreSQL shows to every role:
+ * a password in it was readable by anyone.  Say so, once per backend.
+ */
+static void
+CbWarnUnprotectedPassword(void)
+{
+	CbRedisTarget target;
+	char		reason[256];
+
+	if (process_shared_preload_libraries_in_progress || cb_redis_url == NULL ||
+		!CbParseRedisUrl(cb_redis_url, &target, reason, sizeof(reason)))
+		return;
+	if (target.password[0] != '\0')
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("cachebridge.redis_url holds a password that every role could read"),
+				 errdetail("cachebridge is not in shared_preload_libraries, so the setting is not protected before a session loads the library."),
+				 errhint("Put the password in cachebridge.redis_password_file, or add cachebridge to shared_preload_libraries.")));
+	explicit_bzero(&target, sizeof(target));
+}
+
 /* Module load: define the settings, install the hooks. */
 void
 _PG_init(void)
@@ -390,12 +414,14 @@ _PG_init(void)
 							"Past it, a cache trigger invalidates the pattern of its key "
 							"template at commit instead of queueing one effect per "
 							"key (counted and logged, no effect is lost); change "
-							"events cannot degrade: passing it is an error.",
+							"events cannot degrade: passing it is an error. Only superusers "
+							"can change it: a degraded trigger removes keys of every row "
+							"of its table, which other sessions then miss.",
 							&cb_max_pending_memory,
 							131072,
 							64,
 							MAX_KILOBYTES,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_KB,
 							NULL,
 							NULL,
@@ -448,6 +474,7 @@ _PG_init(void)
 							NULL);
 
 	MarkGUCPrefixReserved("cachebridge");
+	CbWarnUnprotectedPassword();
 
 	CbQueueInit();
 

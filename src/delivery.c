@@ -61,6 +61,13 @@
 #include "scripts.h"
 #include "stats.h"
 
+/*
+ * How the detail of a rejected effect names what it concerned, after Redis'
+ * reply (see CbDeliveryCountError, which cuts it off).
+ */
+#define CB_DETAIL_KEY_MARK "\" for key \""
+#define CB_DETAIL_PATTERN_MARK "\" while deleting pattern \""
+
 /* Keys per call of the delete script. */
 #define CB_KEYS_PER_DELETE 500
 
@@ -726,11 +733,34 @@ CbStepResult(const CbStepReplies *replies, const char *cmds, size_t len,
 		return CB_DELIVERED;
 	initStringInfo(&key);
 	CbDescribeCommandKey(cmds, len, replies->first_index, &key);
-	snprintf(detail, detaillen, "Redis answered \"%s\" for key \"%s\".",
+	snprintf(detail, detaillen, "Redis answered \"%s" CB_DETAIL_KEY_MARK "%s\".",
 			 replies->first_error, key.data);
 	pfree(key.data);
 	*failed += Min(replies->rejected, neffects);
 	return replies->retryable > 0 ? CB_RETRYABLE : CB_REJECTED;
+}
+
+/*
+ * Records the error of a delivery that came to result in the statistics.
+ * The statistics are cluster-wide and readable by every cachebridge_reader,
+ * so the key a detail names -- row data of some tenant's table -- is left
+ * out: only Redis' reply is kept.  (The WARNING and the outbox row, seen
+ * by the session and the outbox's owner, keep the key.)
+ */
+void
+CbDeliveryCountError(CbDeliveryResult result, const char *detail)
+{
+	char		reason[512];
+	const char *cut = strstr(detail, CB_DETAIL_KEY_MARK);
+
+	if (cut != NULL)
+		snprintf(reason, sizeof(reason), "%.*s\".", (int) (cut - detail), detail);
+	else
+		snprintf(reason, sizeof(reason), "%s", detail);
+	if (result == CB_RETRYABLE)
+		CbStatsRecordError(CbRedisServerName(), reason);
+	else if (result == CB_REJECTED)
+		CbStatsSetLastError("Redis rejected an effect", reason);
 }
 
 /* The worse of two results: what is pending outweighs what is rejected. */
@@ -833,7 +863,7 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 				if (step == CB_REJECTED)
 					*failed += 1;
 				snprintf(stepdetail, sizeof(stepdetail),
-						 "Redis answered \"%s\" while deleting pattern \"%.*s\".",
+						 "Redis answered \"%s" CB_DETAIL_PATTERN_MARK "%.*s\".",
 						 error_reply, (int) Min(patlen, 200), blob + ppos);
 			}
 		}
@@ -1140,10 +1170,7 @@ CbReportUndelivered(CbDeliveryResult result, int n, const char *detail,
 {
 	if (!retried)
 		CbStatsAdd(CB_STAT_FAILED, n);
-	if (result == CB_RETRYABLE)
-		CbStatsRecordError(CbRedisServerName(), detail);
-	else if (result == CB_REJECTED)
-		CbStatsSetLastError("Redis rejected an effect", detail);
+	CbDeliveryCountError(result, detail);
 	ereport(WARNING,
 			(errcode(result == CB_REJECTED ? ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
 					 : ERRCODE_CONNECTION_FAILURE),

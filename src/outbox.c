@@ -216,8 +216,7 @@ static void
 CbOutboxKeep(CbDeliveryResult result, int64 first_id, const char *detail)
 {
 	CbBreakerTrip();
-	if (result == CB_RETRYABLE)
-		CbStatsRecordError(CbRedisServerName(), detail);
+	CbDeliveryCountError(result, detail);
 	CbOutboxMark(first_id, detail, false);
 }
 
@@ -245,7 +244,7 @@ CbOutboxDead(int64 id, int neffects, int failed, const char *detail)
 			 errhint("The row is kept with dead = true in cachebridge.outbox; its other effects were applied.")));
 	CbOutboxCount(neffects, failed);
 	CbStatsAdd(CB_STAT_FAILED, failed);
-	CbStatsSetLastError("Redis rejected an effect", detail);
+	CbDeliveryCountError(CB_REJECTED, detail);
 	CbOutboxMark(id, detail, true);
 }
 

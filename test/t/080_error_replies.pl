@@ -142,6 +142,9 @@ is($node->safe_psql('postgres', 'SELECT attempts FROM cachebridge.outbox WHERE d
 my $stats = CacheBridgeTest::stats($node);
 is($stats->{failed}, 1, 'wrongtype: one effect counted failed');
 is($stats->{outbox_dead}, 1, 'wrongtype: stats show the dead row');
+like($stats->{last_error}, qr/WRONGTYPE/, 'wrongtype: stats show the reply');
+# the statistics are cluster-wide, for every cachebridge_reader: no row data
+unlike($stats->{last_error}, qr/item:50/, 'wrongtype: but not the key');
 
 # The same in one worker round trip: three transactions queued while
 # Redis refuses writes, the middle one poisoned.

@@ -270,6 +270,24 @@ $bare->stop;
 $log = slurp_file($bare->logfile);
 ok(no_secret($log), 'the server log (not preloaded) holds no secret');
 
+# ---------------------------------------------------------------------
+# 4. A password in the URL without preloading: until a session loads
+#    cachebridge the setting is PostgreSQL's placeholder, which every role
+#    can SHOW (a limit of PostgreSQL, documented); loading says so.
+# ---------------------------------------------------------------------
+my $open = PostgreSQL::Test::Cluster->new('url_password');
+$open->init;
+$open->append_conf('postgresql.conf',
+	"cachebridge.redis_url = 'redis://:UrlSecretOpen\@127.0.0.1:" . $plain->port . "/0'\n");
+$open->start;
+my ($rc, $out, $err) = $open->psql('postgres', 'CREATE EXTENSION cachebridge');
+like($err, qr/WARNING:  cachebridge.redis_url holds a password that every role could read/,
+	'not preloaded: loading cachebridge warns of a password in the URL');
+like($err, qr/HINT:  Put the password in cachebridge.redis_password_file/,
+	'and says where to put it');
+unlike($err, qr/UrlSecretOpen/, 'without showing it');
+$open->stop;
+
 $redis->stop;
 $plain->stop;
 done_testing();
