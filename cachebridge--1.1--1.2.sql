@@ -8,6 +8,32 @@
 -- read, and triggers write into the namespace of their table's owner.
 -- Every object is schema-qualified, as in cachebridge--1.0.sql.
 
+-- ==== The extension's schema is the extension owner's ====
+-- CREATE EXTENSION uses a schema "cachebridge" that already exists.  One
+-- made by another role lets that role, as its owner, rename it and put
+-- objects of its own where cachebridge's worker and commit path work as
+-- the extension's owner (a superuser): refuse it.  (src/elevate.c checks
+-- the same at run time, for databases still on 1.0 or 1.1.)
+DO $schema$
+DECLARE
+    nsp_owner pg_catalog.name;
+BEGIN
+    SELECT r.rolname INTO nsp_owner
+      FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE e.extname OPERATOR(pg_catalog.=) 'cachebridge'
+       AND (n.nspowner OPERATOR(pg_catalog.<>) e.extowner
+            OR n.nspname OPERATOR(pg_catalog.<>) 'cachebridge');
+    IF FOUND THEN
+        RAISE EXCEPTION 'schema "cachebridge" is owned by role "%", not by the owner of extension "cachebridge"', nsp_owner
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The schema existed before CREATE EXTENSION, or was renamed; its owner could put objects of its own where cachebridge works as the extension''s owner.',
+                  HINT = 'Drop that schema (and the extension), then create the extension as a superuser with no schema "cachebridge" there before.';
+    END IF;
+END
+$schema$;
+
 -- ==== Namespaces: refused keys are counted ====
 
 -- A trigger key or stream name that would be a version marker's name is

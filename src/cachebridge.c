@@ -30,6 +30,7 @@
 
 #include "cachebridge.h"
 #include "delivery.h"
+#include "elevate.h"
 #include "namespace.h"
 #include "outbox.h"
 #include "queue.h"
@@ -221,8 +222,11 @@ CbCheckDropExtension(Node *stmt)
 	ListCell   *lc;
 	int64		undelivered;
 
+	Oid			nsp;
+
+	/* (an extension in a schema another role controls may always go) */
 	if (!IsA(stmt, DropStmt) || drop->removeType != OBJECT_EXTENSION ||
-		!OidIsValid(get_extension_oid("cachebridge", true)))
+		!CbExtensionSchemaOk(&nsp))
 		return;
 	foreach(lc, drop->objects)
 	{

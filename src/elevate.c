@@ -25,9 +25,11 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "elevate.h"
 
@@ -53,6 +55,66 @@ CbExtensionOwner(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return owner;
+}
+
+/*
+ * Finds the schema of the cachebridge extension and checks that it is the
+ * one its SQL names -- "cachebridge" -- owned by the extension's owner.  A
+ * schema "cachebridge" made by another role before CREATE EXTENSION would
+ * otherwise let that role, as its owner, rename it and put a table
+ * "cachebridge.outbox" of its own, with triggers, where the worker and
+ * the commit path write as the extension's owner.  Returns false if the
+ * check fails or the extension is not installed.
+ */
+bool
+CbExtensionSchemaOk(Oid *nspid)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+	Oid			nsp = InvalidOid;
+	bool		ok = false;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("cachebridge"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	tup = OidIsValid(nsp) ? SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp)) : NULL;
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_namespace form = (Form_pg_namespace) GETSTRUCT(tup);
+
+		ok = strcmp(NameStr(form->nspname), "cachebridge") == 0 &&
+			form->nspowner == owner;
+		ReleaseSysCache(tup);
+	}
+	*nspid = nsp;
+	return ok;
+}
+
+/* As CbExtensionSchemaOk, returning the schema, or raising an ERROR. */
+Oid
+CbExtensionSchema(void)
+{
+	Oid			nsp;
+
+	if (!CbExtensionSchemaOk(&nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the schema of extension \"cachebridge\" is not a schema \"cachebridge\" owned by the extension's owner"),
+				 errdetail("Another role created, owns or renamed that schema, and could put its own objects where cachebridge works as the extension's owner."),
+				 errhint("Drop the extension and that schema, and create the extension again as a superuser, with no schema \"cachebridge\" there before.")));
+	return nsp;
 }
 
 /*

@@ -21,6 +21,8 @@ typedef struct CbElevation
 } CbElevation;
 
 extern Oid	CbExtensionOwner(void);
+extern bool CbExtensionSchemaOk(Oid *nspid);
+extern Oid	CbExtensionSchema(void);
 extern void CbElevate(Oid role, CbElevation *elevation);
 extern void CbElevateEnd(const CbElevation *elevation);
 

@@ -30,9 +30,11 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -59,17 +61,22 @@ PG_FUNCTION_INFO_V1(cachebridge_wait_delivered);
 
 static SPIPlanPtr insert_plan = NULL;
 
-/* The OID of cachebridge.outbox (looked up by schema, not search_path). */
+/*
+ * The OID of cachebridge.outbox: in the extension's own schema (checked,
+ * see CbExtensionSchema), and a member of the extension, so that the SQL
+ * naming cachebridge.outbox reaches it and no look-alike.
+ */
 static Oid
 CbOutboxRelid(void)
 {
-	Oid			nsp = get_namespace_oid("cachebridge", false);
+	Oid			nsp = CbExtensionSchema();
 	Oid			relid = get_relname_relid("outbox", nsp);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) ||
+		getExtensionOfObject(RelationRelationId, relid) != get_extension_oid("cachebridge", false))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table \"cachebridge.outbox\" does not exist")));
+				 errmsg("table \"cachebridge.outbox\" of extension \"cachebridge\" does not exist")));
 	return relid;
 }
 
