@@ -1228,7 +1228,8 @@ CbDeliveryCommit(void)
 	if (xact_early &&
 		CbDeliveryPending(CbDeliverBlob(plan->blob.data + VARHDRSZ,
 										plan->blob.len - VARHDRSZ, true,
-										&failed, detail, sizeof(detail))))
+										&failed, detail, sizeof(detail))) &&
+		!CbRedisPastDeadline())
 		CbBreakerTrip();
 
 	if (xact_direct)
@@ -1238,7 +1239,9 @@ CbDeliveryCommit(void)
 							   detail, sizeof(detail));
 		if (CbDeliveryPending(result))
 		{
-			CbBreakerTrip();
+			/* a delivery too big for delivery_timeout is no outage */
+			if (!CbRedisPastDeadline())
+				CbBreakerTrip();
 			CbReportUndelivered(result, plan->neffects, detail, retried);
 		}
 		else

@@ -530,9 +530,12 @@ CbRedisClearDeadline(void)
 	total_deadline = 0;
 }
 
-/* True if the total deadline, if any, has passed. */
-static bool
-CbPastTotalDeadline(void)
+/*
+ * True if the total deadline, if any, has passed: a failure then says the
+ * work was too much for the time, not that Redis is unreachable.
+ */
+bool
+CbRedisPastDeadline(void)
 {
 	return total_deadline != 0 && GetCurrentTimestamp() >= total_deadline;
 }
@@ -545,7 +548,7 @@ static void
 CbSetTimeoutError(CbRedisError *err, CbRedisFailure failure, const char *what,
 				  int ms)
 {
-	if (CbPastTotalDeadline())
+	if (CbRedisPastDeadline())
 		CbSetError(err, failure,
 				   "Not done within cachebridge.delivery_timeout (%d ms) in all.",
 				   total_deadline_ms);

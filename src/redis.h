@@ -84,6 +84,7 @@ extern void CbRedisPasswordFileAssignHook(const char *newval, void *extra);
 extern const char *CbRedisServerName(void);
 extern void CbRedisSetDeadline(int ms);
 extern void CbRedisClearDeadline(void);
+extern bool CbRedisPastDeadline(void);
 
 extern void CbPipelineInit(CbPipeline *p);
 extern void CbPipelineReset(CbPipeline *p);
