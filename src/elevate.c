@@ -34,26 +34,42 @@
 #include "elevate.h"
 
 /*
+ * The owner and the schema of the cachebridge extension in this database,
+ * both InvalidOid if it is not installed here.
+ */
+static void
+CbExtensionRow(Oid *owner, Oid *nsp)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	*owner = *nsp = InvalidOid;
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("cachebridge"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
  * The owner of the cachebridge extension in this database, or InvalidOid
  * if it is not installed here.
  */
 Oid
 CbExtensionOwner(void)
 {
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			owner = InvalidOid;
+	Oid			owner;
+	Oid			nsp;
 
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("cachebridge"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	CbExtensionRow(&owner, &nsp);
 	return owner;
 }
 
@@ -69,26 +85,12 @@ CbExtensionOwner(void)
 bool
 CbExtensionSchemaOk(Oid *nspid)
 {
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
+	Oid			owner;
+	Oid			nsp;
 	HeapTuple	tup;
-	Oid			owner = InvalidOid;
-	Oid			nsp = InvalidOid;
 	bool		ok = false;
 
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("cachebridge"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
+	CbExtensionRow(&owner, &nsp);
 	tup = OidIsValid(nsp) ? SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp)) : NULL;
 	if (HeapTupleIsValid(tup))
 	{
