@@ -770,82 +770,121 @@ CbWorseResult(CbDeliveryResult a, CbDeliveryResult b)
 	return Max(a, b);
 }
 
+/* One step of an encoded plan, as CbBlobNextStep reads it. */
+typedef struct CbBlobStep
+{
+	char		kind;			/* 'P', 'E' (pipelines) or 'S' (pattern) */
+	uint32		neffects;		/* pipelines: effects and commands */
+	uint32		ncommands;
+	const char *data;
+	uint32		len;
+} CbBlobStep;
+
+/* Checks the magic of an encoded plan; *pos is then at its first step. */
+static bool
+CbBlobStart(const char *blob, size_t len, size_t *pos)
+{
+	*pos = strlen(CB_BLOB_MAGIC);
+	return len >= *pos && memcmp(blob, CB_BLOB_MAGIC, *pos) == 0;
+}
+
 /*
- * Sends an encoded plan (without its stream entries if skip_events).
- * Never raises an ERROR (but out of memory).  Returns what it came to;
- * *failed counts effects Redis rejected for good, detail says why the
- * first failure happened.  A retryable reply does not stop the plan: the
- * rest is applied now, and everything is sent again later (versions make
- * that harmless).
+ * Reads the step of blob at *pos and moves *pos past it; false if it is
+ * malformed.  With check, a pipeline step must also hold exactly the
+ * commands it claims: a plan read back from the outbox is checked, the
+ * committing backend's own (just built) is not.
+ */
+static bool
+CbBlobNextStep(const char *blob, size_t len, size_t *pos, bool check,
+			   CbBlobStep *step)
+{
+	bool		pipeline;
+
+	step->kind = blob[(*pos)++];
+	step->neffects = step->ncommands = 0;
+	pipeline = (step->kind == 'P' || step->kind == 'E');
+	if ((pipeline && (!CbBlobGetInt(blob, len, pos, &step->neffects) ||
+					  !CbBlobGetInt(blob, len, pos, &step->ncommands))) ||
+		(!pipeline && step->kind != 'S') ||
+		!CbBlobGetInt(blob, len, pos, &step->len) ||
+		step->len > len - *pos ||
+		(check && pipeline &&
+		 !CbStepWellFormed(blob + *pos, step->len, step->ncommands)))
+		return false;
+	step->data = blob + *pos;
+	*pos += step->len;
+	return true;
+}
+
+/*
+ * Sends an encoded plan (without its stream entries if skip_events);
+ * stored says it was read back from the outbox, so its steps are checked
+ * before they are sent.  Never raises an ERROR (but out of memory).
+ * Returns what it came to; *failed counts effects Redis rejected for good,
+ * detail says why the first failure happened.  A retryable reply does not
+ * stop the plan: the rest is applied now, and everything is sent again
+ * later (versions make that harmless).
  */
 CbDeliveryResult
-CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
-			  char *detail, size_t detaillen)
+CbDeliverBlob(const char *blob, size_t len, bool skip_events, bool stored,
+			  int *failed, char *detail, size_t detaillen)
 {
-	size_t		pos = strlen(CB_BLOB_MAGIC);
+	size_t		pos;
 	CbDeliveryResult result = CB_DELIVERED;
 
 	*failed = 0;
-	if (len < pos || memcmp(blob, CB_BLOB_MAGIC, pos) != 0)
+	if (!CbBlobStart(blob, len, &pos))
 	{
 		snprintf(detail, detaillen, "The encoded effects do not start with %s.", CB_BLOB_MAGIC);
 		return CB_CORRUPT;
 	}
 	while (pos < len)
 	{
-		char		kind = blob[pos++];
-		uint32		neffects = 0;
-		uint32		ncommands = 0;
-		uint32		steplen;
+		size_t		at = pos;
+		CbBlobStep	s;
 		CbRedisError err;
 		CbDeliveryResult step = CB_DELIVERED;
 		char		stepdetail[512];
 
-		bool		pipeline = (kind == 'P' || kind == 'E');
-
-		if ((pipeline && (!CbBlobGetInt(blob, len, &pos, &neffects) ||
-						  !CbBlobGetInt(blob, len, &pos, &ncommands))) ||
-			(!pipeline && kind != 'S') ||
-			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos ||
-			(pipeline && !CbStepWellFormed(blob + pos, steplen, ncommands)))
+		if (!CbBlobNextStep(blob, len, &pos, stored, &s))
 		{
-			snprintf(detail, detaillen, "Malformed step at byte %zu of %zu.", pos, len);
+			snprintf(detail, detaillen, "Malformed step at byte %zu of %zu.", at, len);
 			return CB_CORRUPT;
 		}
 
-		if (kind == 'E' && skip_events)
+		if (s.kind == 'E' && skip_events)
 			;
-		else if (pipeline)
+		else if (s.kind != 'S')
 		{
 			CbStepReplies replies = {0};
 
-			if (!CbSendPipelineStep(blob + pos, steplen, ncommands, &replies, &err))
+			if (!CbSendPipelineStep(s.data, s.len, s.ncommands, &replies, &err))
 			{
 				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
 				return CB_UNREACHABLE;
 			}
-			step = CbStepResult(&replies, blob + pos, steplen, failed, neffects,
+			step = CbStepResult(&replies, s.data, s.len, failed, s.neffects,
 								stepdetail, sizeof(stepdetail));
 		}
 		else
 		{
+			/* pattern length, pattern, the plan's marker */
 			int64		unlinked = 0;
 			char	   *error_reply = NULL;
-			size_t		ppos = pos;
+			size_t		ppos = 0;
 			uint32		patlen;
 			char		marker[64];
 
-			if (!CbBlobGetInt(blob, pos + steplen, &ppos, &patlen) ||
-				patlen > pos + steplen - ppos ||
-				pos + steplen - ppos - patlen >= sizeof(marker))
+			if (!CbBlobGetInt(s.data, s.len, &ppos, &patlen) ||
+				patlen > s.len - ppos ||
+				s.len - ppos - patlen >= sizeof(marker))
 			{
-				snprintf(detail, detaillen, "Malformed pattern step at byte %zu of %zu.", pos, len);
+				snprintf(detail, detaillen, "Malformed pattern step at byte %zu of %zu.", at, len);
 				return CB_CORRUPT;
 			}
 			snprintf(marker, sizeof(marker), "%.*s",
-					 (int) (pos + steplen - ppos - patlen), blob + ppos + patlen);
-			if (!CbRedisUnlinkMatching(blob + ppos, patlen, marker, cb_tombstone_ttl,
+					 (int) (s.len - ppos - patlen), s.data + ppos + patlen);
+			if (!CbRedisUnlinkMatching(s.data + ppos, patlen, marker, cb_tombstone_ttl,
 									   &unlinked, &error_reply, &err))
 			{
 				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
@@ -853,18 +892,13 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 			}
 			if (error_reply != NULL)
 			{
-				redisReply	reply = {0};
-
-				reply.type = REDIS_REPLY_ERROR;
-				reply.str = error_reply;
-				reply.len = strlen(error_reply);
-				step = CbReplyVerdict(&reply) == CB_VERDICT_RETRYABLE
+				step = CbErrorVerdict(error_reply, strlen(error_reply)) == CB_VERDICT_RETRYABLE
 					? CB_RETRYABLE : CB_REJECTED;
 				if (step == CB_REJECTED)
 					*failed += 1;
 				snprintf(stepdetail, sizeof(stepdetail),
 						 "Redis answered \"%s" CB_DETAIL_PATTERN_MARK "%.*s\".",
-						 error_reply, (int) Min(patlen, 200), blob + ppos);
+						 error_reply, (int) Min(patlen, 200), s.data + ppos);
 			}
 		}
 		/* the detail is the first failure's, or the first retryable one's */
@@ -872,50 +906,41 @@ CbDeliverBlob(const char *blob, size_t len, bool skip_events, int *failed,
 			(result == CB_DELIVERED || (step == CB_RETRYABLE && result != CB_RETRYABLE)))
 			snprintf(detail, detaillen, "%s", stepdetail);
 		result = CbWorseResult(result, step);
-		pos += steplen;
 	}
 	return result;
 }
 
 /*
- * If blob holds only pipeline steps, appends their commands to cmds, adds
- * to *ncommands and *neffects, and returns true; otherwise (a pattern step,
- * or a blob that does not parse) leaves cmds alone and returns false.  Lets
- * the worker send many outbox rows in one round trip.
+ * If blob holds only pipeline steps, each holding the commands it claims,
+ * appends their commands to cmds, adds to *ncommands and *neffects, and
+ * returns true; otherwise (a pattern step, or a blob that does not parse)
+ * leaves cmds alone and returns false.  Lets the worker send many outbox
+ * rows in one round trip.
  */
 bool
 CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 					  int *ncommands, int *neffects)
 {
-	size_t		pos = strlen(CB_BLOB_MAGIC);
+	size_t		pos;
 	int			oldlen = cmds->len;
 	int			nc = 0;
 	int			ne = 0;
 
-	if (len < pos || memcmp(blob, CB_BLOB_MAGIC, pos) != 0)
+	if (!CbBlobStart(blob, len, &pos))
 		return false;
 	while (pos < len)
 	{
-		uint32		neff;
-		uint32		ncmd;
-		uint32		steplen;
-		char		kind = blob[pos++];
+		CbBlobStep	s;
 
-		if ((kind != 'P' && kind != 'E') ||
-			!CbBlobGetInt(blob, len, &pos, &neff) ||
-			!CbBlobGetInt(blob, len, &pos, &ncmd) ||
-			!CbBlobGetInt(blob, len, &pos, &steplen) ||
-			steplen > len - pos ||
-			!CbStepWellFormed(blob + pos, steplen, ncmd))
+		if (!CbBlobNextStep(blob, len, &pos, true, &s) || s.kind == 'S')
 		{
 			cmds->len = oldlen;
 			cmds->data[oldlen] = '\0';
 			return false;
 		}
-		appendBinaryStringInfo(cmds, blob + pos, steplen);
-		nc += ncmd;
-		ne += neff;
-		pos += steplen;
+		appendBinaryStringInfo(cmds, s.data, s.len);
+		nc += s.ncommands;
+		ne += s.neffects;
 	}
 	*ncommands += nc;
 	*neffects += ne;
@@ -1227,7 +1252,7 @@ CbDeliveryCommit(void)
 	 */
 	if (xact_early &&
 		CbDeliveryPending(CbDeliverBlob(plan->blob.data + VARHDRSZ,
-										plan->blob.len - VARHDRSZ, true,
+										plan->blob.len - VARHDRSZ, true, false,
 										&failed, detail, sizeof(detail))) &&
 		!CbRedisPastDeadline())
 		CbBreakerTrip();
@@ -1235,7 +1260,7 @@ CbDeliveryCommit(void)
 	if (xact_direct)
 	{
 		result = CbDeliverBlob(plan->blob.data + VARHDRSZ,
-							   plan->blob.len - VARHDRSZ, false, &failed,
+							   plan->blob.len - VARHDRSZ, false, false, &failed,
 							   detail, sizeof(detail));
 		if (CbDeliveryPending(result))
 		{

@@ -100,8 +100,9 @@ extern bytea *CbPlanEnd(CbPlan *plan);
 extern void CbLockStreams(const CbKeyRef *streams, int n);
 
 extern CbDeliveryResult CbDeliverBlob(const char *blob, size_t len,
-									  bool skip_events, int *failed,
-									  char *detail, size_t detaillen);
+									  bool skip_events, bool stored,
+									  int *failed, char *detail,
+									  size_t detaillen);
 
 extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 								  int *ncommands, int *neffects);

@@ -60,37 +60,19 @@ CbExtensionRow(Oid *owner, Oid *nsp)
 }
 
 /*
- * The owner of the cachebridge extension in this database, or InvalidOid
- * if it is not installed here.
- */
-Oid
-CbExtensionOwner(void)
-{
-	Oid			owner;
-	Oid			nsp;
-
-	CbExtensionRow(&owner, &nsp);
-	return owner;
-}
-
-/*
- * Finds the schema of the cachebridge extension and checks that it is the
- * one its SQL names -- "cachebridge" -- owned by the extension's owner.  A
- * schema "cachebridge" made by another role before CREATE EXTENSION would
+ * Checks that the schema nsp of the cachebridge extension is the one its
+ * SQL names -- "cachebridge" -- owned by the extension's owner.  A schema
+ * "cachebridge" made by another role before CREATE EXTENSION would
  * otherwise let that role, as its owner, rename it and put a table
  * "cachebridge.outbox" of its own, with triggers, where the worker and
- * the commit path write as the extension's owner.  Returns false if the
- * check fails or the extension is not installed.
+ * the commit path write as the extension's owner.
  */
-bool
-CbExtensionSchemaOk(Oid *nspid)
+static bool
+CbSchemaIsOwners(Oid owner, Oid nsp)
 {
-	Oid			owner;
-	Oid			nsp;
 	HeapTuple	tup;
 	bool		ok = false;
 
-	CbExtensionRow(&owner, &nsp);
 	tup = OidIsValid(nsp) ? SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp)) : NULL;
 	if (HeapTupleIsValid(tup))
 	{
@@ -100,8 +82,48 @@ CbExtensionSchemaOk(Oid *nspid)
 			form->nspowner == owner;
 		ReleaseSysCache(tup);
 	}
-	*nspid = nsp;
 	return ok;
+}
+
+/* Raises the ERROR of a schema that fails CbSchemaIsOwners. */
+static void
+CbRefuseSchema(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the schema of extension \"cachebridge\" is not a schema \"cachebridge\" owned by the extension's owner"),
+			 errdetail("Another role created, owns or renamed that schema, and could put its own objects where cachebridge works as the extension's owner."),
+			 errhint("Drop the extension and that schema, and create the extension again as a superuser, with no schema \"cachebridge\" there before.")));
+}
+
+/*
+ * The owner of the cachebridge extension in this database, or InvalidOid
+ * if it is not installed here; an ERROR if its schema fails
+ * CbSchemaIsOwners, since what runs as that owner names that schema.
+ */
+Oid
+CbExtensionOwner(void)
+{
+	Oid			owner;
+	Oid			nsp;
+
+	CbExtensionRow(&owner, &nsp);
+	if (OidIsValid(owner) && !CbSchemaIsOwners(owner, nsp))
+		CbRefuseSchema();
+	return owner;
+}
+
+/*
+ * The schema of the cachebridge extension, in *nspid; false if it fails
+ * CbSchemaIsOwners or the extension is not installed.
+ */
+bool
+CbExtensionSchemaOk(Oid *nspid)
+{
+	Oid			owner;
+
+	CbExtensionRow(&owner, nspid);
+	return CbSchemaIsOwners(owner, *nspid);
 }
 
 /* As CbExtensionSchemaOk, returning the schema, or raising an ERROR. */
@@ -111,11 +133,7 @@ CbExtensionSchema(void)
 	Oid			nsp;
 
 	if (!CbExtensionSchemaOk(&nsp))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the schema of extension \"cachebridge\" is not a schema \"cachebridge\" owned by the extension's owner"),
-				 errdetail("Another role created, owns or renamed that schema, and could put its own objects where cachebridge works as the extension's owner."),
-				 errhint("Drop the extension and that schema, and create the extension again as a superuser, with no schema \"cachebridge\" there before.")));
+		CbRefuseSchema();
 	return nsp;
 }
 

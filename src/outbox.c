@@ -265,7 +265,7 @@ CbOutboxDeliverRow(int64 id, const char *blob, size_t len, int neffects,
 {
 	int			failed;
 	char		detail[512];
-	CbDeliveryResult result = CbDeliverBlob(blob, len, false, &failed,
+	CbDeliveryResult result = CbDeliverBlob(blob, len, false, true, &failed,
 											detail, sizeof(detail));
 
 	*done = false;
@@ -388,8 +388,8 @@ CbWalInsertedEnd(void)
  * of pipelines only go out together in one round trip.  Delivered rows are
  * deleted, rows that do not parse are marked dead and reported.  Stops at
  * the first failure to reach Redis, setting *unreachable.  Returns the
- * number of rows handled.
- * Runs inside the worker's transaction, with SPI connected.
+ * number of rows handled.  Runs inside the worker's transaction, with SPI
+ * connected.
  */
 int
 CbOutboxDrain(int limit, bool *unreachable)
@@ -404,7 +404,7 @@ CbOutboxDrain(int limit, bool *unreachable)
 	CbOutboxBatch batch = {0};
 
 	*unreachable = false;
-	CbOutboxExec("SELECT id, effects, neffects, direct, n FROM ("
+	CbOutboxExec("SELECT id, effects, neffects, direct FROM ("
 				 "SELECT id, effects, neffects, direct, "
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "

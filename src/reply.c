@@ -40,14 +40,31 @@ static const char *const retryable_err_texts[] = {
 	NULL
 };
 
-/* True if the reply text starts with prefix followed by a space or its end. */
+/* True if text starts with code followed by a space or its end. */
 static bool
-CbReplyHasCode(const redisReply *reply, const char *code)
+CbErrorHasCode(const char *text, size_t textlen, const char *code)
 {
 	size_t		len = strlen(code);
 
-	return reply->len >= len && memcmp(reply->str, code, len) == 0 &&
-		(reply->len == len || reply->str[len] == ' ');
+	return textlen >= len && memcmp(text, code, len) == 0 &&
+		(textlen == len || text[len] == ' ');
+}
+
+/* What an error reply with text means for the effect it answered. */
+CbVerdict
+CbErrorVerdict(const char *text, size_t textlen)
+{
+	for (int i = 0; retryable_codes[i] != NULL; i++)
+		if (CbErrorHasCode(text, textlen, retryable_codes[i]))
+			return CB_VERDICT_RETRYABLE;
+	for (int i = 0; retryable_err_texts[i] != NULL; i++)
+	{
+		size_t		len = strlen(retryable_err_texts[i]);
+
+		if (textlen >= len && memcmp(text, retryable_err_texts[i], len) == 0)
+			return CB_VERDICT_RETRYABLE;
+	}
+	return CB_VERDICT_PERMANENT;
 }
 
 /* What reply, the answer to one effect's command, means for the effect. */
@@ -56,15 +73,5 @@ CbReplyVerdict(const redisReply *reply)
 {
 	if (reply->type != REDIS_REPLY_ERROR)
 		return CB_VERDICT_APPLIED;
-	for (int i = 0; retryable_codes[i] != NULL; i++)
-		if (CbReplyHasCode(reply, retryable_codes[i]))
-			return CB_VERDICT_RETRYABLE;
-	for (int i = 0; retryable_err_texts[i] != NULL; i++)
-	{
-		size_t		len = strlen(retryable_err_texts[i]);
-
-		if (reply->len >= len && memcmp(reply->str, retryable_err_texts[i], len) == 0)
-			return CB_VERDICT_RETRYABLE;
-	}
-	return CB_VERDICT_PERMANENT;
+	return CbErrorVerdict(reply->str, reply->len);
 }

@@ -18,6 +18,7 @@ typedef enum CbVerdict
 	CB_VERDICT_PERMANENT		/* no retry can change it: dead */
 } CbVerdict;
 
+extern CbVerdict CbErrorVerdict(const char *text, size_t textlen);
 extern CbVerdict CbReplyVerdict(const redisReply *reply);
 
 #endif							/* CACHEBRIDGE_REPLY_H */

@@ -489,8 +489,6 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 		*absent = true;			/* nothing to do in this database */
 	else
 	{
-		/* its SQL names cachebridge.outbox: that must be the extension's */
-		(void) CbExtensionSchema();
 		CbElevate(owner, &elevation);
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
