@@ -45,5 +45,30 @@ SELECT has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') 
        has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats,
        has_function_privilege('public', 'cachebridge.stats()', 'EXECUTE') AS public_runs_stats;
 
+-- 1.3 versions hold across histories (src/version.c): the generation is
+-- kept in cachebridge.epoch, a configuration table that pg_dump carries,
+-- recorded by the first writer with this cluster's system identifier
+SELECT 'cachebridge.epoch'::regclass = ANY (extconfig) AS epoch_is_dumped
+FROM pg_extension WHERE extname = 'cachebridge';
+SELECT has_table_privilege('public', 'cachebridge.epoch', 'SELECT') AS public_reads_epoch;
+SELECT generation,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+FROM cachebridge.epoch;
+-- a marker 1.2 wrote ("<16 hex>:<xid>") is older than every 1.3 version,
+-- even at the highest WAL position: the upgraded database's writes apply
+CREATE TABLE up_kv (id int PRIMARY KEY, v text);
+SELECT cachebridge.attach('up_kv', 'upkv:{id}');
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:1#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:2#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
+INSERT INTO up_kv VALUES (1, 'after upgrade'), (2, 'doomed');
+DELETE FROM up_kv WHERE id = 2;
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT get upkv:1
+\! redis-cli -p $CB_REDIS_PORT exists upkv:2
+\! redis-cli -p $CB_REDIS_PORT get 'upkv:1#cbv' | grep -c '^V0000000100000001[0-9A-F]\{16\}:[0-9]*$'
+SELECT generation,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+FROM cachebridge.epoch;
+
 \c :regress_db
 DROP DATABASE cb_upgraded;
