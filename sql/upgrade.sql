@@ -59,9 +59,13 @@ FROM cachebridge.epoch;
 CREATE TABLE up_kv (id int PRIMARY KEY, v text);
 SELECT cachebridge.attach('up_kv', 'upkv:{id}');
 \! redis-cli -p $CB_REDIS_PORT set 'upkv:1#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:2' 'stale' > /dev/null
 \! redis-cli -p $CB_REDIS_PORT set 'upkv:2#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
-INSERT INTO up_kv VALUES (1, 'after upgrade'), (2, 'doomed');
+INSERT INTO up_kv VALUES (1, 'after upgrade');
+BEGIN;
+INSERT INTO up_kv VALUES (2, 'doomed');
 DELETE FROM up_kv WHERE id = 2;
+COMMIT;
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT get upkv:1
 \! redis-cli -p $CB_REDIS_PORT exists upkv:2
