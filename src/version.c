@@ -52,7 +52,10 @@
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
@@ -197,4 +200,104 @@ CbFormatVersion(char *buf, const CbEpoch *epoch, XLogRecPtr lsn)
 {
 	snprintf(buf, CB_VERSION_LEN + 1, "V%08X%08X%08X%08X",
 			 epoch->generation, epoch->timeline, LSN_FORMAT_ARGS(lsn));
+}
+
+/* ---------------------------------------------------------------------
+ * Commit order of keys no row lock orders
+ * ---------------------------------------------------------------------
+ *
+ * A version is taken at PRE_COMMIT, before the commit record is written:
+ * two transactions could take theirs in one order and commit in the other,
+ * and the one that committed last would be refused as older.  For a key
+ * rendered from columns that hold a unique index, that cannot happen: two
+ * writers of the key change the same row, or insert or update to the same
+ * unique value, and the second waits (row lock, unique check) until the
+ * first has committed, so it takes its version after the first's commit.
+ * A key of a template on other columns (user_orders:{user_id}) has no such
+ * order: two transactions change different rows with the same key.  Such
+ * keys are locked here, at PRE_COMMIT (or PRE_PREPARE) before the version
+ * is taken, until the end of the transaction, which is after its commit
+ * and its own delivery: the second writer of a key takes its version after
+ * the first has committed.  A prepared transaction keeps the locks until
+ * COMMIT PREPARED, so no writer of its keys commits between its PREPARE,
+ * whose version its effects carry, and its COMMIT PREPARED: that version
+ * orders it against every writer of those keys as its commit's would.
+ *
+ * One lock per key (by 64-bit hash of the rendered key; a collision only
+ * orders two unrelated keys), in hash order so that two transactions
+ * cannot deadlock on them, after a database-wide lock in share mode; a
+ * transaction with more than CB_ORDER_LOCKS_MAX such keys takes that lock
+ * in exclusive mode instead, as CbLockStreams does for streams.
+ */
+
+#define CB_ORDER_LOCKS_MAX 32
+#define CB_ORDER_LOCK_FIELD4 0xCB10
+#define CB_ORDER_ALL_LOCK_FIELD4 0xCB11
+
+static uint64 order_hashes[CB_ORDER_LOCKS_MAX];
+static int	norder = 0;
+static bool order_all = false;
+
+/* Records that the current transaction writes key, which no row lock orders. */
+void
+CbOrderKey(const char *key, size_t len)
+{
+	uint64		h;
+
+	if (order_all)
+		return;
+	h = hash_bytes_extended((const unsigned char *) key, (int) len, 0);
+	for (int i = 0; i < norder; i++)
+		if (order_hashes[i] == h)
+			return;
+	if (norder == CB_ORDER_LOCKS_MAX)
+		order_all = true;
+	else
+		order_hashes[norder++] = h;
+}
+
+/* Orders 64-bit hashes. */
+static int
+CbOrderHashCompare(const void *a, const void *b)
+{
+	uint64		ha = *(const uint64 *) a;
+	uint64		hb = *(const uint64 *) b;
+
+	return (ha > hb) - (ha < hb);
+}
+
+/*
+ * Takes the locks of the keys CbOrderKey recorded; called at PRE_COMMIT or
+ * PRE_PREPARE, before the version is taken.  They are released with the
+ * transaction's other locks.
+ */
+void
+CbOrderLock(void)
+{
+	LOCKTAG		tag;
+
+	if (norder == 0 && !order_all)
+		return;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, CB_ORDER_ALL_LOCK_FIELD4);
+	if (order_all)
+	{
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		return;
+	}
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	qsort(order_hashes, norder, sizeof(uint64), CbOrderHashCompare);
+	for (int i = 0; i < norder; i++)
+	{
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (order_hashes[i] >> 32),
+							 (uint32) order_hashes[i], CB_ORDER_LOCK_FIELD4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+/* End of transaction: forget the recorded keys. */
+void
+CbOrderReset(void)
+{
+	norder = 0;
+	order_all = false;
 }

@@ -2,7 +2,8 @@
  *
  * version.h
  *		What a version is: the epoch of the history a transaction belongs
- *		to (generation, timeline) ahead of its WAL position.
+ *		to (generation, timeline) ahead of its WAL position; and the locks
+ *		that make versions follow commit order for keys no row lock orders.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,5 +29,9 @@ typedef struct CbEpoch
 extern XLogRecPtr CbCurrentEpoch(CbEpoch *epoch, bool writer);
 extern void CbFormatEpoch(char *buf, const CbEpoch *epoch);
 extern void CbFormatVersion(char *buf, const CbEpoch *epoch, XLogRecPtr lsn);
+
+extern void CbOrderKey(const char *key, size_t len);
+extern void CbOrderLock(void);
+extern void CbOrderReset(void);
 
 #endif							/* CACHEBRIDGE_VERSION_H */
