@@ -73,6 +73,14 @@ SELECT cachebridge.wait_delivered();
 SELECT generation,
        system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
 FROM cachebridge.epoch;
+-- outbox rows 1.2 wrote call 1.2's scripts by SHA1 (apply, delete, delete
+-- of found keys, xadd): they are still loaded, so such a row is applied ...
+\! redis-cli -p $CB_REDIS_PORT script exists 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 4458aa55d25e54aec5f7847fd9e289f5787d6fcc 084213b34a1fd09f9326b1936902a894ada08ba2 a6923471cb0eb27625b30478df5d9decf4cec06e
+\! redis-cli -p $CB_REDIS_PORT evalsha 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 2 upkv:9 'upkv:9#cbv' S 0000000012345678:5 0 300 '1.2 value'
+\! redis-cli -p $CB_REDIS_PORT get upkv:9
+-- ... but never over what 1.3 wrote
+\! redis-cli -p $CB_REDIS_PORT evalsha 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 2 upkv:1 'upkv:1#cbv' S FFFFFFFFFFFFFFFF:5 0 300 '1.2 value'
+\! redis-cli -p $CB_REDIS_PORT get upkv:1
 
 \c :regress_db
 DROP DATABASE cb_upgraded;

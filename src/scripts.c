@@ -186,6 +186,86 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"return n\n",
 };
 
+/*
+ * The 1.2 scripts that outbox rows call by SHA1 (all but the fill, which
+ * is never stored), loaded unchanged so that rows written by 1.2 and not
+ * yet delivered when the library was upgraded are still applied, rather
+ * than answered NOSCRIPT for ever.  Their comparisons hold against 1.3
+ * markers: a 1.2 version is a hex digit first, below every "V..." one, so
+ * they refuse to overwrite anything 1.3 wrote.  Never edit them.
+ */
+static const char *const legacy_source[] = {
+	/* 1.2 apply */
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and string.sub(cur, 1, 16) > string.sub(ARGV[2], 1, 16) then return 0 end\n"
+	"local ttl = tonumber(ARGV[3])\n"
+	"if ARGV[1] == 'D' then\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
+	"  return 1\n"
+	"end\n"
+	"if ARGV[1] == 'S' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
+	"else\n"
+	"  redis.call('SET', KEYS[2], ARGV[2])\n"
+	"end\n"
+	"return 1\n",
+
+	/* 1.2 delete */
+	"local n = 0\n"
+	"local v = string.sub(ARGV[1], 1, 16)\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local cur = redis.call('GET', KEYS[i + 1])\n"
+	"  if not cur or string.sub(cur, 1, 16) <= v then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
+	/* 1.2 delete of keys a SCAN found */
+	"local n = 0\n"
+	"local v = string.sub(ARGV[1], 1, 16)\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
+	"  if t == 'string' or t == 'hash' then\n"
+	"    local cur = redis.pcall('GET', KEYS[i + 1])\n"
+	"    if type(cur) ~= 'table' and (not cur or string.sub(cur, 1, 16) <= v) then\n"
+	"      redis.call('DEL', KEYS[i])\n"
+	"      redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"      n = n + 1\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
+	/* 1.2 xadd */
+	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
+	"if cur and cur >= ARGV[2] then return 0 end\n"
+	"local i = 3\n"
+	"local n = 0\n"
+	"while i <= #ARGV do\n"
+	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
+	"  if ARGV[i] ~= '0' then\n"
+	"    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[i], '*', unpack(ARGV, i + 2, last))\n"
+	"  else\n"
+	"    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, last))\n"
+	"  end\n"
+	"  n = n + 1\n"
+	"  i = last + 1\n"
+	"end\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"return n\n",
+};
+
 static char script_sha[CB_NSCRIPTS][41];
 
 /* The SHA1 of a script, as EVALSHA wants it (computed once). */
@@ -210,17 +290,27 @@ CbScriptSha(CbScript script)
 	return script_sha[script];
 }
 
-/* Appends SCRIPT LOAD of every script (sent on each new connection). */
+/* Appends SCRIPT LOAD of script text src. */
+static void
+CbAppendScriptLoad(CbPipeline *p, const char *src)
+{
+	CbPipelineBegin(p, 3, NULL, 0);
+	CbPipelineArgStr(p, "SCRIPT");
+	CbPipelineArgStr(p, "LOAD");
+	CbPipelineArgStr(p, src);
+}
+
+/*
+ * Appends SCRIPT LOAD of every script, and of the 1.2 ones that outbox rows
+ * may still call (sent on each new connection).
+ */
 void
 CbAppendScriptLoads(CbPipeline *p)
 {
 	for (int s = 0; s < CB_NSCRIPTS; s++)
-	{
-		CbPipelineBegin(p, 3, NULL, 0);
-		CbPipelineArgStr(p, "SCRIPT");
-		CbPipelineArgStr(p, "LOAD");
-		CbPipelineArgStr(p, script_source[s]);
-	}
+		CbAppendScriptLoad(p, script_source[s]);
+	for (int s = 0; s < lengthof(legacy_source); s++)
+		CbAppendScriptLoad(p, legacy_source[s]);
 }
 
 /* Appends the name of the version marker of key. */
