@@ -7,7 +7,8 @@
  * At PRE_COMMIT the queue (queue.c) hands the effects, in the order they
  * were made, to a CbPlan: writes become EVALSHA calls of the apply script,
  * deletions are batched into calls of the delete script, and every call
- * carries the transaction's version marker (see scripts.c).  The plan is
+ * carries the transaction's version marker (see scripts.c; what a version
+ * is, and why it follows commit order, is version.c's).  The plan is
  * one blob of RESP-encoded pipelines ("steps"), with pattern invalidations
  * as steps of their own; PUBLISHes of changed keys (notify=) follow the
  * effects they announce, and stream entries (publish()) come last, in a
