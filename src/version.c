@@ -76,12 +76,6 @@ CbReadGeneration(int64 sysid, uint32 *gen)
 	bool		isnull;
 	int64		recorded;
 
-	/* the 1.3 library before ALTER EXTENSION cachebridge UPDATE */
-	if (!OidIsValid(get_relname_relid("epoch", CbExtensionSchema())))
-	{
-		*gen = 1;
-		return false;
-	}
 	if (SPI_execute("SELECT generation, system_identifier FROM cachebridge.epoch",
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cachebridge.epoch");
@@ -131,6 +125,9 @@ CbGeneration(bool writer)
 
 	if (generation_known)
 		return generation;
+	/* the 1.3 library before ALTER EXTENSION cachebridge UPDATE: the first */
+	if (!OidIsValid(get_relname_relid("epoch", CbExtensionSchema())))
+		return 1;
 
 	CbElevate(CbExtensionOwner(), &elevation);
 	SPI_connect();

@@ -23,13 +23,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
 
 use CacheBridgeTest;
 
 my $redis = CacheBridgeTest::Redis->new(name => 'histories');
-my $t0 = time;
-sub lap { note(sprintf('%s: %.1f s', $_[0], time - $t0)); return; }
 
 my $schema = q{
 	CREATE EXTENSION cachebridge;
@@ -146,14 +143,11 @@ sub marker_epoch
 
 	# the standby is cut off; the primary commits and delivers, then dies
 	$standby->stop;
-	lap('promotion: set up');
 	write_doomed($primary);
-	lap('promotion: doomed');
 	$primary->stop('immediate');
 
 	$standby->start;
 	$standby->promote;
-	lap('promotion: promoted');
 	is(row_json($standby, 1), '{"id":1,"v":"v0"}',
 		'the promoted standby lost the doomed transactions');
 	check_new_history($standby, 'promoted');
@@ -178,7 +172,6 @@ sub marker_epoch
 	$node->poll_query_until('postgres',
 		"SELECT last_archived_wal >= '$last' FROM pg_stat_archiver")
 	  or die 'WAL was not archived';
-	lap('pitr: archived');
 	$node->stop;
 
 	my $restored = PostgreSQL::Test::Cluster->new('pitr_restored');
@@ -188,7 +181,6 @@ sub marker_epoch
 	$restored->start;
 	$restored->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 	  or die 'point-in-time recovery did not end';
-	lap('pitr: recovered');
 	is(row_json($restored, 1), '{"id":1,"v":"v0"}',
 		'the recovered cluster stopped before the doomed transactions');
 	check_new_history($restored, 'recovered');
@@ -215,7 +207,6 @@ sub marker_epoch
 	}
 	$old->stop;
 
-	lap('dump: old stopped');
 	my $new = make_primary('dump_new');
 	$new->command_ok(
 		[ 'pg_restore', '-d', $new->connstr('postgres'), $dump ],
@@ -233,6 +224,5 @@ sub marker_epoch
 	$new->stop;
 }
 
-lap('end');
 $redis->stop;
 done_testing();
