@@ -73,6 +73,15 @@ SELECT cachebridge.wait_delivered();
 SELECT generation,
        system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
 FROM cachebridge.epoch;
+-- a fill over a 1.2 marker naming a transaction the snapshot does not see
+-- is refused (it may be a backend's still running the 1.2 library) ...
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:7#cbv' 'FFFFFFFFFFFFFFFF:999999999999' > /dev/null
+SELECT cachebridge.set('upkv:7', 'stale fill');
+-- ... while over a 1.3 marker of an older epoch that names a transaction id
+-- this history has not given out yet (a history this one replaced) it wins
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:8#cbv' 'V0000000000000001FFFFFFFFFFFFFFFF:999999999999' > /dev/null
+SELECT cachebridge.set('upkv:8', 'newest history');
+\! redis-cli -p $CB_REDIS_PORT get upkv:8
 -- outbox rows 1.2 wrote call 1.2's scripts by SHA1 (apply, delete, delete
 -- of found keys, xadd): they are still loaded, so such a row is applied ...
 \! redis-cli -p $CB_REDIS_PORT script exists 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 4458aa55d25e54aec5f7847fd9e289f5787d6fcc 084213b34a1fd09f9326b1936902a894ada08ba2 a6923471cb0eb27625b30478df5d9decf4cec06e
