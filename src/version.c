@@ -14,7 +14,9 @@
  *		V <generation: 8 hex> <timeline: 8 hex> <WAL position: 16 hex>
  *
  * compared as a string (fixed width, upper-case hex: string order is
- * numeric order, the epoch first), then ":<xid>" in a marker.
+ * numeric order, the epoch first; Redis' Lua compares with strcoll, and
+ * digits and upper-case letters sort alike in the C locale and the usual
+ * others), then ":<xid>" in a marker.
  *
  *	timeline	PostgreSQL's: a promotion and the end of a point-in-time
  *				recovery start a timeline above every one the archive knows,

@@ -12,8 +12,9 @@
 # the same key committing before COMMIT PREPARED won, and the prepared
 # DEL was refused after a fill had cached the state in between: stale for
 # good.  Such keys are now locked from before the version is taken until
-# the transaction ends; the cases below are built so that without the
-# locks the older state wins.
+# the transaction ends (a transaction with more than 32 of them takes one
+# database-wide lock); the cases below are built so that without the
+# locks the older state wins, and a key of a unique column takes none.
 #
 # To hold a transaction between PRE_COMMIT (version taken) and its commit
 # record, another session locks cachebridge.outbox in SHARE mode: the
@@ -192,6 +193,47 @@ PREPARE TRANSACTION 'p';
 	$l->query_safe('COMMIT');
 	wait_async($t, 'tdone');
 	$_->quit for ($l, $t);
+}
+
+# ---------------------------------------------------------------------
+# A transaction with more than 32 such keys takes one database-wide lock
+# instead of a lock per key: a writer of any other such key waits for it.
+# ---------------------------------------------------------------------
+{
+	$node->safe_psql('postgres', q{
+	INSERT INTO orders SELECT g, g, 'bulk0' FROM generate_series(100, 139) AS g;
+	INSERT INTO orders VALUES (999, 999, 'other0');
+});
+	my $l = $node->background_psql('postgres');
+	my $t1 = $node->background_psql('postgres');
+	my $t2 = $node->background_psql('postgres');
+	my $t1pid = $t1->query_safe('SELECT pg_backend_pid()');
+	my $t2pid = $t2->query_safe('SELECT pg_backend_pid()');
+
+	$l->query_safe('BEGIN');
+	$l->query_safe('LOCK TABLE cachebridge.outbox IN SHARE MODE');
+	$t1->query_safe("SET cachebridge.delivery = 'durable'");
+	$t1->query_safe('BEGIN');
+	$t1->query_safe("UPDATE orders SET note = 'bulk1' WHERE id BETWEEN 100 AND 139");
+	send_async($t1, 'COMMIT;', 't1done');
+	ok(waits_for($t1pid, 'relation'), 'the bulk transaction took its version');
+	is( $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_locks WHERE pid = $t1pid AND locktype = 'advisory' AND granted"),
+		'1', 'it holds one ordering lock for its 80 keys');
+
+	$t2->query_safe("SET cachebridge.delivery = 'sync'");
+	send_async($t2, "UPDATE orders SET note = 'other2' WHERE id = 999;", 't2done');
+	ok(still_busy($t2pid, 1), 'a writer of another such key waits for it');
+	$l->query_safe('COMMIT');
+	wait_async($t1, 't1done');
+	wait_async($t2, 't2done');
+	$_->quit for ($l, $t1, $t2);
+	is($node->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
+		't', 'both are delivered');
+	is($redis->cli('GET', 'last_order:139'), '{"id":139,"user_id":139,"note":"bulk1"}',
+		'the bulk transaction\'s keys are applied');
+	is($redis->cli('GET', 'last_order:999'), '{"id":999,"user_id":999,"note":"other2"}',
+		'and the other writer\'s');
 }
 
 $node->stop;
