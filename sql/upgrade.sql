@@ -95,7 +95,7 @@ SELECT cachebridge.set('upkv:8', 'newest history');
 DROP DATABASE cb_upgraded;
 
 -- the 1.3 library serves a database still at 1.2 (no cachebridge.epoch
--- yet): its writes get generation 1, the one its first writer records
+-- yet): its writes get generation 0, below the 1 its first writer records
 -- after the update
 CREATE DATABASE cb_at_1_2;
 \c cb_at_1_2
@@ -107,13 +107,14 @@ SELECT cachebridge.attach('kv12', 'kv12:{id}');
 INSERT INTO kv12 VALUES (1, 'at 1.2');
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT get kv12:1
-\! redis-cli -p $CB_REDIS_PORT get 'kv12:1#cbv' | grep -c '^V0000000100000001[0-9A-F]\{16\}:[0-9]*$'
+\! redis-cli -p $CB_REDIS_PORT get 'kv12:1#cbv' | grep -c '^V0000000000000001[0-9A-F]\{16\}:[0-9]*$'
 SET client_min_messages = warning;
 ALTER EXTENSION cachebridge UPDATE;
 RESET client_min_messages;
 UPDATE kv12 SET v = 'at 1.3' WHERE id = 1;
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT get kv12:1
+\! redis-cli -p $CB_REDIS_PORT get 'kv12:1#cbv' | grep -c '^V0000000100000001[0-9A-F]\{16\}:[0-9]*$'
 SELECT generation FROM cachebridge.epoch;
 \c :regress_db
 DROP DATABASE cb_at_1_2;

@@ -30,6 +30,9 @@
  *				versions that use it).  A new cluster starts a new timeline
  *				count and a new WAL, but not a lower generation.
  *
+ * The 1.3 library serving a database whose extension is still at 1.2 (no
+ * table yet) writes generation 0, below the first one recorded.
+ *
  * Markers written by 1.2 ("<16 hex>:<xid>") start with a hex digit, which
  * sorts below "V": every 1.3 version is newer than every 1.2 version, so an
  * upgraded database's writes are applied and 1.2's outbox rows never undo
@@ -127,9 +130,14 @@ CbGeneration(bool writer)
 
 	if (generation_known)
 		return generation;
-	/* the 1.3 library before ALTER EXTENSION cachebridge UPDATE: the first */
+	/*
+	 * The 1.3 library before ALTER EXTENSION cachebridge UPDATE: below the
+	 * first recorded generation, so that a dump taken before the first
+	 * write after the update (no row yet) and restored elsewhere is not
+	 * outranked by what this cluster wrote meanwhile.
+	 */
 	if (!OidIsValid(get_relname_relid("epoch", CbExtensionSchema())))
-		return 1;
+		return 0;
 
 	CbElevate(CbExtensionOwner(), &elevation);
 	SPI_connect();
