@@ -101,3 +101,22 @@ REVOKE ALL ON cachebridge.refresh_progress FROM PUBLIC;
 GRANT SELECT ON cachebridge.refresh_progress TO cachebridge_reader, pg_monitor;
 COMMENT ON VIEW cachebridge.refresh_progress IS
     'one row per table refreshed by cachebridge.refresh(): how far it got, and whether it runs';
+
+-- ==== Versions that hold across every history ====
+
+-- The generation of this database's versions (src/version.c): a version is
+-- "V" || generation || timeline || WAL position, so that it grows across a
+-- promotion and point-in-time recovery (the timeline grows) and across a
+-- dump restored into another cluster or pg_upgrade (the first writer in a
+-- cluster whose system identifier differs from the recorded one adds one to
+-- the generation).  One row, written at first use, never by hand; a
+-- configuration table, so that pg_dump carries its row.
+CREATE TABLE cachebridge.epoch (
+    only_row pg_catalog.bool PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation pg_catalog.int4 NOT NULL CHECK (generation OPERATOR(pg_catalog.>) 0),
+    system_identifier pg_catalog.int8 NOT NULL
+);
+COMMENT ON TABLE cachebridge.epoch IS
+'Generation of cachebridge versions and the system identifier of the cluster that recorded it';
+REVOKE ALL ON cachebridge.epoch FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('cachebridge.epoch', '');

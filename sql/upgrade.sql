@@ -45,5 +45,76 @@ SELECT has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') 
        has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats,
        has_function_privilege('public', 'cachebridge.stats()', 'EXECUTE') AS public_runs_stats;
 
+-- 1.3 versions hold across histories (src/version.c): the generation is
+-- kept in cachebridge.epoch, a configuration table that pg_dump carries,
+-- recorded by the first writer with this cluster's system identifier
+SELECT 'cachebridge.epoch'::regclass = ANY (extconfig) AS epoch_is_dumped
+FROM pg_extension WHERE extname = 'cachebridge';
+SELECT has_table_privilege('public', 'cachebridge.epoch', 'SELECT') AS public_reads_epoch;
+SELECT generation,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+FROM cachebridge.epoch;
+-- a marker 1.2 wrote ("<16 hex>:<xid>") is older than every 1.3 version,
+-- even at the highest WAL position: the upgraded database's writes apply
+CREATE TABLE up_kv (id int PRIMARY KEY, v text);
+SELECT cachebridge.attach('up_kv', 'upkv:{id}');
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:1#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:2' 'stale' > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:2#cbv' 'FFFFFFFFFFFFFFFF:1' > /dev/null
+INSERT INTO up_kv VALUES (1, 'after upgrade');
+BEGIN;
+INSERT INTO up_kv VALUES (2, 'doomed');
+DELETE FROM up_kv WHERE id = 2;
+COMMIT;
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT get upkv:1
+\! redis-cli -p $CB_REDIS_PORT exists upkv:2
+\! redis-cli -p $CB_REDIS_PORT get 'upkv:1#cbv' | grep -c '^V0000000100000001[0-9A-F]\{16\}:[0-9]*$'
+SELECT generation,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+FROM cachebridge.epoch;
+-- a fill over a 1.2 marker naming a transaction the snapshot does not see
+-- is refused (it may be a backend's still running the 1.2 library) ...
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:7#cbv' 'FFFFFFFFFFFFFFFF:999999999999' > /dev/null
+SELECT cachebridge.set('upkv:7', 'stale fill');
+-- ... while over a 1.3 marker of an older epoch that names a transaction id
+-- this history has not given out yet (a history this one replaced) it wins
+\! redis-cli -p $CB_REDIS_PORT set 'upkv:8#cbv' 'V0000000000000001FFFFFFFFFFFFFFFF:999999999999' > /dev/null
+SELECT cachebridge.set('upkv:8', 'newest history');
+\! redis-cli -p $CB_REDIS_PORT get upkv:8
+-- outbox rows 1.2 wrote call 1.2's scripts by SHA1 (apply, delete, delete
+-- of found keys, xadd): they are still loaded, so such a row is applied ...
+\! redis-cli -p $CB_REDIS_PORT script exists 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 4458aa55d25e54aec5f7847fd9e289f5787d6fcc 084213b34a1fd09f9326b1936902a894ada08ba2 a6923471cb0eb27625b30478df5d9decf4cec06e
+\! redis-cli -p $CB_REDIS_PORT evalsha 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 2 upkv:9 'upkv:9#cbv' S 0000000012345678:5 0 300 '1.2 value'
+\! redis-cli -p $CB_REDIS_PORT get upkv:9
+-- ... but never over what 1.3 wrote
+\! redis-cli -p $CB_REDIS_PORT evalsha 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 2 upkv:1 'upkv:1#cbv' S FFFFFFFFFFFFFFFF:5 0 300 '1.2 value'
+\! redis-cli -p $CB_REDIS_PORT get upkv:1
+
 \c :regress_db
 DROP DATABASE cb_upgraded;
+
+-- the 1.3 library serves a database still at 1.2 (no cachebridge.epoch
+-- yet): its writes get generation 0, below the 1 its first writer records
+-- after the update
+CREATE DATABASE cb_at_1_2;
+\c cb_at_1_2
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.2';
+RESET client_min_messages;
+CREATE TABLE kv12 (id int PRIMARY KEY, v text);
+SELECT cachebridge.attach('kv12', 'kv12:{id}');
+INSERT INTO kv12 VALUES (1, 'at 1.2');
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT get kv12:1
+\! redis-cli -p $CB_REDIS_PORT get 'kv12:1#cbv' | grep -c '^V0000000000000001[0-9A-F]\{16\}:[0-9]*$'
+SET client_min_messages = warning;
+ALTER EXTENSION cachebridge UPDATE;
+RESET client_min_messages;
+UPDATE kv12 SET v = 'at 1.3' WHERE id = 1;
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT get kv12:1
+\! redis-cli -p $CB_REDIS_PORT get 'kv12:1#cbv' | grep -c '^V0000000100000001[0-9A-F]\{16\}:[0-9]*$'
+SELECT generation FROM cachebridge.epoch;
+\c :regress_db
+DROP DATABASE cb_at_1_2;

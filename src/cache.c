@@ -28,6 +28,7 @@
 #include "redis.h"
 #include "scripts.h"
 #include "stats.h"
+#include "version.h"
 
 /* Keys per DEL or UNLINK command. */
 #define CB_KEYS_PER_COMMAND 1000
@@ -178,6 +179,8 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	TransactionId *xids;
 	int			nxids;
 	FullTransactionId next;
+	CbEpoch		epoch;
+	char		epochstr[CB_EPOCH_LEN + 1];
 	bool		stored;
 
 	if (PG_ARGISNULL(0))
@@ -200,19 +203,22 @@ cachebridge_set(PG_FUNCTION_ARGS)
 
 	key = PG_GETARG_TEXT_PP(0);
 	value = PG_GETARG_TEXT_PP(1);
+	/* (first: its lookup, once per backend, takes snapshots of its own) */
+	(void) CbCurrentEpoch(&epoch, false);
+	CbFormatEpoch(epochstr, &epoch);
 	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	if (!CbFillXids(snap, &xids, &nxids))
 		PG_RETURN_BOOL(false);
 	next = ReadNextFullTransactionId();
 
-	/* EVALSHA fill 2 key marker value ttl xmin xmax xip... */
+	/* EVALSHA fill 2 key marker value ttl epoch xmin xmax xip... */
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
 	initStringInfo(&marker);
 	CbCheckKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendKey(&scratch, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendVersionKey(&marker, scratch.data, scratch.len);
-	CbPipelineBegin(&p, 9 + nxids, scratch.data, scratch.len);
+	CbPipelineBegin(&p, 10 + nxids, scratch.data, scratch.len);
 	CbPipelineArgStr(&p, "EVALSHA");
 	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
 	CbPipelineArgStr(&p, "2");
@@ -220,6 +226,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbPipelineArg(&p, marker.data, marker.len);
 	CbPipelineArg(&p, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	CbPipelineArgInt(&p, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
+	CbPipelineArgStr(&p, epochstr);
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
 	for (int i = 0; i < nxids; i++)
@@ -322,6 +329,8 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 	char	   *error_reply = NULL;
 	char		marker[64];
 	FullTransactionId writer;
+	CbEpoch		epoch;
+	XLogRecPtr	lsn;
 
 	if (VARSIZE_ANY_EXHDR(pattern) == 0)
 		ereport(ERROR,
@@ -335,7 +344,8 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 	appendBinaryStringInfo(&match, VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
 
 	/*
-	 * Versioned like a trigger's delete, as of now: no older write comes
+	 * Versioned like a trigger's delete, as of now (on a standby: as of
+	 * what it has replayed), in this history's epoch: no older write comes
 	 * back.  The marker this one replaces named the key's last trigger
 	 * write, which a fill from an older snapshot may not see; so the new
 	 * marker names a writer such a fill does not see either: this
@@ -344,9 +354,10 @@ cachebridge_invalidate_pattern(PG_FUNCTION_ARGS)
 	 */
 	writer = RecoveryInProgress() ? ReadNextFullTransactionId()
 		: GetTopFullTransactionId();
-	snprintf(marker, sizeof(marker), "%08X%08X:" UINT64_FORMAT,
-			 LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
-			 U64FromFullTransactionId(writer));
+	lsn = CbCurrentEpoch(&epoch, true);
+	CbFormatVersion(marker, &epoch, lsn);
+	snprintf(marker + CB_VERSION_LEN, sizeof(marker) - CB_VERSION_LEN,
+			 ":" UINT64_FORMAT, U64FromFullTransactionId(writer));
 	if (!CbRedisUnlinkMatching(match.data, match.len, marker, cb_tombstone_ttl,
 							   &total, &error_reply, &err))
 		CbRedisReportError(&err);

@@ -7,7 +7,8 @@
  * At PRE_COMMIT the queue (queue.c) hands the effects, in the order they
  * were made, to a CbPlan: writes become EVALSHA calls of the apply script,
  * deletions are batched into calls of the delete script, and every call
- * carries the transaction's version marker (see scripts.c).  The plan is
+ * carries the transaction's version marker (see scripts.c; what a version
+ * is, and why it follows commit order, is version.c's).  The plan is
  * one blob of RESP-encoded pipelines ("steps"), with pattern invalidations
  * as steps of their own; PUBLISHes of changed keys (notify=) follow the
  * effects they announce, and stream entries (publish()) come last, in a
@@ -60,6 +61,7 @@
 #include "reply.h"
 #include "scripts.h"
 #include "stats.h"
+#include "version.h"
 
 /*
  * How the detail of a rejected effect names what it concerned, after Redis'
@@ -143,15 +145,17 @@ CbPlanBegin(CbPlan *plan)
 	initStringInfo(&plan->scratch);
 
 	/*
-	 * The WAL insert position now, just before the commit record: a later
-	 * transaction that changed the same row waited for this one to commit,
-	 * so its position is higher.
+	 * The WAL insert position now, just before the commit record, in the
+	 * epoch of this history (version.c): a later transaction that changed
+	 * the same row waited for this one to commit, so its position is
+	 * higher.
 	 */
-	plan->version = GetXLogInsertRecPtr();
+	plan->version = CbCurrentEpoch(&plan->epoch, true);
 	plan->fxid = fxid;
 	plan->committed_at = GetCurrentTimestamp();
-	snprintf(plan->marker, sizeof(plan->marker), "%08X%08X:" UINT64_FORMAT,
-			 LSN_FORMAT_ARGS(plan->version), U64FromFullTransactionId(fxid));
+	CbFormatVersion(plan->marker, &plan->epoch, plan->version);
+	snprintf(plan->marker + CB_VERSION_LEN, sizeof(plan->marker) - CB_VERSION_LEN,
+			 ":" UINT64_FORMAT, U64FromFullTransactionId(fxid));
 }
 
 /* Orders 64-bit hashes. */
@@ -398,8 +402,9 @@ CbPlanFlushEvents(CbPlan *plan)
 
 		resetStringInfo(marker);
 		CbAppendVersionKey(marker, first->stream.data, first->stream.len);
-		snprintf(version, sizeof(version), "%08X%08X:%08d",
-				 LSN_FORMAT_ARGS(plan->version), chunk);
+		CbFormatVersion(version, &plan->epoch, plan->version);
+		snprintf(version + CB_VERSION_LEN, sizeof(version) - CB_VERSION_LEN,
+				 ":%08d", chunk);
 
 		CbPipelineBegin(&plan->pipeline, nargs, first->stream.data, first->stream.len);
 		CbPipelineArgStr(&plan->pipeline, "EVALSHA");

@@ -16,6 +16,7 @@
 
 #include "queue.h"
 #include "redis.h"
+#include "version.h"
 
 typedef enum CbDeliveryMode
 {
@@ -79,8 +80,9 @@ typedef struct CbPlan
 	CbPlanEvent *events;		/* stream entries, sent last */
 	int			nevents;
 	int			maxevents;
-	char		marker[64];		/* "<version>:<xid>" */
-	XLogRecPtr	version;
+	char		marker[64];		/* "<version>:<xid>" (version.c) */
+	CbEpoch		epoch;
+	XLogRecPtr	version;		/* WAL position part of the version */
 	FullTransactionId fxid;
 	TimestampTz committed_at;
 	int			neffects;

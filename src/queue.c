@@ -38,6 +38,7 @@
 #include "delivery.h"
 #include "queue.h"
 #include "redis.h"
+#include "version.h"
 
 /* One version of the effect on a key, made at one subtransaction level. */
 typedef struct CbEffect
@@ -117,6 +118,7 @@ CbQueueReset(void)
 	touched = NULL;
 	ntouched = 0;
 	planned = false;
+	CbOrderReset();
 	CbDeliveryReset();
 }
 
@@ -355,6 +357,9 @@ CbPlanDelivery(bool prepare)
 		CbLockStreams(streams, nstreams);
 	}
 	pfree(streams);
+
+	/* keys that no row lock orders, before the version is taken */
+	CbOrderLock();
 
 	CbPlanBegin(plan);
 	for (long i = 0; i < n; i++)

@@ -5,30 +5,44 @@
  *		and called by SHA1 (EVALSHA).
  *
  * Versioned apply.  Every key a trigger writes or deletes has a version
- * marker at key || '#cbv' holding "<version>:<xid>": the version is the
- * writing transaction's WAL position at commit as 16 hex digits, so that
- * string order is version order, and xid its full transaction id.  A
+ * marker at key || '#cbv' holding "<version>:<xid>": the version of the
+ * writing transaction (version.c: "V", its epoch -- generation and
+ * timeline -- and its WAL position at commit, 33 upper-case characters of
+ * fixed width, so that string order is version order, across promotions,
+ * point-in-time recovery and restores into other clusters), and xid its
+ * full transaction id.  A 1.2 marker ("<16 hex>:<xid>") starts with a
+ * digit or A-F, below "V": it is older than every 1.3 version, and 1.2
+ * versions still compare among themselves.  CB_LUA_VERSION is the one
+ * definition of a marker's version; every script compares through it.  A
  * script applies an effect unless the marker is newer, so no retry, replay
  * or late reply can put an older value over a newer one; effects of the
  * same transaction (same version) apply in the order they were made, so a
  * TRUNCATE's pattern deletion removes what the transaction wrote before
- * it, and a replay of a transaction ends in the same state.  A delete leaves the marker behind for cachebridge.tombstone_ttl
- * seconds, so a late older SET cannot bring the key back.  A key and its
- * marker share a Redis Cluster slot when the key has a {hash tag}.
- * Names ending in '#cbv' are markers only: CbIsMarkerName() is the one test
- * of that, and no key may have such a name, so row data cannot produce or
- * overwrite a marker.
+ * it, and a replay of a transaction ends in the same state.  A delete
+ * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
+ * late older SET cannot bring the key back.  A key and its marker share a
+ * Redis Cluster slot when the key has a {hash tag}.  Names ending in '#cbv'
+ * are markers only: CbIsMarkerName() is the one test of that, and no key
+ * may have such a name, so row data cannot produce or overwrite a marker.
  *
  * Cache-aside fills (cachebridge.set) run the fill script with the
- * caller's snapshot: a marker whose transaction the snapshot does not see
- * means the value being filled is older than what a trigger wrote, and the
- * fill is refused.
+ * caller's snapshot and epoch: a marker whose transaction the snapshot does
+ * not see means the value being filled is older than what a trigger wrote,
+ * and the fill is refused -- unless the marker is of an older epoch and
+ * names a transaction id the snapshot's history has not reached: then it
+ * was written by a history this one replaced (a promoted standby's lost
+ * transactions, the cluster a dump came from), and the fill wins.  A
+ * standby fills with its primary's generation and the timeline it replays.
  *
  * Stream entries (cachebridge.publish) are appended by the xadd script,
  * one call per transaction and stream (or per chunk of a large one).  The
  * stream's marker is a hash with one field per source database
  * ("<system identifier>:<database oid>") holding the version of the last
- * chunk appended, "<version>:<chunk number>" in fixed width.  A source's
+ * chunk appended, "<version>:<chunk number>" in fixed width (a 1.2 field,
+ * "<16 hex>:<chunk>", is below every 1.3 one, so a plain string comparison
+ * serves).  A promoted standby or a point-in-time recovery appends under
+ * the same field with a higher epoch; a restore into another cluster under
+ * a field of its own.  A source's
  * chunks reach a stream in commit order (delivery.c serialises them), so a
  * chunk whose version is not above its source's field was appended
  * already, by a delivery whose reply was lost: it is skipped, and a retry
@@ -42,9 +56,146 @@
 #include "common/sha1.h"
 
 #include "scripts.h"
+#include "version.h"
+
+/*
+ * The one comparison of versions, prepended to every script that makes
+ * one: the version of a marker (or of a marker argument) is what comes
+ * before its first ':', and versions compare as strings (see the header
+ * comment).  epoch(m) is a marker's epoch, "" for a 1.2 marker.
+ */
+#define CB_LUA_VERSION \
+	"local function version(m) return string.match(m, '^[^:]*') end\n" \
+	"local function epoch(m)\n" \
+	"  if string.sub(m, 1, 1) ~= 'V' then return '' end\n" \
+	"  return string.sub(m, 1, " CppAsString2(CB_EPOCH_LEN) ")\n" \
+	"end\n"
 
 static const char *const script_source[CB_NSCRIPTS] = {
 	/* CB_SCRIPT_APPLY: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
+	CB_LUA_VERSION
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and version(cur) > version(ARGV[2]) then return 0 end\n"
+	"local ttl = tonumber(ARGV[3])\n"
+	"if ARGV[1] == 'D' then\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
+	"  return 1\n"
+	"end\n"
+	"if ARGV[1] == 'S' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
+	"else\n"
+	"  redis.call('SET', KEYS[2], ARGV[2])\n"
+	"end\n"
+	"return 1\n",
+
+	/* CB_SCRIPT_DELETE: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
+	CB_LUA_VERSION
+	"local n = 0\n"
+	"local v = version(ARGV[1])\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local cur = redis.call('GET', KEYS[i + 1])\n"
+	"  if not cur or version(cur) <= v then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
+	/*
+	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
+	 * found: only cached values (strings, hashes) are deleted, never a
+	 * stream or anything else that shares the pattern, and a key whose
+	 * marker cannot be read is left rather than failing the whole call
+	 */
+	CB_LUA_VERSION
+	"local n = 0\n"
+	"local v = version(ARGV[1])\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
+	"  if t == 'string' or t == 'hash' then\n"
+	"    local cur = redis.pcall('GET', KEYS[i + 1])\n"
+	"    if type(cur) ~= 'table' and (not cur or version(cur) <= v) then\n"
+	"      redis.call('DEL', KEYS[i])\n"
+	"      redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"      n = n + 1\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
+	/*
+	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, xmin, xmax,
+	 * xip...  A 1.3 marker of an older epoch whose xid is not below xmax
+	 * was written by a history this one does not continue (transactions a
+	 * promoted standby lost, another cluster): every xid this history gave
+	 * out in an older epoch is below the xmax of a snapshot of the current
+	 * one, so its writer is no transaction of the snapshot's, and the
+	 * fill, of the newest history, wins.  (A 1.2 marker has no epoch: it
+	 * may be a backend's that still runs the 1.2 library, and is judged by
+	 * its xid alone.)
+	 */
+	CB_LUA_VERSION
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur then\n"
+	"  local xid = tonumber(string.match(cur, ':(%d+)$'))\n"
+	"  local visible = xid ~= nil and xid < tonumber(ARGV[4])\n"
+	"  local older = epoch(cur) ~= '' and epoch(cur) < ARGV[3]\n"
+	"  if xid ~= nil and not visible and older and xid >= tonumber(ARGV[5]) then\n"
+	"    visible = true\n"
+	"  elseif xid ~= nil and not visible and xid < tonumber(ARGV[5]) then\n"
+	"    visible = true\n"
+	"    for i = 6, #ARGV do\n"
+	"      if tonumber(ARGV[i]) == xid then visible = false break end\n"
+	"    end\n"
+	"  end\n"
+	"  if not visible then return 0 end\n"
+	"end\n"
+	"if tonumber(ARGV[2]) > 0 then\n"
+	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+	"else\n"
+	"  redis.call('SET', KEYS[1], ARGV[1])\n"
+	"end\n"
+	"return 1\n",
+
+	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
+	 * entry: maxlen (0 for none), field count, fields and values */
+	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
+	"if cur and cur >= ARGV[2] then return 0 end\n"
+	"local i = 3\n"
+	"local n = 0\n"
+	"while i <= #ARGV do\n"
+	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
+	"  if ARGV[i] ~= '0' then\n"
+	"    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[i], '*', unpack(ARGV, i + 2, last))\n"
+	"  else\n"
+	"    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, last))\n"
+	"  end\n"
+	"  n = n + 1\n"
+	"  i = last + 1\n"
+	"end\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"return n\n",
+};
+
+/*
+ * The 1.2 scripts that outbox rows call by SHA1 (all but the fill, which
+ * is never stored), loaded unchanged so that rows written by 1.2 and not
+ * yet delivered when the library was upgraded are still applied, rather
+ * than answered NOSCRIPT for ever.  Their comparisons hold against 1.3
+ * markers: a 1.2 version is a hex digit first, below every "V..." one, so
+ * they refuse to overwrite anything 1.3 wrote.  Never edit them.
+ */
+static const char *const legacy_source[] = {
+	/* 1.2 apply */
 	"local cur = redis.call('GET', KEYS[2])\n"
 	"if cur and string.sub(cur, 1, 16) > string.sub(ARGV[2], 1, 16) then return 0 end\n"
 	"local ttl = tonumber(ARGV[3])\n"
@@ -67,7 +218,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return 1\n",
 
-	/* CB_SCRIPT_DELETE: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
+	/* 1.2 delete */
 	"local n = 0\n"
 	"local v = string.sub(ARGV[1], 1, 16)\n"
 	"for i = 1, #KEYS, 2 do\n"
@@ -80,12 +231,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return n\n",
 
-	/*
-	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
-	 * found: only cached values (strings, hashes) are deleted, never a
-	 * stream or anything else that shares the pattern, and a key whose
-	 * marker cannot be read is left rather than failing the whole call
-	 */
+	/* 1.2 delete of keys a SCAN found */
 	"local n = 0\n"
 	"local v = string.sub(ARGV[1], 1, 16)\n"
 	"for i = 1, #KEYS, 2 do\n"
@@ -101,28 +247,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return n\n",
 
-	/* CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, xmin, xmax, xip... */
-	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur then\n"
-	"  local xid = tonumber(string.sub(cur, 18))\n"
-	"  local visible = xid ~= nil and xid < tonumber(ARGV[3])\n"
-	"  if xid ~= nil and not visible and xid < tonumber(ARGV[4]) then\n"
-	"    visible = true\n"
-	"    for i = 5, #ARGV do\n"
-	"      if tonumber(ARGV[i]) == xid then visible = false break end\n"
-	"    end\n"
-	"  end\n"
-	"  if not visible then return 0 end\n"
-	"end\n"
-	"if tonumber(ARGV[2]) > 0 then\n"
-	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
-	"else\n"
-	"  redis.call('SET', KEYS[1], ARGV[1])\n"
-	"end\n"
-	"return 1\n",
-
-	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
-	 * entry: maxlen (0 for none), field count, fields and values */
+	/* 1.2 xadd */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
 	"local i = 3\n"
@@ -165,17 +290,27 @@ CbScriptSha(CbScript script)
 	return script_sha[script];
 }
 
-/* Appends SCRIPT LOAD of every script (sent on each new connection). */
+/* Appends SCRIPT LOAD of script text src. */
+static void
+CbAppendScriptLoad(CbPipeline *p, const char *src)
+{
+	CbPipelineBegin(p, 3, NULL, 0);
+	CbPipelineArgStr(p, "SCRIPT");
+	CbPipelineArgStr(p, "LOAD");
+	CbPipelineArgStr(p, src);
+}
+
+/*
+ * Appends SCRIPT LOAD of every script, and of the 1.2 ones that outbox rows
+ * may still call (sent on each new connection).
+ */
 void
 CbAppendScriptLoads(CbPipeline *p)
 {
 	for (int s = 0; s < CB_NSCRIPTS; s++)
-	{
-		CbPipelineBegin(p, 3, NULL, 0);
-		CbPipelineArgStr(p, "SCRIPT");
-		CbPipelineArgStr(p, "LOAD");
-		CbPipelineArgStr(p, script_source[s]);
-	}
+		CbAppendScriptLoad(p, script_source[s]);
+	for (int s = 0; s < lengthof(legacy_source); s++)
+		CbAppendScriptLoad(p, legacy_source[s]);
 }
 
 /* Appends the name of the version marker of key. */

@@ -34,8 +34,10 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/objectaddress.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
@@ -59,6 +61,7 @@
 #include "scripts.h"
 #include "stats.h"
 #include "template.h"
+#include "version.h"
 
 /* Bytes of a refused key shown in its WARNING. */
 #define CB_SHOWN_KEY_LEN 200
@@ -80,6 +83,7 @@ typedef struct CbTriggerInfo
 	CbTriggerMode mode;
 	int			ntemplates;
 	CbTemplate *templates;
+	bool	   *unordered;		/* per template: no unique index orders its keys */
 	int			ttl;			/* seconds, 0 for none */
 	bool		hash_format;	/* format=hash */
 	int			ncolumns;		/* columns=, or 0 for every column */
@@ -365,6 +369,51 @@ CbProjectedDesc(CbTriggerInfo *info, TupleDesc desc)
 	return BlessTupleDesc(proj);
 }
 
+/* True if the template renders column attnum. */
+static bool
+CbTemplateUsesColumn(const CbTemplate *tmpl, AttrNumber attnum)
+{
+	for (int s = 0; s < tmpl->nsegments; s++)
+		if (tmpl->segments[s].attnum == attnum)
+			return true;
+	return false;
+}
+
+/*
+ * True if the template renders every column of a unique index of rel that
+ * is checked at once (not deferred), on plain columns, without predicate:
+ * then two writers of one of its keys are ordered by a row lock or a unique
+ * check, and commit in the order of their versions (see version.c, which
+ * locks the keys of the other templates).
+ */
+static bool
+CbTemplateHoldsUniqueKey(Relation rel, const CbTemplate *tmpl)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		holds = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+		bool		covered = form->indisunique && form->indimmediate &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
+
+		for (int k = 0; covered && k < form->indnkeyatts; k++)
+			covered = form->indkey.values[k] != 0 &&
+				CbTemplateUsesColumn(tmpl, form->indkey.values[k]);
+		index_close(index, AccessShareLock);
+		if (covered)
+		{
+			holds = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return holds;
+}
+
 /* Parses a trigger's arguments against its table into a new info. */
 static void
 CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
@@ -438,8 +487,14 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 
 	info->ntemplates = list_length(templates);
 	info->templates = palloc(sizeof(CbTemplate) * info->ntemplates);
+	info->unordered = palloc(sizeof(bool) * info->ntemplates);
 	foreach(lc, templates)
-		info->templates[i++] = *(CbTemplate *) lfirst(lc);
+	{
+		info->templates[i] = *(CbTemplate *) lfirst(lc);
+		info->unordered[i] = (mode != CB_MODE_PUBLISH &&
+							  !CbTemplateHoldsUniqueKey(rel, &info->templates[i]));
+		i++;
+	}
 
 	if (mode == CB_MODE_PUBLISH)
 	{
@@ -653,8 +708,8 @@ CbRefuseMarkerName(Relation rel, Trigger *trigger, StringInfo key,
  */
 static bool
 CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
-			   CbEffectOp op, StringInfo key, const char *payload, size_t len,
-			   int nfields)
+			   bool unordered, CbEffectOp op, StringInfo key,
+			   const char *payload, size_t len, int nfields)
 {
 	size_t		notifylen = info->notify ? 2 * key->len + strlen(info->notify) + 128 : 0;
 
@@ -666,6 +721,8 @@ CbTriggerQueue(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 		return false;
 	}
 	CbQueueEffect(op, key->data, key->len, payload, len, nfields, info->ttl);
+	if (unordered)
+		CbOrderKey(key->data, key->len);
 	CbQueueNotify(info, key->data, key->len);
 	return true;
 }
@@ -770,7 +827,8 @@ CbWriteThroughRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 
 	if (hasold && !(hasnew && CbSameKey(&oldkey, &newkey)))
 	{
-		if (!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
+		if (!CbTriggerQueue(info, rel, trigger, info->unordered[0], CB_OP_DEL,
+							&oldkey, NULL, 0, 0))
 			return;
 	}
 	if (hasnew)
@@ -780,7 +838,7 @@ CbWriteThroughRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 
 		initStringInfo(&value);
 		CbRowValue(info, newtup, desc, &value, &nfields);
-		CbTriggerQueue(info, rel, trigger,
+		CbTriggerQueue(info, rel, trigger, info->unordered[0],
 					   info->hash_format ? CB_OP_HASH : CB_OP_SET,
 					   &newkey, value.data, value.len, nfields);
 	}
@@ -803,11 +861,13 @@ CbInvalidateRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 		bool		hasnew = CbRenderKey(info, &info->templates[i], newtup, desc, &newkey);
 
 		if (hasold &&
-			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &oldkey, NULL, 0, 0))
+			!CbTriggerQueue(info, rel, trigger, info->unordered[i], CB_OP_DEL,
+							&oldkey, NULL, 0, 0))
 			return;
 		/* an UPDATE that kept the key needs one deletion, not two */
 		if (hasnew && !(hasold && CbSameKey(&oldkey, &newkey)) &&
-			!CbTriggerQueue(info, rel, trigger, CB_OP_DEL, &newkey, NULL, 0, 0))
+			!CbTriggerQueue(info, rel, trigger, info->unordered[i], CB_OP_DEL,
+							&newkey, NULL, 0, 0))
 			return;
 	}
 }

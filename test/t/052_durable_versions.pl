@@ -2,10 +2,11 @@
 # (DESIGN.md, Delivery guarantee 3).
 #
 # Redis applies every effect through a compare-and-set on the key's version
-# marker ("<key>#cbv" = "<16 hex WAL position>:<xid>"), so that neither a
-# late reply, nor the worker's retry of a row the committing backend had
-# given up on, nor a replayed outbox row, nor a cache-aside fill from an
-# old snapshot can put an older value over a newer one.  Each case below
+# marker ("<key>#cbv" = "<version>:<xid>", the version "V", generation,
+# timeline and WAL position in 32 hex digits: src/version.c), so that
+# neither a late reply, nor the worker's retry of a row the committing
+# backend had given up on, nor a replayed outbox row, nor a cache-aside
+# fill from an old snapshot can put an older value over a newer one.  Each case below
 # is built so that, without the version check, the older value would win.
 
 use strict;
@@ -54,14 +55,14 @@ sub row_json
 sub marker_xid
 {
 	my ($key) = @_;
-	my ($xid) = $redis->cli('GET', "$key#cbv") =~ /^[0-9A-F]{16}:(\d+)$/;
+	my ($xid) = $redis->cli('GET', "$key#cbv") =~ /^V[0-9A-F]{32}:(\d+)$/;
 
 	return $xid // 'none';
 }
 
 is($redis->cli('GET', 'kv:1'), row_json(1), 'rows are cached at INSERT');
-like($redis->cli('GET', 'kv:1#cbv'), qr/^[0-9A-F]{16}:\d+$/,
-	'each key has a version marker "<lsn>:<xid>"');
+like($redis->cli('GET', 'kv:1#cbv'), qr/^V[0-9A-F]{32}:\d+$/,
+	'each key has a version marker "<version>:<xid>"');
 
 # ---------------------------------------------------------------------
 # A late reply, then a retry of the same effect after a newer one.

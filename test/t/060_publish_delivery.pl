@@ -285,12 +285,13 @@ sub check_stream
 	is(first_few(@replay), '', "$label: replaying the stream gives the table");
 
 	# the marker: this database's field holds the last entry's version
+	# (generation 1, timeline 1: src/version.c)
 	my $marker = $redis->cli('--raw', 'HGETALL', "$stream#cbv");
 	my $want_marker = '';
 	if (@e && lsn_num($e[-1]->{lsn}) >= 0)
 	{
 		my ($hi, $lo) = $e[-1]->{lsn} =~ m{^([0-9A-F]+)/([0-9A-F]+)$};
-		$want_marker = sprintf("%s\n%08X%08X:", $source, hex($hi), hex($lo));
+		$want_marker = sprintf("%s\nV%08X%08X%08X%08X:", $source, 1, 1, hex($hi), hex($lo));
 	}
 	like($marker, qr/^\Q$want_marker\E\d{8}$/,
 		"$label: the marker holds this database's last version");
