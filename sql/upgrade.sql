@@ -45,5 +45,24 @@ SELECT has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') 
        has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats,
        has_function_privilege('public', 'cachebridge.stats()', 'EXECUTE') AS public_runs_stats;
 
+-- 1.3: the view of what is attached, named attachments, detach by name,
+-- and the checks at ALTER TABLE
+SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_reads,
+       has_table_privilege('cachebridge_reader', c.oid, 'SELECT') AS reader_reads,
+       pg_depend.deptype AS member
+FROM pg_class c
+JOIN pg_depend ON pg_depend.objid = c.oid AND pg_depend.refclassid = 'pg_extension'::regclass
+WHERE c.relnamespace = 'cachebridge'::regnamespace AND c.relname = 'attachments';
+SELECT evtname, evtevent, evttags, evtenabled FROM pg_event_trigger ORDER BY 1;
+SELECT cachebridge.attach('up', 'up:{id}');
+SELECT "table", trigger, function, templates, truncate_trigger FROM cachebridge.attachments ORDER BY 2;
+ALTER TABLE up RENAME COLUMN id TO up_id;
+CREATE TRIGGER bad BEFORE INSERT ON up
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.invalidate('up:{id}');
+SELECT cachebridge.detach('up');
+SELECT cachebridge.detach('up', 'cachebridge_row');
+SELECT cachebridge.detach('up');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'up'::regclass;
+
 \c :regress_db
 DROP DATABASE cb_upgraded;

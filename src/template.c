@@ -30,6 +30,10 @@
 #include "cachebridge.h"
 #include "template.h"
 
+static bool CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,
+									 HeapTuple tuple, TupleDesc desc,
+									 FmgrInfo *outfuncs, StringInfo buf);
+
 /* Raises the ERROR for a malformed template. */
 static void
 CbTemplateError(const char *kind, const char *source, const char *trigname,
@@ -42,6 +46,9 @@ CbTemplateError(const char *kind, const char *source, const char *trigname,
 			 errdetail("%s", problem),
 			 errhint("Write {column} for a column and {{ or }} for a literal brace.")));
 }
+
+/* True while CbOutputSettingsFix is in force. */
+static bool output_fixed = false;
 
 /*
  * True if values of type typid can hold money, whose text output follows
@@ -100,6 +107,8 @@ CbOutputSettingsFix(CbOutputSettings *saved, bool monetary)
 {
 	static pg_tz *utc = NULL;
 
+	saved->was_fixed = output_fixed;
+	output_fixed = true;
 	if (utc == NULL)
 	{
 		utc = pg_tzset("UTC");
@@ -141,6 +150,7 @@ CbOutputSettingsRestore(const CbOutputSettings *saved, bool failed)
 	extra_float_digits = saved->extra_float_digits;
 	bytea_output = saved->bytea_output;
 	session_timezone = saved->timezone;
+	output_fixed = saved->was_fixed;
 	if (saved->guc_level > 0 && !failed)
 		AtEOXact_GUC(true, saved->guc_level);
 }
@@ -261,12 +271,39 @@ CbTemplateUsesColumn(const CbTemplate *tmpl, const char *colname)
 /*
  * Appends prefix and then the key of tuple to buf.  Returns false, leaving
  * buf undefined, if a column of the key is NULL.  outfuncs is indexed by
- * attnum - 1.  The caller has put the fixed output settings in force
- * (CbOutputSettingsFix), once for everything it renders of a row.
+ * attnum - 1.  Rendered under the fixed output settings: a caller that
+ * renders much of a row (the trigger) puts them in force itself, once for
+ * all of it (CbOutputSettingsFix); for any other caller, this does.
  */
 bool
 CbTemplateRender(const CbTemplate *tmpl, const char *prefix, HeapTuple tuple,
 				 TupleDesc desc, FmgrInfo *outfuncs, StringInfo buf)
+{
+	CbOutputSettings saved;
+	bool		complete;
+
+	if (output_fixed)
+		return CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
+	CbOutputSettingsFix(&saved, false);
+	PG_TRY();
+	{
+		complete = CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
+	}
+	PG_CATCH();
+	{
+		CbOutputSettingsRestore(&saved, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	CbOutputSettingsRestore(&saved, false);
+	return complete;
+}
+
+/* CbTemplateRender, with the fixed output settings in force. */
+static bool
+CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,
+						 HeapTuple tuple, TupleDesc desc, FmgrInfo *outfuncs,
+						 StringInfo buf)
 {
 	appendStringInfoString(buf, prefix);
 	for (int i = 0; i < tmpl->nsegments; i++)

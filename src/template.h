@@ -44,6 +44,7 @@ typedef struct CbOutputSettings
 	int			bytea_output;
 	pg_tz	   *timezone;
 	int			guc_level;		/* > 0: lc_monetary was set at this level */
+	bool		was_fixed;		/* the fixed settings were in force already */
 } CbOutputSettings;
 
 extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
