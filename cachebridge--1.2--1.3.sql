@@ -175,7 +175,7 @@ BEGIN
         IF EXISTS (SELECT FROM pg_catalog.pg_trigger
                     WHERE tgrelid OPERATOR(pg_catalog.=) tbl
                       AND tgname OPERATOR(pg_catalog.=) t) THEN
-            RAISE EXCEPTION 'table % already has a trigger "%"', tbl, t
+            RAISE EXCEPTION 'table "%" already has a trigger "%"', tbl, t
                 USING ERRCODE = 'duplicate_object',
                       HINT = 'Give this attachment another name with the option name=NAME, or detach the other one first (see cachebridge.attachments).';
         END IF;
@@ -220,6 +220,28 @@ COMMENT ON FUNCTION cachebridge.attach(pg_catalog.regclass, pg_catalog.text, pg_
 -- find the pairs in cachebridge.attachments, the one place that pairs
 -- them, so they also drop triggers attach() made before 1.3
 -- (cachebridge_row and cachebridge_truncate) and ones made by hand.
+-- DROP TRIGGER needs the table's ownership; detach says so before it
+-- looks (the view hides the triggers of tables the caller cannot see).
+CREATE FUNCTION cachebridge.check_table_owner(tbl pg_catalog.regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class
+                    WHERE oid OPERATOR(pg_catalog.=) tbl
+                      AND pg_catalog.pg_has_role(relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'must be owner of table "%"', tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Detaching drops the table''s triggers, which only its owner may do.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION cachebridge.check_table_owner(pg_catalog.regclass) IS
+'Raise an error unless the caller owns the table (for detach)';
+REVOKE ALL ON FUNCTION cachebridge.check_table_owner(pg_catalog.regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cachebridge.check_table_owner(pg_catalog.regclass) TO cachebridge_writer;
+
 CREATE FUNCTION cachebridge.detach(tbl pg_catalog.regclass, name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
@@ -233,6 +255,7 @@ BEGIN
         RAISE EXCEPTION 'the table and the name given to cachebridge.detach() must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM cachebridge.check_table_owner(tbl);
     FOR a IN SELECT trigger, truncate_trigger FROM cachebridge.attachments
               WHERE "table" OPERATOR(pg_catalog.=) tbl
                 AND (trigger OPERATOR(pg_catalog.=) name OR truncate_trigger OPERATOR(pg_catalog.=) name)
@@ -246,10 +269,11 @@ BEGIN
         END IF;
     END LOOP;
     IF NOT found_one THEN
-        RAISE EXCEPTION 'table % has no cachebridge trigger "%"', tbl, name
+        RAISE EXCEPTION 'table "%" has no cachebridge trigger "%"', tbl, name
             USING ERRCODE = 'undefined_object',
                   HINT = COALESCE('Its cachebridge triggers: ' ||
-                                  (SELECT pg_catalog.string_agg(COALESCE(trigger, truncate_trigger), ', ' ORDER BY 1)
+                                  (SELECT pg_catalog.string_agg(COALESCE(trigger, truncate_trigger), ', '
+                                                                  ORDER BY COALESCE(trigger, truncate_trigger))
                                      FROM cachebridge.attachments WHERE "table" OPERATOR(pg_catalog.=) tbl) || '.',
                                   'It has none.');
     END IF;
@@ -266,14 +290,16 @@ AS $$
 DECLARE
     names pg_catalog.text[];
 BEGIN
-    SELECT pg_catalog.array_agg(COALESCE(trigger, truncate_trigger) ORDER BY 1) INTO names
+    PERFORM cachebridge.check_table_owner(tbl);
+    SELECT pg_catalog.array_agg(COALESCE(trigger, truncate_trigger)
+                                ORDER BY COALESCE(trigger, truncate_trigger)) INTO names
       FROM cachebridge.attachments WHERE "table" OPERATOR(pg_catalog.=) tbl;
     IF names IS NULL THEN
         RAISE EXCEPTION 'table "%" has no triggers made by cachebridge.attach()', tbl
             USING ERRCODE = 'undefined_object';
     END IF;
     IF pg_catalog.cardinality(names) > 1 THEN
-        RAISE EXCEPTION 'table % has % cachebridge triggers', tbl, pg_catalog.cardinality(names)
+        RAISE EXCEPTION 'table "%" has % cachebridge triggers', tbl, pg_catalog.cardinality(names)
             USING ERRCODE = 'ambiguous_parameter',
                   DETAIL = 'They are ' || pg_catalog.array_to_string(names, ', ') || '.',
                   HINT = pg_catalog.format('Say which with cachebridge.detach(%L, %L).', tbl, names[1]);

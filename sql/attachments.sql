@@ -185,8 +185,8 @@ CREATE FUNCTION at_evil.has_table_privilege(oid, text) RETURNS bool
 CREATE FUNCTION at_evil.oideq(oid, oid) RETURNS bool
     LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'planted = called'; RETURN true; END $$;
 CREATE OPERATOR at_evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = at_evil.oideq);
-CREATE FUNCTION at_evil.format(text, VARIADIC "any") RETURNS text
-    LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'planted format called'; RETURN 'SELECT 1'; END $$;
+CREATE FUNCTION at_evil.pg_has_role(oid, text) RETURNS bool
+    LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'planted pg_has_role called'; RETURN true; END $$;
 CREATE TEMP TABLE pg_trigger (tgrelid oid, tgname name);
 SET search_path = pg_temp, at_evil, pg_catalog, public;
 SELECT "table", trigger, templates FROM cachebridge.attachments ORDER BY 1::text;

@@ -38,6 +38,7 @@ CREATE TRIGGER dc_bad INSTEAD OF INSERT ON dc_view
 \echo :LAST_ERROR_SQLSTATE
 CREATE TRIGGER dc_bad AFTER INSERT ON dc_view
     FOR EACH STATEMENT EXECUTE FUNCTION cachebridge.invalidate('dc:{id}');
+DROP VIEW dc_view;
 -- none was created; the right definitions are accepted
 SELECT count(*) AS refused_left FROM pg_trigger WHERE tgname = 'dc_bad';
 CREATE TRIGGER dc_ok AFTER TRUNCATE ON dc
@@ -191,5 +192,4 @@ RESET ROLE;
 DROP TABLE dc_owned;
 DROP ROLE cb_dc_owner;
 
-DROP VIEW dc_view;
 DROP TABLE dc;

@@ -1372,6 +1372,7 @@ CbCheckAlterTableCmd(Oid relid, AlterTableCmd *cmd)
 	switch (cmd->subtype)
 	{
 		case AT_DropColumn:
+		case AT_DropColumnRecurse:
 			CbCheckColumnChange(relid, cmd->name, CB_COLUMN_DROP);
 			break;
 		case AT_AlterColumnType:
