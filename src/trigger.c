@@ -1294,10 +1294,10 @@ CbCheckColumnChange(Oid relid, const char *colname, CbColumnChange change)
 					 : change == CB_COLUMN_DROP
 					 ? errmsg("cannot drop column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" uses it",
 							  colname, relname, trigger->tgname)
-					 : errmsg("cannot change the type of column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" uses it in a key",
-							  colname, relname, trigger->tgname),
+					 : errmsg("cannot change the type of column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" renders it in a %s",
+							  colname, relname, trigger->tgname, what),
 					 change == CB_COLUMN_TYPE
-					 ? errdetail("Its %s \"%s\" renders the column's text, which another type can change: the keys already in Redis would never be replaced or deleted.",
+					 ? errdetail("Its %s \"%s\" renders the column's text, which another type can change: what Redis holds under the names rendered before would never be replaced or deleted.",
 								 what, arg)
 					 : errdetail("Its %s \"%s\" names the column.", what, arg),
 					 errhint("Drop the trigger (with cachebridge.detach() if cachebridge.attach() made it), change the column, then create the trigger again.")));
