@@ -24,9 +24,17 @@
  * of the table's owner (namespace.c), whatever session fires the trigger;
  * a key or stream name that would be a version marker's name is refused.
  * An argument of the form name=value
- * (lower-case name, no braces) is an option.  Arguments are parsed once per
- * trigger and cached until the table's relcache entry is invalidated
- * (ALTER TABLE, CREATE/DROP TRIGGER, ...).
+ * (lower-case name, no braces) is an option, each given at most once.
+ * Arguments are parsed once per trigger and cached until the table's
+ * relcache entry is invalidated (ALTER TABLE, CREATE/DROP TRIGGER, ...).
+ * Rows are rendered under fixed output settings (template.c), so that
+ * what reaches Redis does not depend on the writing session.
+ *
+ * The same parsing checks a trigger when it is created (validate_trigger,
+ * from an event trigger), including how it is defined (AFTER, FOR EACH
+ * ROW, not on a view); check_table_change refuses an ALTER TABLE that
+ * would break a trigger's templates; trigger_arguments splits a trigger's
+ * arguments for the view cachebridge.attachments.
  *
  *-------------------------------------------------------------------------
  */

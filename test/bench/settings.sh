@@ -2,8 +2,8 @@
 # test/bench/settings.sh -- what rendering under fixed output settings costs
 # a bulk INSERT: one 100,000-row INSERT ... SELECT into a write_through
 # table keyed by an int, and into one keyed by a timestamptz (a key whose
-# text output depends on TimeZone and DateStyle), without a trigger as the
-# baseline.  Each variant runs RUNS times, interleaved, on a fresh table;
+# text output depends on TimeZone and DateStyle), and into both without a
+# trigger as baselines.  Each variant runs RUNS times, interleaved, on a fresh table;
 # prints the median and the range of psql's \timing (the COMMIT and the
 # delivery after it included).
 #
@@ -40,6 +40,7 @@ run() {
     local key col
     case $1 in
         none)        col=int ;;
+        none_tz)     col=timestamptz ;;
         int)         col=int;         key='b:{k}' ;;
         timestamptz) col=timestamptz; key='b:{k}' ;;
     esac
@@ -58,7 +59,7 @@ SQL
 
 declare -A ins com
 for r in $(seq "$RUNS"); do
-    for v in none int timestamptz; do
+    for v in none none_tz int timestamptz; do
         read -r i c < <(run $v)
         ins[$v]="${ins[$v]:-} $i"
         com[$v]="${com[$v]:-} $c"
@@ -73,10 +74,11 @@ median() {
         END { m = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2;
               printf "%-40s | %7.1f ms | %7.1f-%7.1f\n", v, m, t[1], t[NR] }'
 }
-printf '%-40s | %10s | %17s\n' "$ROWS-row INSERT, sync delivery" median min-max
-for v in none int timestamptz; do
+printf "%-40s | %10s | %17s\n" "$ROWS-row INSERT, sync delivery" median min-max
+for v in none none_tz int timestamptz; do
     label="write_through, key $v"
-    [ $v = none ] && label="no trigger"
+    [ $v = none ] && label="no trigger, key int"
+    [ $v = none_tz ] && label="no trigger, key timestamptz"
     # shellcheck disable=SC2086
     median "$label: INSERT" ${ins[$v]}
     # shellcheck disable=SC2086
