@@ -6,11 +6,13 @@
  *
  * A template is parsed once, against the descriptor of the table its
  * trigger is on, into literal and column segments; rendering a row is then
- * a walk over the segments.  Columns are rendered under fixed output
- * settings (CbOutputSettingsFix, which the trigger also renders values
- * under), so that every session writes the same bytes.  A NULL column yields no key at all (never a
+ * a walk over the segments.  A NULL column yields no key at all (never a
  * key with an empty part).  Every rendered key and pattern starts with the
  * prefix the caller gives: the namespace of the trigger's table.
+ *
+ * This file also owns the fixed output settings that columns are rendered
+ * under -- in keys, and (through the trigger) in cached values and stream
+ * entries -- so that every session writes the same bytes.
  *
  *-------------------------------------------------------------------------
  */
@@ -107,14 +109,14 @@ CbOutputSettingsFix(CbOutputSettings *saved, bool monetary)
 {
 	static pg_tz *utc = NULL;
 
-	saved->was_fixed = output_fixed;
-	output_fixed = true;
 	if (utc == NULL)
 	{
 		utc = pg_tzset("UTC");
 		if (utc == NULL)
 			elog(ERROR, "could not load time zone \"UTC\"");
 	}
+	saved->was_fixed = output_fixed;
+	output_fixed = true;
 	saved->datestyle = DateStyle;
 	saved->dateorder = DateOrder;
 	saved->intervalstyle = IntervalStyle;
