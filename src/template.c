@@ -178,7 +178,7 @@ CbAddLiteral(List **segs, const char *text, int len)
  * table and what the template is for (kind: "key template", "stream name
  * template") for an unknown column or a malformed template.  With desc
  * NULL, column names are not resolved: such a template can only tell
- * which columns it names (CbTemplateUsesColumn), as a table change needs
+ * which columns it names (CbTemplateNamesColumn), as a table change needs
  * to know before it is made.
  */
 void
@@ -261,7 +261,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 
 /* True if the template names the column (as written, before resolving). */
 bool
-CbTemplateUsesColumn(const CbTemplate *tmpl, const char *colname)
+CbTemplateNamesColumn(const CbTemplate *tmpl, const char *colname)
 {
 	for (int i = 0; i < tmpl->nsegments; i++)
 		if (tmpl->segments[i].colname != NULL &&

@@ -53,7 +53,7 @@ extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
 extern bool CbTemplateRender(const CbTemplate *tmpl, const char *prefix,
 							 HeapTuple tuple, TupleDesc desc,
 							 FmgrInfo *outfuncs, StringInfo buf);
-extern bool CbTemplateUsesColumn(const CbTemplate *tmpl, const char *colname);
+extern bool CbTemplateNamesColumn(const CbTemplate *tmpl, const char *colname);
 extern bool CbTypeHasMoney(Oid typid);
 extern void CbOutputSettingsFix(CbOutputSettings *saved, bool monetary);
 extern void CbOutputSettingsRestore(const CbOutputSettings *saved,

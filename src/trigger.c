@@ -1257,7 +1257,7 @@ CbArgumentUsingColumn(Trigger *trigger, CbTriggerMode mode, const char *relname,
 
 			*what = mode == CB_MODE_PUBLISH ? "stream name template" : "key template";
 			CbTemplateParse(&tmpl, *what, arg, NULL, trigger->tgname, relname);
-			if (CbTemplateUsesColumn(&tmpl, colname))
+			if (CbTemplateNamesColumn(&tmpl, colname))
 				return arg;
 		}
 	}
