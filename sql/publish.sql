@@ -226,9 +226,14 @@ CREATE TRIGGER b AFTER INSERT ON pub_bad
 CREATE TRIGGER b AFTER INSERT ON pub_bad
     FOR EACH ROW EXECUTE FUNCTION cachebridge.invalidate('k:{id}', 'notify=');
 SELECT cachebridge.attach('pub_bad', 'ev:b', 'publish', 60);
--- a BEFORE trigger fails at its first firing
+-- a BEFORE trigger is refused at CREATE TRIGGER, and one made where event
+-- triggers do not fire fails at its first firing
 CREATE TRIGGER b BEFORE INSERT ON pub_bad
     FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:b');
+SET session_replication_role = replica;
+CREATE TRIGGER b BEFORE INSERT ON pub_bad
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.publish('ev:b');
+RESET session_replication_role;
 INSERT INTO pub_bad VALUES (1, 'x');
 DROP TRIGGER b ON pub_bad;
 -- not callable as a function, nor by PUBLIC

@@ -12,7 +12,9 @@ FROM pg_proc p
 WHERE p.pronamespace = 'cachebridge'::regnamespace
   AND p.proname IN ('get', 'set', 'del', 'invalidate_pattern', 'stats', 'stats_reset',
                     'write_through', 'invalidate', 'attach', 'detach', 'validate_trigger',
-                    'check_new_triggers', 'wait_delivered', 'delivery_status', 'publish')
+                    'check_new_triggers', 'wait_delivered', 'delivery_status', 'publish',
+                    'trigger_arguments', 'check_table_change', 'check_altered_tables',
+                    'check_table_owner')
 ORDER BY 1::text;
 
 -- the outbox holds copies of cached rows: PUBLIC cannot read it

@@ -1,7 +1,8 @@
 --
 -- cachebridge.attach(tbl, key, mode, ttl, options...) creates, in one call,
--- the row trigger "cachebridge_row" and the statement trigger
--- "cachebridge_truncate"; cachebridge.detach(tbl) drops both.  TRUNCATE
+-- the row trigger "cachebridge_<mode>" and the statement trigger
+-- "cachebridge_<mode>_truncate"; cachebridge.detach(tbl) drops both (see
+-- attachments for several on one table).  TRUNCATE
 -- removes, after commit, every key the template can produce (SCAN +
 -- UNLINK of its pattern), and leaves the keys of other templates alone.
 --
@@ -102,7 +103,7 @@ INSERT INTO att_items VALUES (4, 'not cached');
 --
 SELECT cachebridge.attach('att_items', 'item:{id}', 'invalidate');
 SELECT pg_get_triggerdef(oid) AS definition
-FROM pg_trigger WHERE tgrelid = 'att_items'::regclass AND tgname = 'cachebridge_row';
+FROM pg_trigger WHERE tgrelid = 'att_items'::regclass AND tgname LIKE 'cachebridge_%' AND tgname NOT LIKE '%_truncate';
 \! redis-cli -p $CB_REDIS_PORT set item:4 stale
 UPDATE att_items SET name = 'changed' WHERE id = 4;
 \! redis-cli -p $CB_REDIS_PORT exists item:4
@@ -113,7 +114,7 @@ SELECT cachebridge.detach('att_items');
 -- options after the TTL are passed on to the trigger
 SELECT cachebridge.attach('att_items', 'item:{id}', 'write_through', 60, 'format=hash', 'columns=name');
 SELECT pg_get_triggerdef(oid) AS definition
-FROM pg_trigger WHERE tgrelid = 'att_items'::regclass AND tgname = 'cachebridge_row';
+FROM pg_trigger WHERE tgrelid = 'att_items'::regclass AND tgname LIKE 'cachebridge_%' AND tgname NOT LIKE '%_truncate';
 INSERT INTO att_items VALUES (6, 'six');
 \! redis-cli -p $CB_REDIS_PORT hgetall item:6
 SELECT cachebridge.detach('att_items');

@@ -91,6 +91,44 @@ SELECT cachebridge.set('upkv:8', 'newest history');
 \! redis-cli -p $CB_REDIS_PORT evalsha 20bbd070fc3eec14a3fda0f6bfb6899e5f2e4a4a 2 upkv:1 'upkv:1#cbv' S FFFFFFFFFFFFFFFF:5 0 300 '1.2 value'
 \! redis-cli -p $CB_REDIS_PORT get upkv:1
 
+-- 1.3: the view of what is attached, attach() names its triggers after the
+-- mode, detach by name, and the checks at CREATE TRIGGER and ALTER TABLE
+SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_reads,
+       has_table_privilege('cachebridge_reader', c.oid, 'SELECT') AS reader_reads,
+       pg_depend.deptype AS member
+FROM pg_class c
+JOIN pg_depend ON pg_depend.objid = c.oid AND pg_depend.refclassid = 'pg_extension'::regclass
+WHERE c.relnamespace = 'cachebridge'::regnamespace AND c.relname = 'attachments';
+SELECT evtname, evtevent, evttags, evtenabled FROM pg_event_trigger ORDER BY 1;
+SELECT cachebridge.attach('up', 'up:{id}');
+SELECT "table", trigger, function, templates, truncate_trigger FROM cachebridge.attachments ORDER BY 2;
+ALTER TABLE up RENAME COLUMN id TO up_id;
+CREATE TRIGGER bad BEFORE INSERT ON up
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.invalidate('up:{id}');
+SELECT cachebridge.detach('up');
+SELECT cachebridge.detach('up', 'cachebridge_write_through');
+SELECT cachebridge.detach('up');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'up'::regclass;
+
+-- triggers attach() made in 1.2 (cachebridge_row, cachebridge_truncate) are
+-- listed as one attachment after the update, hold their columns, and
+-- detach(table) still drops both
+\c :regress_db
+CREATE DATABASE cb_upgraded_12;
+\c cb_upgraded_12
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.2';
+RESET client_min_messages;
+CREATE TABLE up12 (id int, v text);
+SELECT cachebridge.attach('up12', 'up12:{id}', 'write_through', 60);
+ALTER EXTENSION cachebridge UPDATE;
+SELECT "table", trigger, templates, options, truncate_trigger FROM cachebridge.attachments;
+ALTER TABLE up12 DROP COLUMN id;
+SELECT cachebridge.detach('up12');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'up12'::regclass;
+\c :regress_db
+DROP DATABASE cb_upgraded_12;
+
 \c :regress_db
 DROP DATABASE cb_upgraded;
 

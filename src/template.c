@@ -10,15 +10,24 @@
  * key with an empty part).  Every rendered key and pattern starts with the
  * prefix the caller gives: the namespace of the trigger's table.
  *
+ * This file also owns the fixed output settings that columns are rendered
+ * under -- in keys, and (through the trigger) in cached values and stream
+ * entries -- so that every session writes the same bytes.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/bytea.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 #include "cachebridge.h"
 #include "template.h"
@@ -40,53 +49,112 @@ CbTemplateError(const char *kind, const char *source, const char *trigname,
 			 errhint("Write {column} for a column and {{ or }} for a literal brace.")));
 }
 
-/* True if the text output of type typid depends on session settings. */
-static bool
-CbOutputDependsOnSettings(Oid typid)
-{
-	Oid			base = getBaseType(typid);
-	char		typtype = get_typtype(base);
+/* True while CbOutputSettingsFix is in force. */
+static bool output_fixed = false;
 
-	switch (base)
+/*
+ * True if values of type typid can hold money, whose text output follows
+ * lc_monetary: money itself, or an array, range, multirange, domain or
+ * composite with money inside.
+ */
+bool
+CbTypeHasMoney(Oid typid)
+{
+	Oid			base;
+	char		typtype;
+
+	check_stack_depth();		/* a composite can nest others deeply */
+	base = getBaseType(typid);
+	if (base == CASHOID)
+		return true;
+	if (OidIsValid(get_element_type(base)))
+		return CbTypeHasMoney(get_element_type(base));
+	typtype = get_typtype(base);
+	if (typtype == TYPTYPE_RANGE)
+		return CbTypeHasMoney(get_range_subtype(base));
+	if (typtype == TYPTYPE_MULTIRANGE)
+		return CbTypeHasMoney(get_multirange_range(base));
+	if (typtype == TYPTYPE_COMPOSITE)
 	{
-		case DATEOID:
-		case TIMEOID:
-		case TIMETZOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case INTERVALOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case BYTEAOID:
-		case CASHOID:
-			return true;
-		default:
-			break;
+		TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);
+		bool		found = false;
+
+		for (int a = 0; a < desc->natts && !found; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped)
+				found = CbTypeHasMoney(TupleDescAttr(desc, a)->atttypid);
+		ReleaseTupleDesc(desc);
+		return found;
 	}
-	return OidIsValid(get_element_type(base)) ||
-		typtype == TYPTYPE_RANGE || typtype == TYPTYPE_MULTIRANGE ||
-		typtype == TYPTYPE_COMPOSITE;
+	return false;
 }
 
-/* Sets, at a new GUC nest level, the settings keys are rendered under. */
-static int
-CbFixOutputSettings(void)
+/*
+ * Puts the fixed output settings in force, saving the session's into
+ * *saved: keys, cached values and stream entries are rendered under them,
+ * so that they do not depend on the writing session.  ISO dates (YMD),
+ * TimeZone UTC, IntervalStyle postgres, extra_float_digits 1 (the shortest
+ * text that reads back exactly), bytea_output hex; and, when the rendered
+ * columns can hold money (monetary), lc_monetary C.
+ *
+ * All but lc_monetary are plain variables that output functions read, so
+ * they are swapped directly rather than through the GUC machinery: a GUC
+ * nest level with six settings set and restored costs microseconds per
+ * row, the swap nanoseconds.  lc_monetary is read through the locale
+ * machinery and is set as a GUC, only for tables that have money.  The
+ * caller restores with CbOutputSettingsRestore, also when an error
+ * escapes (PG_TRY): nothing in between may leave the fixed values behind.
+ */
+void
+CbOutputSettingsFix(CbOutputSettings *saved, bool monetary)
 {
-	int			level = NewGUCNestLevel();
-	static const char *const settings[][2] = {
-		{"datestyle", "ISO, YMD"},
-		{"intervalstyle", "postgres"},
-		{"timezone", "UTC"},
-		{"extra_float_digits", "1"},
-		{"bytea_output", "hex"},
-		{"lc_monetary", "C"},
-	};
+	static pg_tz *utc = NULL;
 
-	for (int i = 0; i < lengthof(settings); i++)
-		(void) set_config_option(settings[i][0], settings[i][1],
-								 PGC_USERSET, PGC_S_SESSION,
+	if (utc == NULL)
+	{
+		utc = pg_tzset("UTC");
+		if (utc == NULL)
+			elog(ERROR, "could not load time zone \"UTC\"");
+	}
+	saved->was_fixed = output_fixed;
+	output_fixed = true;
+	saved->datestyle = DateStyle;
+	saved->dateorder = DateOrder;
+	saved->intervalstyle = IntervalStyle;
+	saved->extra_float_digits = extra_float_digits;
+	saved->bytea_output = bytea_output;
+	saved->timezone = session_timezone;
+	saved->guc_level = 0;
+	if (monetary)
+	{
+		saved->guc_level = NewGUCNestLevel();
+		(void) set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-	return level;
+	}
+	DateStyle = USE_ISO_DATES;
+	DateOrder = DATEORDER_YMD;
+	IntervalStyle = INTSTYLE_POSTGRES;
+	extra_float_digits = 1;
+	bytea_output = BYTEA_OUTPUT_HEX;
+	session_timezone = utc;
+}
+
+/*
+ * Puts the session's output settings back.  After an ERROR (failed),
+ * lc_monetary is left to the abort of the (sub)transaction, which undoes
+ * its nest level.
+ */
+void
+CbOutputSettingsRestore(const CbOutputSettings *saved, bool failed)
+{
+	DateStyle = saved->datestyle;
+	DateOrder = saved->dateorder;
+	IntervalStyle = saved->intervalstyle;
+	extra_float_digits = saved->extra_float_digits;
+	bytea_output = saved->bytea_output;
+	session_timezone = saved->timezone;
+	output_fixed = saved->was_fixed;
+	if (saved->guc_level > 0 && !failed)
+		AtEOXact_GUC(true, saved->guc_level);
 }
 
 /* Appends a literal segment of len bytes (len may be 0: nothing added). */
@@ -108,7 +176,10 @@ CbAddLiteral(List **segs, const char *text, int len)
  * Parses source into tmpl, resolving column names against desc.  Allocates
  * in the current memory context.  Raises an ERROR naming the trigger, the
  * table and what the template is for (kind: "key template", "stream name
- * template") for an unknown column or a malformed template.
+ * template") for an unknown column or a malformed template.  With desc
+ * NULL, column names are not resolved: such a template can only tell
+ * which columns it names (CbTemplateNamesColumn), as a table change needs
+ * to know before it is made.
  */
 void
 CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
@@ -120,7 +191,6 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 	ListCell   *lc;
 	int			i = 0;
 
-	tmpl->fixed_output = false;
 	if (*source == '\0')
 		CbTemplateError(kind, source, trigname, relname, "The template is empty.");
 
@@ -149,7 +219,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 			if (strchr(colname, '{') != NULL)
 				CbTemplateError(kind, source, trigname, relname,
 								"A \"{\" is not closed by \"}\".");
-			for (int a = 0; a < desc->natts; a++)
+			for (int a = 0; desc != NULL && a < desc->natts; a++)
 			{
 				Form_pg_attribute att = TupleDescAttr(desc, a);
 
@@ -159,7 +229,7 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 					break;
 				}
 			}
-			if (attnum == InvalidAttrNumber)
+			if (desc != NULL && attnum == InvalidAttrNumber)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_COLUMN),
 						 errmsg("column \"%s\" of %s \"%s\" does not exist in table \"%s\"",
@@ -170,9 +240,8 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 			resetStringInfo(&lit);
 			seg = palloc0(sizeof(CbTemplateSegment));
 			seg->attnum = attnum;
+			seg->colname = colname;
 			segs = lappend(segs, seg);
-			if (CbOutputDependsOnSettings(TupleDescAttr(desc, attnum - 1)->atttypid))
-				tmpl->fixed_output = true;
 			p = close + 1;
 		}
 		else if (*p == '}')
@@ -190,26 +259,49 @@ CbTemplateParse(CbTemplate *tmpl, const char *kind, const char *source,
 		tmpl->segments[i++] = *(CbTemplateSegment *) lfirst(lc);
 }
 
+/* True if the template names the column (as written, before resolving). */
+bool
+CbTemplateNamesColumn(const CbTemplate *tmpl, const char *colname)
+{
+	for (int i = 0; i < tmpl->nsegments; i++)
+		if (tmpl->segments[i].colname != NULL &&
+			strcmp(tmpl->segments[i].colname, colname) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Appends prefix and then the key of tuple to buf.  Returns false, leaving
  * buf undefined, if a column of the key is NULL.  outfuncs is indexed by
- * attnum - 1.
+ * attnum - 1.  Rendered under the fixed output settings: a caller that
+ * renders much of a row (the trigger) puts them in force itself, once for
+ * all of it (CbOutputSettingsFix); for any other caller, this does.
  */
 bool
 CbTemplateRender(const CbTemplate *tmpl, const char *prefix, HeapTuple tuple,
 				 TupleDesc desc, FmgrInfo *outfuncs, StringInfo buf)
 {
-	int			level = tmpl->fixed_output ? CbFixOutputSettings() : 0;
+	CbOutputSettings saved;
 	bool		complete;
 
-	complete = CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
-
-	if (tmpl->fixed_output)
-		AtEOXact_GUC(true, level);
+	if (output_fixed)
+		return CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
+	CbOutputSettingsFix(&saved, false);
+	PG_TRY();
+	{
+		complete = CbTemplateRenderSegments(tmpl, prefix, tuple, desc, outfuncs, buf);
+	}
+	PG_CATCH();
+	{
+		CbOutputSettingsRestore(&saved, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	CbOutputSettingsRestore(&saved, false);
 	return complete;
 }
 
-/* CbTemplateRender, under whatever settings are in force. */
+/* CbTemplateRender, with the fixed output settings in force. */
 static bool
 CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,
 						 HeapTuple tuple, TupleDesc desc, FmgrInfo *outfuncs,

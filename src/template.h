@@ -13,11 +13,13 @@
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "pgtime.h"
 
 /* One piece of a template: literal text, or a column. */
 typedef struct CbTemplateSegment
 {
 	AttrNumber	attnum;			/* column, or InvalidAttrNumber for literal */
+	char	   *colname;		/* column's name as written, NULL for literal */
 	char	   *literal;
 	int			len;
 } CbTemplateSegment;
@@ -27,8 +29,23 @@ typedef struct CbTemplate
 	char	   *source;			/* as written in the trigger */
 	int			nsegments;
 	CbTemplateSegment *segments;
-	bool		fixed_output;	/* a column's output depends on settings */
 } CbTemplate;
+
+/*
+ * The session's output settings, saved while rows are rendered under the
+ * fixed ones (CbOutputSettingsFix / CbOutputSettingsRestore).
+ */
+typedef struct CbOutputSettings
+{
+	int			datestyle;
+	int			dateorder;
+	int			intervalstyle;
+	int			extra_float_digits;
+	int			bytea_output;
+	pg_tz	   *timezone;
+	int			guc_level;		/* > 0: lc_monetary was set at this level */
+	bool		was_fixed;		/* the fixed settings were in force already */
+} CbOutputSettings;
 
 extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
 							const char *source, TupleDesc desc,
@@ -36,6 +53,11 @@ extern void CbTemplateParse(CbTemplate *tmpl, const char *kind,
 extern bool CbTemplateRender(const CbTemplate *tmpl, const char *prefix,
 							 HeapTuple tuple, TupleDesc desc,
 							 FmgrInfo *outfuncs, StringInfo buf);
+extern bool CbTemplateNamesColumn(const CbTemplate *tmpl, const char *colname);
+extern bool CbTypeHasMoney(Oid typid);
+extern void CbOutputSettingsFix(CbOutputSettings *saved, bool monetary);
+extern void CbOutputSettingsRestore(const CbOutputSettings *saved,
+									 bool failed);
 extern void CbTemplatePattern(const CbTemplate *tmpl, const char *prefix,
 							  StringInfo buf);
 

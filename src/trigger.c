@@ -24,9 +24,17 @@
  * of the table's owner (namespace.c), whatever session fires the trigger;
  * a key or stream name that would be a version marker's name is refused.
  * An argument of the form name=value
- * (lower-case name, no braces) is an option.  Arguments are parsed once per
- * trigger and cached until the table's relcache entry is invalidated
- * (ALTER TABLE, CREATE/DROP TRIGGER, ...).
+ * (lower-case name, no braces) is an option, each given at most once.
+ * Arguments are parsed once per trigger and cached until the table's
+ * relcache entry is invalidated (ALTER TABLE, CREATE/DROP TRIGGER, ...).
+ * Rows are rendered under fixed output settings (template.c), so that
+ * what reaches Redis does not depend on the writing session.
+ *
+ * The same parsing checks a trigger when it is created (validate_trigger,
+ * from an event trigger), including how it is defined (AFTER, FOR EACH
+ * ROW, not on a view); check_table_change refuses an ALTER TABLE that
+ * would break a trigger's templates; trigger_arguments splits a trigger's
+ * arguments for the view cachebridge.attachments.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,13 +46,17 @@
 #include "access/table.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "tcop/deparse_utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/varlena.h"
 #include "utils/fmgrprotos.h"
@@ -95,6 +107,7 @@ typedef struct CbTriggerInfo
 	bool		publish_old;	/* publish: old=true */
 	char	   *table;			/* publish: schema-qualified table name */
 	FmgrInfo   *outfuncs;		/* output function per attribute */
+	bool		monetary;		/* a column can hold money (lc_monetary) */
 	LocalTransactionId degraded_lxid;	/* transaction it degraded in */
 } CbTriggerInfo;
 
@@ -104,6 +117,8 @@ PG_FUNCTION_INFO_V1(cachebridge_write_through);
 PG_FUNCTION_INFO_V1(cachebridge_invalidate);
 PG_FUNCTION_INFO_V1(cachebridge_publish);
 PG_FUNCTION_INFO_V1(cachebridge_validate_trigger);
+PG_FUNCTION_INFO_V1(cachebridge_check_table_change);
+PG_FUNCTION_INFO_V1(cachebridge_trigger_arguments);
 
 /* Relcache callback: forget the parsed arguments of the relation's triggers. */
 static void
@@ -198,9 +213,12 @@ CbPositiveOption(const char *name, const char *value, const char *trigname,
 	char	   *end;
 	long		n;
 
+	/* digits only: strtol would also take leading white space and a sign */
+	if (!isdigit((unsigned char) *value))
+		CbBadOption(name, value, trigname, relname, problem);
 	errno = 0;
 	n = strtol(value, &end, 10);
-	if (*value == '\0' || *end != '\0' || errno != 0 || n < 1 || n > PG_INT32_MAX)
+	if (*end != '\0' || errno != 0 || n < 1 || n > PG_INT32_MAX)
 		CbBadOption(name, value, trigname, relname, problem);
 	return (int) n;
 }
@@ -225,10 +243,41 @@ CbColumnByName(TupleDesc desc, const char *name, const char *trigname,
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
-/* Parses one name=value option into info. */
+/*
+ * Raises an ERROR if the option name was given before (in *seen, the
+ * options parsed so far, as written), else adds arg to *seen.  A second
+ * value is an error even when it repeats the first: which one would win
+ * is not something a reader of the trigger should have to know.
+ */
+static void
+CbCheckOptionOnce(List **seen, const char *name, const char *arg,
+				  const char *trigname, const char *relname)
+{
+	ListCell   *lc;
+	size_t		namelen = strlen(name);
+
+	foreach(lc, *seen)
+	{
+		const char *prev = lfirst(lc);
+
+		if (strncmp(prev, name, namelen) == 0 && prev[namelen] == '=')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" is given more than once in trigger \"%s\" on table \"%s\"",
+							name, trigname, relname),
+					 errdetail("The trigger has both \"%s\" and \"%s\".", prev, arg),
+					 errhint("Give each option once.")));
+	}
+	*seen = lappend(*seen, (char *) arg);
+}
+
+/*
+ * Parses one name=value option into info; *seen lists the options parsed
+ * before it.
+ */
 static void
 CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
-			  const char *trigname, const char *relname)
+			  const char *trigname, const char *relname, List **seen)
 {
 	const char *eq = strchr(arg, '=');
 	char	   *name = pnstrdup(arg, eq - arg);
@@ -255,6 +304,13 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 				 : errhint("%s() accepts %s.", CbModeFunction(info->mode),
 						   CbModeOptions(info->mode))));
 	}
+
+	CbCheckOptionOnce(seen, name, arg, trigname, relname);
+	if (*value != '\0' &&
+		(isspace((unsigned char) value[0]) ||
+		 isspace((unsigned char) value[strlen(value) - 1])))
+		CbBadOption(name, value, trigname, relname,
+					"An option's value must not begin or end with white space.");
 
 	if (strcmp(name, "ttl") == 0)
 		info->ttl = CbPositiveOption(name, value, trigname, relname,
@@ -302,8 +358,19 @@ CbParseOption(CbTriggerInfo *info, const char *arg, TupleDesc desc,
 		info->ncolumns = list_length(names);
 		info->columns = palloc(sizeof(AttrNumber) * info->ncolumns);
 		foreach(lc, names)
-			info->columns[i++] = CbColumnByName(desc, (char *) lfirst(lc),
-												trigname, relname);
+		{
+			const char *colname = lfirst(lc);
+			AttrNumber	attnum = CbColumnByName(desc, colname, trigname, relname);
+
+			for (int j = 0; j < i; j++)
+				if (info->columns[j] == attnum)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_COLUMN),
+							 errmsg("column \"%s\" appears more than once in option \"columns\" of trigger \"%s\" on table \"%s\"",
+									colname, trigname, relname),
+							 errhint("Name each column once.")));
+			info->columns[i++] = attnum;
+		}
 	}
 }
 
@@ -414,6 +481,43 @@ CbTemplateHoldsUniqueKey(Relation rel, const CbTemplate *tmpl)
 	return holds;
 }
 
+/*
+ * Raises an ERROR unless the trigger is defined as cachebridge needs: on a
+ * table (not a view), AFTER, and FOR EACH ROW for INSERT, UPDATE and
+ * DELETE (a TRUNCATE trigger is FOR EACH STATEMENT).  PostgreSQL accepts
+ * any definition; this is checked when the trigger is created (by the
+ * event trigger, through validate_trigger) and when it first fires.
+ */
+static void
+CbCheckTriggerDefinition(CbTriggerMode mode, Relation rel, Trigger *trigger)
+{
+	const char *relname = RelationGetRelationName(rel);
+	int16		tgtype = trigger->tgtype;
+
+	if (rel->rd_rel->relkind == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("trigger \"%s\" on view \"%s\" cannot use %s()",
+						trigger->tgname, relname, CbModeFunction(mode)),
+				 errdetail("A view stores no rows: cachebridge follows the rows of the tables they are stored in."),
+				 errhint("Create the trigger on the table the view reads.")));
+	if (!TRIGGER_FOR_AFTER(tgtype))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be an AFTER trigger",
+						trigger->tgname, relname),
+				 errdetail("%s() acts after the change is made, so that it sees the row as stored.",
+						   CbModeFunction(mode))));
+	if (!TRIGGER_FOR_ROW(tgtype) &&
+		(TRIGGER_FOR_INSERT(tgtype) || TRIGGER_FOR_UPDATE(tgtype) ||
+		 TRIGGER_FOR_DELETE(tgtype)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW",
+						trigger->tgname, relname),
+				 errhint("Only a TRUNCATE trigger may be FOR EACH STATEMENT.")));
+}
+
 /* Parses a trigger's arguments against its table into a new info. */
 static void
 CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
@@ -423,8 +527,11 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 	const char *relname = RelationGetRelationName(rel);
 	const char *trigname = trigger->tgname;
 	List	   *templates = NIL;
+	List	   *seen = NIL;
 	ListCell   *lc;
 	int			i = 0;
+
+	CbCheckTriggerDefinition(mode, rel, trigger);
 
 	/*
 	 * A foreign table's rows change on another server, in transactions that
@@ -449,7 +556,7 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 		const char *arg = trigger->tgargs[a];
 
 		if (CbIsOption(arg))
-			CbParseOption(info, arg, desc, trigname, relname);
+			CbParseOption(info, arg, desc, trigname, relname, &seen);
 		else if (mode == CB_MODE_WRITE_THROUGH && templates != NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -513,12 +620,6 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 							 errdetail("A TRUNCATE has no row to take the stream name's columns from."),
 							 errhint("Use a stream name without columns, or publish TRUNCATE from another trigger.")));
 		}
-		else if (!TRIGGER_FOR_ROW(trigger->tgtype))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW",
-							trigname, relname),
-					 errhint("Only a TRUNCATE trigger may be FOR EACH STATEMENT.")));
 	}
 
 	info->outfuncs = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
@@ -532,6 +633,8 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 			continue;
 		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &info->outfuncs[a], info->cxt);
+		if (!info->monetary && CbTypeHasMoney(att->atttypid))
+			info->monetary = true;
 	}
 	if (info->ncolumns > 0 && !info->hash_format)
 		info->json_desc = CbProjectedDesc(info, desc);
@@ -945,56 +1048,18 @@ CbPublishRow(CbTriggerInfo *info, Relation rel, Trigger *trigger,
 	pfree(scratch.data);
 }
 
-/* Checks how the trigger was defined; raises an ERROR naming it if wrongly. */
+/* Turns the firing row change (or TRUNCATE) into queued effects. */
 static void
-CbCheckTriggerEvent(TriggerData *trigdata, const char *funcname)
+CbTriggerApply(CbTriggerInfo *info, CbTriggerMode mode, TriggerData *trigdata)
 {
 	TriggerEvent event = trigdata->tg_event;
-	const char *trigname = trigdata->tg_trigger->tgname;
-	const char *relname = RelationGetRelationName(trigdata->tg_relation);
-
-	if (!TRIGGER_FIRED_AFTER(event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" must be an AFTER trigger",
-						trigname, relname),
-				 errdetail("%s() acts after the change is made, so that it sees the row as stored.",
-						   funcname)));
-	if (!TRIGGER_FIRED_BY_TRUNCATE(event) && !TRIGGER_FIRED_FOR_ROW(event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW",
-						trigname, relname),
-				 errhint("Only a TRUNCATE trigger may be FOR EACH STATEMENT.")));
-}
-
-/* Common body of both trigger functions. */
-static Datum
-CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	const char *funcname = CbModeFunction(mode);
-	CbTriggerInfo *info;
-	TriggerEvent event;
-	Relation	rel;
+	Relation	rel = trigdata->tg_relation;
+	Trigger    *trigger = trigdata->tg_trigger;
 	HeapTuple	oldtup = NULL;
 	HeapTuple	newtup = NULL;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function %s() was not called by the trigger manager",
-						funcname)));
-	CbCheckTriggerEvent(trigdata, funcname);
-
-	event = trigdata->tg_event;
-	rel = trigdata->tg_relation;
-	info = CbTriggerInfoGet(mode, rel, trigdata->tg_trigger);
-
 	if (mode == CB_MODE_PUBLISH)
 	{
-		Trigger    *trigger = trigdata->tg_trigger;
-
 		if (cb_refresh_snapshot)
 			CbPublishRow(info, rel, trigger, "READ", NULL, trigdata->tg_newtuple);
 		else if (TRIGGER_FIRED_BY_TRUNCATE(event))
@@ -1006,15 +1071,15 @@ CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
 						 trigdata->tg_newtuple);
 		else
 			CbPublishRow(info, rel, trigger, "DELETE", trigdata->tg_trigtuple, NULL);
-		return PointerGetDatum(NULL);
+		return;
 	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 	{
 		CbQueueTemplatePatterns(info);
-		return PointerGetDatum(NULL);
+		return;
 	}
 	if (CbTriggerDegraded(info))
-		return PointerGetDatum(NULL);
+		return;
 
 	if (TRIGGER_FIRED_BY_INSERT(event))
 		newtup = trigdata->tg_trigtuple;
@@ -1027,9 +1092,42 @@ CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
 		oldtup = trigdata->tg_trigtuple;
 
 	if (mode == CB_MODE_WRITE_THROUGH)
-		CbWriteThroughRow(info, rel, trigdata->tg_trigger, oldtup, newtup);
+		CbWriteThroughRow(info, rel, trigger, oldtup, newtup);
 	else
-		CbInvalidateRow(info, rel, trigdata->tg_trigger, oldtup, newtup);
+		CbInvalidateRow(info, rel, trigger, oldtup, newtup);
+}
+
+/*
+ * Common body of the trigger functions.  Keys, values and stream entries
+ * are rendered under fixed output settings (template.c), put in force
+ * once for the row and restored even if an ERROR escapes.
+ */
+static Datum
+CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	CbTriggerInfo *info;
+	CbOutputSettings saved;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function %s() was not called by the trigger manager",
+						CbModeFunction(mode))));
+
+	info = CbTriggerInfoGet(mode, trigdata->tg_relation, trigdata->tg_trigger);
+	CbOutputSettingsFix(&saved, info->monetary);
+	PG_TRY();
+	{
+		CbTriggerApply(info, mode, trigdata);
+	}
+	PG_CATCH();
+	{
+		CbOutputSettingsRestore(&saved, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	CbOutputSettingsRestore(&saved, false);
 	return PointerGetDatum(NULL);
 }
 
@@ -1052,6 +1150,21 @@ Datum
 cachebridge_publish(PG_FUNCTION_ARGS)
 {
 	return CbTriggerFire(fcinfo, CB_MODE_PUBLISH);
+}
+
+/* The mode of the trigger function named name (unqualified); false if none. */
+static bool
+CbModeByName(const char *name, CbTriggerMode *mode)
+{
+	if (strcmp(name, "write_through") == 0)
+		*mode = CB_MODE_WRITE_THROUGH;
+	else if (strcmp(name, "invalidate") == 0)
+		*mode = CB_MODE_INVALIDATE;
+	else if (strcmp(name, "publish") == 0)
+		*mode = CB_MODE_PUBLISH;
+	else
+		return false;
+	return true;
 }
 
 /*
@@ -1107,13 +1220,7 @@ cachebridge_validate_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TriggerDesc *trigdesc;
 
-	if (strcmp(name, "write_through") == 0)
-		mode = CB_MODE_WRITE_THROUGH;
-	else if (strcmp(name, "invalidate") == 0)
-		mode = CB_MODE_INVALIDATE;
-	else if (strcmp(name, "publish") == 0)
-		mode = CB_MODE_PUBLISH;
-	else
+	if (!CbModeByName(name, &mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown cachebridge trigger mode \"%s\"", name),
@@ -1141,4 +1248,287 @@ cachebridge_validate_trigger(PG_FUNCTION_ARGS)
 	}
 	table_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Table changes under cachebridge triggers.
+ *
+ * At ddl_command_end of ALTER TABLE, cachebridge.check_table_change() gets
+ * each collected command.  A column a trigger's templates or columns=
+ * option name may not be renamed or dropped (the next write would fail),
+ * nor may a key column change type (keys rendered from the new type can
+ * differ from those already in Redis, which would then never be replaced
+ * or deleted): the command is refused, naming the trigger.  The check
+ * reads the templates as written, by column name, because after a rename
+ * or drop the name no longer resolves.  Enabling or disabling one trigger
+ * of a row/TRUNCATE pair differently from the other gets a WARNING.
+ */
+
+/* What a table change does to a column, for messages. */
+typedef enum CbColumnChange
+{
+	CB_COLUMN_RENAME,
+	CB_COLUMN_DROP,
+	CB_COLUMN_TYPE
+} CbColumnChange;
+
+/* The mode of a cachebridge trigger function; false for another function. */
+static bool
+CbFunctionMode(Oid funcoid, CbTriggerMode *mode)
+{
+	Oid			nsp = get_func_namespace(funcoid);
+	char	   *nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
+	char	   *name;
+
+	if (nspname == NULL || strcmp(nspname, "cachebridge") != 0)
+		return false;
+	name = get_func_name(funcoid);
+	return name != NULL && CbModeByName(name, mode);
+}
+
+/*
+ * The argument of trigger that names column colname -- a template, or
+ * (unless keys_only) the columns= option -- or NULL; *what says which.
+ */
+static const char *
+CbArgumentUsingColumn(Trigger *trigger, CbTriggerMode mode, const char *relname,
+					  const char *colname, bool keys_only, const char **what)
+{
+	for (int a = 0; a < trigger->tgnargs; a++)
+	{
+		const char *arg = trigger->tgargs[a];
+
+		if (CbIsOption(arg))
+		{
+			List	   *names;
+			ListCell   *lc;
+
+			if (keys_only || strncmp(arg, "columns=", 8) != 0 ||
+				!SplitIdentifierString(pstrdup(arg + 8), ',', &names))
+				continue;
+			foreach(lc, names)
+				if (strcmp(lfirst(lc), colname) == 0)
+				{
+					*what = "option";
+					return arg;
+				}
+		}
+		else
+		{
+			CbTemplate	tmpl;
+
+			*what = mode == CB_MODE_PUBLISH ? "stream name template" : "key template";
+			CbTemplateParse(&tmpl, *what, arg, NULL, trigger->tgname, relname);
+			if (CbTemplateNamesColumn(&tmpl, colname))
+				return arg;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Raises an ERROR naming the trigger if a cachebridge trigger of relid or
+ * of one of its partitions or children uses the column colname the
+ * change is made to (its name before a rename).
+ */
+static void
+CbCheckColumnChange(Oid relid, const char *colname, CbColumnChange change)
+{
+	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
+		TriggerDesc *trigdesc = rel->trigdesc;
+		const char *relname = RelationGetRelationName(rel);
+
+		for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+		{
+			Trigger    *trigger = &trigdesc->triggers[i];
+			CbTriggerMode mode;
+			const char *what;
+			const char *arg;
+
+			if (!CbFunctionMode(trigger->tgfoid, &mode))
+				continue;
+			arg = CbArgumentUsingColumn(trigger, mode, relname, colname,
+										change == CB_COLUMN_TYPE, &what);
+			if (arg == NULL)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 change == CB_COLUMN_RENAME
+					 ? errmsg("cannot rename column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" uses it",
+							  colname, relname, trigger->tgname)
+					 : change == CB_COLUMN_DROP
+					 ? errmsg("cannot drop column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" uses it",
+							  colname, relname, trigger->tgname)
+					 : errmsg("cannot change the type of column \"%s\" of table \"%s\" because cachebridge trigger \"%s\" renders it in a %s",
+							  colname, relname, trigger->tgname, what),
+					 change == CB_COLUMN_TYPE
+					 ? errdetail("Its %s \"%s\" renders the column's text, which another type can change: what Redis holds under the names rendered before would never be replaced or deleted.",
+								 what, arg)
+					 : errdetail("Its %s \"%s\" names the column.", what, arg),
+					 errhint("Drop the trigger (with cachebridge.detach() if cachebridge.attach() made it), change the column, then create the trigger again.")));
+		}
+		table_close(rel, AccessShareLock);
+	}
+}
+
+/* How a tgenabled state reads in ALTER TABLE, for messages. */
+static const char *
+CbEnabledName(char tgenabled)
+{
+	switch (tgenabled)
+	{
+		case TRIGGER_FIRES_ALWAYS:
+			return "ENABLE ALWAYS";
+		case TRIGGER_FIRES_ON_REPLICA:
+			return "ENABLE REPLICA";
+		case TRIGGER_DISABLED:
+			return "DISABLE";
+	}
+	return "ENABLE";
+}
+
+/*
+ * Warns if the cachebridge trigger named tgname on relid was just enabled
+ * or disabled differently from its partner: the TRUNCATE trigger with the
+ * same function and arguments as a row trigger, or the other way round.
+ * A subscriber's ENABLE ALWAYS on the row trigger alone would let a
+ * replicated TRUNCATE leave every key behind.
+ */
+static void
+CbCheckPartnerEnabled(Oid relid, const char *tgname)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TriggerDesc *trigdesc = rel->trigdesc;
+	Trigger    *changed = NULL;
+	CbTriggerMode mode;
+
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+		if (strcmp(trigdesc->triggers[i].tgname, tgname) == 0)
+			changed = &trigdesc->triggers[i];
+	if (changed != NULL && CbFunctionMode(changed->tgfoid, &mode))
+	{
+		for (int i = 0; i < trigdesc->numtriggers; i++)
+		{
+			Trigger    *other = &trigdesc->triggers[i];
+			bool		same_args = other->tgnargs == changed->tgnargs;
+
+			for (int a = 0; same_args && a < other->tgnargs; a++)
+				same_args = strcmp(other->tgargs[a], changed->tgargs[a]) == 0;
+			if (other == changed || other->tgfoid != changed->tgfoid || !same_args ||
+				TRIGGER_FOR_TRUNCATE(other->tgtype) == TRIGGER_FOR_TRUNCATE(changed->tgtype) ||
+				other->tgenabled == changed->tgenabled)
+				continue;
+			ereport(WARNING,
+					(errmsg("cachebridge trigger \"%s\" on table \"%s\" is not enabled like trigger \"%s\"",
+							changed->tgname, RelationGetRelationName(rel), other->tgname),
+					 errdetail("Trigger \"%s\" is %s, trigger \"%s\" is %s; they keep the same keys, one for row changes, the other for TRUNCATE.",
+							   changed->tgname, CbEnabledName(changed->tgenabled),
+							   other->tgname, CbEnabledName(other->tgenabled)),
+					 errhint("Run the same ALTER TABLE for trigger \"%s\".", other->tgname)));
+		}
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/* Checks one subcommand of an ALTER TABLE on relid. */
+static void
+CbCheckAlterTableCmd(Oid relid, AlterTableCmd *cmd)
+{
+	switch (cmd->subtype)
+	{
+		case AT_DropColumn:
+		case AT_DropColumnRecurse:
+			CbCheckColumnChange(relid, cmd->name, CB_COLUMN_DROP);
+			break;
+		case AT_AlterColumnType:
+			CbCheckColumnChange(relid, cmd->name, CB_COLUMN_TYPE);
+			break;
+		case AT_EnableTrig:
+		case AT_EnableAlwaysTrig:
+		case AT_EnableReplicaTrig:
+		case AT_DisableTrig:
+			CbCheckPartnerEnabled(relid, cmd->name);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * SQL: cachebridge.check_table_change(command pg_ddl_command) -- at
+ * ddl_command_end of ALTER TABLE, refuses a change of a column that a
+ * cachebridge trigger uses (see above).  Only an event trigger can obtain
+ * a pg_ddl_command, so any role may call it: it only reads the catalogs
+ * of the table the caller has just altered.
+ */
+Datum
+cachebridge_check_table_change(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+
+	if (cmd->type == SCT_Simple && IsA(cmd->parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) cmd->parsetree;
+
+		if (stmt->renameType == OBJECT_COLUMN &&
+			cmd->d.simple.address.classId == RelationRelationId)
+			CbCheckColumnChange(cmd->d.simple.address.objectId, stmt->subname,
+								CB_COLUMN_RENAME);
+	}
+	else if (cmd->type == SCT_AlterTable)
+	{
+		ListCell   *lc;
+
+		foreach(lc, cmd->d.alterTable.subcmds)
+		{
+			CollectedATSubcmd *sub = lfirst(lc);
+
+			if (IsA(sub->parsetree, AlterTableCmd))
+				CbCheckAlterTableCmd(cmd->d.alterTable.objectId,
+									 (AlterTableCmd *) sub->parsetree);
+		}
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: cachebridge.trigger_arguments(tgnargs int2, tgargs bytea, OUT
+ * templates text[], OUT options text[]) -- a trigger's arguments, as
+ * pg_trigger stores them (each ends in a zero byte), split the way the
+ * trigger functions read them: name=value options, and templates.  For the
+ * view cachebridge.attachments.
+ */
+Datum
+cachebridge_trigger_arguments(PG_FUNCTION_ARGS)
+{
+	int			nargs = PG_GETARG_INT16(0);
+	bytea	   *raw = PG_GETARG_BYTEA_PP(1);
+	const char *p = VARDATA_ANY(raw);
+	const char *end = p + VARSIZE_ANY_EXHDR(raw);
+	ArrayBuildState *templates = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	ArrayBuildState *options = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	for (int a = 0; a < nargs && p < end; a++)
+	{
+		size_t		len = strnlen(p, end - p);
+		char	   *arg = pnstrdup(p, len);
+
+		accumArrayResult(CbIsOption(arg) ? options : templates,
+						 CStringGetTextDatum(arg), false, TEXTOID,
+						 CurrentMemoryContext);
+		p += len + 1;
+	}
+	values[0] = makeArrayResult(templates, CurrentMemoryContext);
+	values[1] = makeArrayResult(options, CurrentMemoryContext);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
