@@ -513,9 +513,9 @@ bench_report() {
     fi
     if grep -q '^refresh' "$DIR/results.tsv"; then
         printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' "refresh of $REFRESH_ROWS rows, write_through" "median" "min-max"
-        printf '| %-40s | %14.0f | %15s |\n' "rows/s" "$(stat_of refresh rows_per_s)" \
+        printf '| %-40s | %14.0f | %15s |\n' "rows/s" "$(stat_of refresh rows_per_s median)" \
             "$(printf '%.0f-%.0f' "$(stat_of refresh rows_per_s min)" "$(stat_of refresh rows_per_s max)")"
-        printf '| %-40s | %11.1f MB | %15s |\n' "backend peak memory growth (VmHWM)" "$(stat_of refresh_mem growth)" \
+        printf '| %-40s | %11.1f MB | %15s |\n' "backend peak memory growth (VmHWM)" "$(stat_of refresh_mem growth median)" \
             "$(printf '%.1f-%.1f MB' "$(stat_of refresh_mem growth min)" "$(stat_of refresh_mem growth max)")"
     fi
     if [ -s "$DIR/psql-warnings.log" ]; then
