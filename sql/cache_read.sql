@@ -34,10 +34,10 @@ SELECT * FROM cachebridge.mget(ARRAY['r:1#cbv']);
 SELECT * FROM cachebridge.mget(NULL);
 
 -- get_hash reads what write_through stores with format=hash
-CREATE TABLE hashed (id int PRIMARY KEY, name text, note text, at date);
+CREATE TABLE hashed (id int PRIMARY KEY, name text, note text, n int);
 CREATE TRIGGER hashed_cache AFTER INSERT OR UPDATE OR DELETE ON hashed
     FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('h:{id}', 'format=hash');
-INSERT INTO hashed VALUES (1, 'Ada "the first"', NULL, '2026-01-02'),
+INSERT INTO hashed VALUES (1, 'Ada "the first"', NULL, 36),
                           (2, E'line\nbreak', 'ünïcødé', NULL);
 SELECT cachebridge.get_hash('h:1');
 SELECT cachebridge.get_hash('h:2') ->> 'name' = E'line\nbreak' AS newline_kept,

@@ -66,30 +66,31 @@ CbPipelineBeginKeyed(CbPipeline *p, int argc, const char *command,
 }
 
 /*
- * Raises the ERROR of an error reply to a read of key.  WRONGTYPE means the
- * key holds another kind of value than the function reads: say which
- * function reads it (format=hash entries are hashes, everything else
- * cachebridge writes is a string).
+ * Raises the ERROR of an error reply to a read (GET, or HGETALL if hash),
+ * as CbRedisCheckReply does.  WRONGTYPE means the key holds another kind
+ * of value than the function reads: the hint says which function reads a
+ * hash (what format=hash stores) and which a string (everything else
+ * cachebridge writes).
  */
 static void
-CbCheckReadReply(redisReply *reply, text *key, bool hash)
+CbCheckReadReply(redisReply *reply, bool hash)
 {
+	const char *command = hash ? "HGETALL" : "GET";
 	char	   *detail;
 
 	if (reply->type != REDIS_REPLY_ERROR)
 		return;
 	if (strncmp(reply->str, "WRONGTYPE", 9) != 0)
-		CbRedisCheckReply(reply, hash ? "HGETALL" : "GET");
+		CbRedisCheckReply(reply, command);
 	detail = pnstrdup(reply->str, reply->len);
 	freeReplyObject(reply);
 	ereport(ERROR,
-			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("Redis key \"%s\" does not hold a %s",
-					text_to_cstring(key), hash ? "hash" : "string value"),
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("Redis server \"%s\" rejected %s", CbRedisServerName(), command),
 			 errdetail_internal("%s", detail),
 			 hash
-			 ? errhint("Read it with cachebridge.get() or cachebridge.mget().")
-			 : errhint("A write_through trigger with format=hash stores a hash: read it with cachebridge.get_hash().")));
+			 ? errhint("The key is not a hash: read a string with cachebridge.get() or cachebridge.mget().")
+			 : errhint("The key is not a string: a write_through trigger with format=hash stores a hash, read with cachebridge.get_hash().")));
 }
 
 /*
@@ -97,11 +98,11 @@ CbCheckReadReply(redisReply *reply, text *key, bool hash)
  * ERROR, freeing the reply, for an error reply.  Frees the reply.
  */
 static text *
-CbGetReplyValue(redisReply *reply, text *key)
+CbGetReplyValue(redisReply *reply)
 {
 	text	   *result;
 
-	CbCheckReadReply(reply, key, false);
+	CbCheckReadReply(reply, false);
 	if (reply->type == REDIS_REPLY_NIL)
 	{
 		freeReplyObject(reply);
@@ -133,7 +134,7 @@ cachebridge_get(PG_FUNCTION_ARGS)
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
 	CbPipelineBeginKeyed(&p, 2, "GET", &scratch, key);
-	result = CbGetReplyValue(CbRedisCommand(&p), key);
+	result = CbGetReplyValue(CbRedisCommand(&p));
 	if (result == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(result);
@@ -221,7 +222,7 @@ cachebridge_mget(PG_FUNCTION_ARGS)
 		kept.replies[i] = NULL;
 		if (reply->type == REDIS_REPLY_ERROR)
 			CbFreeKeptReplies(&kept, i + 1);
-		value = CbGetReplyValue(reply, DatumGetTextPP(elems[i]));
+		value = CbGetReplyValue(reply);
 		values[0] = elems[i];
 		values[1] = value != NULL ? PointerGetDatum(value) : (Datum) 0;
 		isnull[1] = (value == NULL);
@@ -248,7 +249,7 @@ cachebridge_get_hash(PG_FUNCTION_ARGS)
 	initStringInfo(&scratch);
 	CbPipelineBeginKeyed(&p, 2, "HGETALL", &scratch, key);
 	reply = CbRedisCommand(&p);
-	CbCheckReadReply(reply, key, true);
+	CbCheckReadReply(reply, true);
 	if (reply->type != REDIS_REPLY_ARRAY)
 	{
 		int			type = reply->type;
