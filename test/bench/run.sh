@@ -269,10 +269,33 @@ section_bulk() {
 
 # ---------------------------------------------------------------- oltp
 
-# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS.
+# worker_ticks: "pid ticks" (user + system CPU, in clock ticks) of every
+# cachebridge worker of the benchmark's server running now.
+worker_ticks() {
+    local pid postmaster
+    postmaster=$(head -n 1 "$DIR/pgdata/postmaster.pid")
+    for pid in $(pgrep -P "$postmaster" -f '^postgres: cachebridge worker' || true); do
+        [ -r "/proc/$pid/stat" ] &&
+            awk -v p="$pid" '{ sub(/^.*\) /, ""); print p, $12 + $13 }' "/proc/$pid/stat"
+    done
+    return 0
+}
+
+# worker_us BEFORE AFTER XACTS: microseconds of worker CPU per transaction
+# between two worker_ticks readings.
+worker_us() {
+    awk -v xacts="$3" -v hz="$(getconf CLK_TCK)" '
+        FNR == NR { before[$1] = $2; next }
+        { used += $2 - ($1 in before ? before[$1] : 0) }
+        END { printf "%.1f", xacts > 0 ? used * 1e6 / hz / xacts : 0 }' \
+        <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
+# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS, and
+# for durable variants the worker's CPU per transaction.
 oltp_run() {
     local workload=$1 clients=$2 variant=$3 accounts=$((PGB_SCALE * 100000))
-    local out tps touched touched_sql left wrong xacts args=()
+    local out tps touched touched_sql left wrong xacts args=() ticks0 ticks1
     q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
     q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
     set_variant pgbench_accounts "$variant" 'acct:{aid}'
@@ -286,12 +309,16 @@ oltp_run() {
             args=(-n -f "$DIR/update.pgbench")
             touched_sql="SELECT aid FROM pgbench_accounts WHERE abalance <> 0" ;;
     esac
+    ticks0=$(worker_ticks)
     out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
         -T "$PGB_SECONDS" "${args[@]}" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
+    ticks1=$(worker_ticks)
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
     touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
     xacts=$(awk '/^number of transactions actually processed:/ { print $6; exit }' <<<"$out")
+    [[ $variant == *_durable ]] &&
+        record "worker_${workload}_c$clients" "$variant" "$(worker_us "$ticks0" "$ticks1" "$xacts")"
     CHECK=
     case $variant in
         pub_*) check_stream "$xacts" ;;
@@ -402,6 +429,18 @@ bench_report() {
     for w in tpcb update; do
         for c in $CLIENTS; do
             block "oltp_${w}_c$c" "pgbench $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (s $PGB_SCALE, ${PGB_SECONDS}s)" tps
+        done
+    done
+    for w in tpcb update; do
+        for c in $CLIENTS; do
+            grep -q "^worker_${w}_c$c	" "$DIR/results.tsv" || continue
+            printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' \
+                "worker CPU per transaction, $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c" "median" "min-max"
+            for v in inv_durable wt_durable pub_durable; do
+                [ -n "$(stat_of "worker_${w}_c$c" $v)" ] || continue
+                printf '| %-40s | %11s us | %15s |\n' "$v" "$(stat_of "worker_${w}_c$c" $v)" \
+                    "$(stat_of "worker_${w}_c$c" $v min)-$(stat_of "worker_${w}_c$c" $v max) us"
+            done
         done
     done
     [ -n "$MEMCACHE_SKIP" ] && echo && echo "pgmemcache skipped: $MEMCACHE_SKIP"
