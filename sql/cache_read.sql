@@ -46,10 +46,24 @@ SELECT cachebridge.get_hash('h:missing') IS NULL AS miss;
 DELETE FROM hashed WHERE id = 1;
 SELECT cachebridge.get_hash('h:1') IS NULL AS deleted;
 
--- the wrong reader for a key says which one to use
-SELECT cachebridge.get('h:2');
-SELECT * FROM cachebridge.mget(ARRAY['r:1', 'h:2']);
-SELECT cachebridge.get_hash('r:1');
+-- the wrong reader for a key says which one to use (Redis' WRONGTYPE,
+-- with a hint; the server's port is masked)
+CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    hint text;
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN external_routine_exception THEN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RETURN regexp_replace(SQLERRM, ':[0-9]+"', ':<port>"') || E'\nHINT: ' || hint;
+END
+$$;
+SELECT pg_temp.try($$SELECT cachebridge.get('h:2')$$);
+SELECT pg_temp.try($$SELECT * FROM cachebridge.mget(ARRAY['r:1', 'h:2'])$$);
+SELECT pg_temp.try($$SELECT cachebridge.get_hash('r:1')$$);
+-- and the connection is still usable
+SELECT value FROM cachebridge.mget(ARRAY['r:1']);
 -- a hash field that is not text of the database encoding
 \! redis-cli -p $CB_REDIS_PORT hset h:bin f "$(printf 'a\377b')" > /dev/null
 SELECT cachebridge.get_hash('h:bin');
