@@ -191,20 +191,21 @@ CbStatsSave(int code, Datum arg)
 		counters[i] = pg_atomic_read_u64(&stats->counters[i]);
 
 	file = AllocateFile(tmp, PG_BINARY_W);
-	if (file == NULL ||
-		fwrite(&header, sizeof(header), 1, file) != 1 ||
-		fwrite(counters, sizeof(counters), 1, file) != 1 ||
-		FreeFile(file) != 0)
+	if (file != NULL)
 	{
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", tmp)));
-		if (file != NULL)
-			FreeFile(file);
-		unlink(tmp);
-		return;
+		bool		written = fwrite(&header, sizeof(header), 1, file) == 1 &&
+			fwrite(counters, sizeof(counters), 1, file) == 1;
+
+		if (FreeFile(file) == 0 && written)
+		{
+			(void) durable_rename(tmp, CB_STATS_FILE, LOG);
+			return;
+		}
 	}
-	(void) durable_rename(tmp, CB_STATS_FILE, LOG);
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", tmp)));
+	unlink(tmp);
 }
 
 /* Attaches to (and the first time initialises) the shared counters. */
