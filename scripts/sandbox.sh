@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/sandbox.sh -- a PostgreSQL 15 + Redis sandbox with cachebridge in it.
 #
-# On Debian 12, as root or through sudo: installs the missing Debian
+# On Debian 12, as root (no sudo needed) or through sudo: installs the missing Debian
 # packages, builds and installs cachebridge, then starts
 #   - a PostgreSQL 15 cluster (shared_preload_libraries = cachebridge) on
 #     127.0.0.1 and a unix socket, with a database "cachebridge" holding
@@ -10,8 +10,9 @@
 # both as an unprivileged user (postgres when run as root), on the first
 # free ports from 5433 and 6380, so that servers already on 5432/6379 are
 # left alone.  Everything lives in CB_SANDBOX_DIR (/tmp/cachebridge-sandbox).
-# A short walkthrough then shows a value going through Redis, and the
-# script prints how to connect and how to stop.
+# A short walkthrough then shows a value going through Redis, a table kept
+# there by a trigger, change events and a sharding ring, and the script
+# prints how to connect and how to stop (with CB_SANDBOX_DIR when given).
 #
 # Running "start" again stops the running sandbox and builds a fresh one,
 # on the same ports when they are still free.  The sandbox trusts every
@@ -32,11 +33,14 @@ usage() {
     exit 2
 }
 
-# The command that runs this script again, as the user should type it.
+# The command that runs this script again, as the user should type it:
+# with the CB_SANDBOX_DIR it was given, since without it the script would
+# look for the sandbox in the default directory.
 self_command() {
-    local script=scripts/sandbox.sh
+    local script=scripts/sandbox.sh env=
     [ "$CALLER_DIR" = "$CB_ROOT" ] || script=$CB_ROOT/scripts/sandbox.sh
-    if [ -n "${SUDO_USER:-}" ]; then echo "sudo bash $script"; else echo "bash $script"; fi
+    [ -n "${CB_SANDBOX_DIR:-}" ] && env="CB_SANDBOX_DIR=$(printf '%q' "$CB_SANDBOX_DIR") "
+    if [ -n "${SUDO_USER:-}" ]; then echo "sudo ${env}bash $script"; else echo "${env}bash $script"; fi
 }
 
 # Reads the ports of the last sandbox into PG_PORT and REDIS_PORT ("" if none).
@@ -175,6 +179,24 @@ walkthrough_publish() {
     [ "$len" = 1 ] || walkthrough_failed "the stream events:users holds $len entries, expected 1"
 }
 
+# Shows sharding: a consistent-hash ring, and which node each key goes to.
+walkthrough_sharding() {
+    local nodes
+    [ "$(sandbox_psql -A -t -c "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc
+            WHERE pronamespace = 'cachebridge'::regnamespace
+              AND proname = 'shard_for')")" = t ] || return 0
+    echo
+    echo "-- sharding: a ketama ring of two nodes (shard-b weighs twice as much), keys placed on it"
+    show_sql "SELECT cachebridge.ring_add_node('default', 'shard-a');"
+    show_sql "SELECT cachebridge.ring_add_node('default', 'shard-b', 2);"
+    show_sql "SELECT id, cachebridge.shard_for('user:' || id) AS node FROM generate_series(1, 6) AS id;"
+    show_sql "SELECT * FROM cachebridge.ring_balance('default');"
+    nodes=$(sandbox_psql -A -t -c "SELECT string_agg(DISTINCT cachebridge.shard_for('user:' || id), ',')
+            FROM generate_series(1, 1000) AS id")
+    [ "$nodes" = "shard-a,shard-b" ] ||
+        walkthrough_failed "1000 keys went to \"$nodes\", expected both shard-a and shard-b"
+}
+
 # How to use and stop the running sandbox.
 print_instructions() {
     cat <<EOF
@@ -234,6 +256,7 @@ cmd_start() {
     walkthrough_cache_aside
     walkthrough_write_through
     walkthrough_publish
+    walkthrough_sharding
     trap - EXIT
 
     print_instructions

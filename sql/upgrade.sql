@@ -128,6 +128,34 @@ SELECT cachebridge.detach('up12');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'up12'::regclass;
 \c :regress_db
 DROP DATABASE cb_upgraded_12;
+\c cb_upgraded
+-- 1.3 (day-two operations): mget, get_hash and delivery_lag, for the
+-- reader only; monitoring roles read the statistics, which gained the lag
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       has_function_privilege('cachebridge_reader', p.oid, 'EXECUTE') AS reader,
+       has_function_privilege('pg_read_all_stats', p.oid, 'EXECUTE') AS stats_role
+FROM pg_proc p
+WHERE p.pronamespace = 'cachebridge'::regnamespace
+  AND p.proname IN ('mget', 'get_hash', 'delivery_lag', 'stats', 'delivery_status')
+ORDER BY 1;
+SELECT has_table_privilege('pg_monitor', 'cachebridge.stats', 'SELECT') AS monitor_reads_stats,
+       has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') AS reader_still_reads,
+       has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats;
+SELECT direct_lag_samples >= 0 AS lag_columns FROM cachebridge.stats;
+-- and the upgraded database drops its schema with the extension
+SELECT evtname, evtevent, evttags FROM pg_event_trigger
+WHERE evtname = 'cachebridge_drop_schema';
+\c :regress_db
+DROP DATABASE cb_upgraded;
+CREATE DATABASE cb_upgraded;
+\c cb_upgraded
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.2';
+ALTER EXTENSION cachebridge UPDATE;
+DROP EXTENSION cachebridge;
+SELECT count(*) AS schema_left_after_drop FROM pg_namespace WHERE nspname = 'cachebridge';
+RESET client_min_messages;
 
 \c :regress_db
 DROP DATABASE cb_upgraded;

@@ -18,9 +18,12 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/snapmgr.h"
 
 #include "cachebridge.h"
@@ -34,6 +37,8 @@
 #define CB_KEYS_PER_COMMAND 1000
 
 PG_FUNCTION_INFO_V1(cachebridge_get);
+PG_FUNCTION_INFO_V1(cachebridge_mget);
+PG_FUNCTION_INFO_V1(cachebridge_get_hash);
 PG_FUNCTION_INFO_V1(cachebridge_set);
 PG_FUNCTION_INFO_V1(cachebridge_del);
 PG_FUNCTION_INFO_V1(cachebridge_invalidate_pattern);
@@ -61,27 +66,49 @@ CbPipelineBeginKeyed(CbPipeline *p, int argc, const char *command,
 	CbPipelineArg(p, scratch->data, scratch->len);
 }
 
-/* SQL: cachebridge.get(key) -- the cached value, or NULL on a miss. */
-Datum
-cachebridge_get(PG_FUNCTION_ARGS)
+/*
+ * Raises the ERROR of an error reply to a read (GET, or HGETALL if hash),
+ * as CbRedisCheckReply does.  WRONGTYPE means the key holds another kind
+ * of value than the function reads: the hint says which function reads a
+ * hash (what format=hash stores) and which a string (everything else
+ * cachebridge writes).
+ */
+static void
+CbCheckReadReply(redisReply *reply, bool hash)
 {
-	text	   *key = PG_GETARG_TEXT_PP(0);
-	CbPipeline	p;
-	StringInfoData scratch;
-	redisReply *reply;
+	const char *command = hash ? "HGETALL" : "GET";
+	char	   *detail;
+
+	if (reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (strncmp(reply->str, "WRONGTYPE", 9) != 0)
+		CbRedisCheckReply(reply, command);
+	detail = pnstrdup(reply->str, reply->len);
+	freeReplyObject(reply);
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("Redis server \"%s\" rejected %s", CbRedisServerName(), command),
+			 errdetail_internal("%s", detail),
+			 hash
+			 ? errhint("The key is not a hash: read a string with cachebridge.get() or cachebridge.mget().")
+			 : errhint("The key is not a string: a write_through trigger with format=hash stores a hash, read with cachebridge.get_hash().")));
+}
+
+/*
+ * The value of a GET reply as text, or NULL (counted as a miss); raises an
+ * ERROR, freeing the reply, for an error reply.  Frees the reply.
+ */
+static text *
+CbGetReplyValue(redisReply *reply)
+{
 	text	   *result;
 
-	CbPipelineInit(&p);
-	initStringInfo(&scratch);
-	CbPipelineBeginKeyed(&p, 2, "GET", &scratch, key);
-
-	reply = CbRedisCommand(&p);
-	CbRedisCheckReply(reply, "GET");
+	CbCheckReadReply(reply, false);
 	if (reply->type == REDIS_REPLY_NIL)
 	{
 		freeReplyObject(reply);
 		CbStatsAdd(CB_STAT_CACHE_MISSES, 1);
-		PG_RETURN_NULL();
+		return NULL;
 	}
 	if (reply->type != REDIS_REPLY_STRING)
 	{
@@ -93,7 +120,190 @@ cachebridge_get(PG_FUNCTION_ARGS)
 	result = cstring_to_text_with_len(reply->str, reply->len);
 	freeReplyObject(reply);
 	CbStatsAdd(CB_STAT_CACHE_HITS, 1);
+	return result;
+}
+
+/* SQL: cachebridge.get(key) -- the cached value, or NULL on a miss. */
+Datum
+cachebridge_get(PG_FUNCTION_ARGS)
+{
+	text	   *key = PG_GETARG_TEXT_PP(0);
+	CbPipeline	p;
+	StringInfoData scratch;
+	text	   *result;
+
+	CbPipelineInit(&p);
+	initStringInfo(&scratch);
+	CbPipelineBeginKeyed(&p, 2, "GET", &scratch, key);
+	result = CbGetReplyValue(CbRedisCommand(&p));
+	if (result == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(result);
+}
+
+/* Replies of a pipeline, kept in command order. */
+typedef struct CbKeptReplies
+{
+	redisReply **replies;
+	int			n;
+} CbKeptReplies;
+
+/* Keeps every reply, for CbKeptReplies. */
+static bool
+CbKeepEveryReply(int index, redisReply *reply, void *arg)
+{
+	CbKeptReplies *kept = (CbKeptReplies *) arg;
+
+	kept->replies[index] = reply;
+	kept->n = index + 1;
+	return true;
+}
+
+/* Frees the replies from first on. */
+static void
+CbFreeKeptReplies(CbKeptReplies *kept, int first)
+{
+	for (int i = first; i < kept->n; i++)
+		if (kept->replies[i] != NULL)
+			freeReplyObject(kept->replies[i]);
+	kept->n = first;
+}
+
+/*
+ * SQL: cachebridge.mget(keys text[]) -- one row (key, value) per element
+ * of keys, in order, value NULL on a miss.  One GET per key, all in one
+ * pipeline: one round trip, and each command routed by its own key (MGET
+ * would need every key in one slot of a Redis Cluster).
+ */
+Datum
+cachebridge_mget(PG_FUNCTION_ARGS)
+{
+	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nkeys;
+	CbPipeline	p;
+	StringInfoData scratch;
+	CbRedisError err;
+	CbKeptReplies kept = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &nkeys);
+	if (nkeys == 0)
+		return (Datum) 0;
+
+	CbPipelineInit(&p);
+	initStringInfo(&scratch);
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("Redis key must not be NULL"),
+					 errdetail("Element %d of the key array is NULL.", i + 1)));
+		CbPipelineBeginKeyed(&p, 2, "GET", &scratch, DatumGetTextPP(elems[i]));
+	}
+
+	kept.replies = palloc0(sizeof(redisReply *) * nkeys);
+	if (!CbPipelineExecute(&p, CbKeepEveryReply, &kept, &err))
+	{
+		CbFreeKeptReplies(&kept, 0);
+		CbRedisReportError(&err);
+	}
+	for (int i = 0; i < nkeys; i++)
+	{
+		Datum		values[2];
+		bool		isnull[2] = {false, false};
+		redisReply *reply = kept.replies[i];
+		text	   *value;
+
+		/* an ERROR below must not leak the replies not looked at yet */
+		kept.replies[i] = NULL;
+		if (reply->type == REDIS_REPLY_ERROR)
+			CbFreeKeptReplies(&kept, i + 1);
+		value = CbGetReplyValue(reply);
+		values[0] = elems[i];
+		values[1] = value != NULL ? PointerGetDatum(value) : (Datum) 0;
+		isnull[1] = (value == NULL);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * SQL: cachebridge.get_hash(key) -- a hash (what write_through stores with
+ * format=hash) as a jsonb object of its fields, or NULL on a miss.  Every
+ * value is a JSON string: the column's text output, as stored.
+ */
+Datum
+cachebridge_get_hash(PG_FUNCTION_ARGS)
+{
+	text	   *key = PG_GETARG_TEXT_PP(0);
+	CbPipeline	p;
+	StringInfoData scratch;
+	StringInfoData json;
+	redisReply *reply;
+
+	CbPipelineInit(&p);
+	initStringInfo(&scratch);
+	CbPipelineBeginKeyed(&p, 2, "HGETALL", &scratch, key);
+	reply = CbRedisCommand(&p);
+	CbCheckReadReply(reply, true);
+	if (reply->type != REDIS_REPLY_ARRAY)
+	{
+		int			type = reply->type;
+
+		freeReplyObject(reply);
+		elog(ERROR, "unexpected reply type %d from Redis HGETALL", type);
+	}
+	if (reply->elements == 0)
+	{
+		/* Redis has no empty hash: a missing key */
+		freeReplyObject(reply);
+		CbStatsAdd(CB_STAT_CACHE_MISSES, 1);
+		PG_RETURN_NULL();
+	}
+
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '{');
+	for (size_t i = 0; i + 1 < reply->elements; i += 2)
+	{
+		for (int f = 0; f < 2; f++)
+		{
+			redisReply *e = reply->element[i + f];
+			char	   *s;
+
+			if (e->type != REDIS_REPLY_STRING)
+			{
+				int			type = e->type;
+
+				freeReplyObject(reply);
+				elog(ERROR, "unexpected element type %d in Redis HGETALL reply", type);
+			}
+			/* bytes from Redis: only text of the database encoding is JSON */
+			if (!pg_verifymbstr(e->str, e->len, true))
+			{
+				freeReplyObject(reply);
+				ereport(ERROR,
+						(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+						 errmsg("hash \"%s\" in Redis holds a field that is not valid text in the database encoding",
+								text_to_cstring(key))));
+			}
+			s = pnstrdup(e->str, e->len);
+			if (f == 1)
+				appendStringInfoChar(&json, ':');
+			else if (i > 0)
+				appendStringInfoChar(&json, ',');
+			escape_json(&json, s);
+			pfree(s);
+		}
+	}
+	appendStringInfoChar(&json, '}');
+	freeReplyObject(reply);
+	CbStatsAdd(CB_STAT_CACHE_HITS, 1);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 }
 
 /* A transaction id of the snapshot, widened to 64 bits. */

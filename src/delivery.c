@@ -1283,6 +1283,7 @@ CbDeliveryCommit(void)
 				CbReportUndelivered(result, failed, detail, retried);
 			if (!(retried && result == CB_REJECTED))
 				CbStatsAdd(CB_STAT_DELIVERED, plan->neffects - failed);
+			CbStatsRecordLag(CB_LAG_DIRECT, plan->committed_at);
 		}
 	}
 	if (xact_outbox_id != 0)

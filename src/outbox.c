@@ -290,6 +290,7 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 typedef struct CbBatchRow
 {
 	int64		id;
+	TimestampTz created_at;
 	int			first_command;
 	int			ncommands;
 	int			neffects;
@@ -328,12 +329,16 @@ CbOutboxKeep(CbDeliveryResult result, int64 first_id, const char *detail)
 	CbOutboxMark(first_id, detail, false);
 }
 
-/* Counts the effects of delivered rows. */
+/*
+ * Counts the effects of a delivered row, and the lag since its
+ * transaction wrote it (at commit: see CbDeliveryPreCommit).
+ */
 static void
-CbOutboxCount(int neffects, int failed)
+CbOutboxCount(int neffects, int failed, TimestampTz created_at)
 {
 	CbStatsAdd(CB_STAT_RETRIED, neffects);
 	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
+	CbStatsRecordLag(CB_LAG_WORKER, created_at);
 }
 
 /*
@@ -342,7 +347,8 @@ CbOutboxCount(int neffects, int failed)
  * again.
  */
 static void
-CbOutboxDead(int64 id, int neffects, int failed, const char *detail)
+CbOutboxDead(int64 id, TimestampTz created_at, int neffects, int failed,
+			 const char *detail)
 {
 	ereport(WARNING,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -350,7 +356,7 @@ CbOutboxDead(int64 id, int neffects, int failed, const char *detail)
 					failed, (long long) id),
 			 errdetail_internal("%s", detail),
 			 errhint("The row is kept with dead = true in cachebridge.outbox; its other effects were applied.")));
-	CbOutboxCount(neffects, failed);
+	CbOutboxCount(neffects, failed, created_at);
 	CbStatsAdd(CB_STAT_FAILED, failed);
 	CbDeliveryCountError(CB_REJECTED, detail);
 	CbOutboxMark(id, detail, true);
@@ -361,7 +367,8 @@ CbOutboxDead(int64 id, int neffects, int failed, const char *detail)
  * Redis did not take it for now.  *done says whether it is to be deleted.
  */
 static bool
-CbOutboxDeliverRow(int64 id, const char *blob, size_t len, int neffects,
+CbOutboxDeliverRow(int64 id, TimestampTz created_at, const char *blob,
+				   size_t len, int neffects,
 				   bool *done)
 {
 	int			failed;
@@ -374,12 +381,12 @@ CbOutboxDeliverRow(int64 id, const char *blob, size_t len, int neffects,
 	{
 		case CB_DELIVERED:
 			CbBreakerReset();
-			CbOutboxCount(neffects, 0);
+			CbOutboxCount(neffects, 0, created_at);
 			*done = true;
 			break;
 		case CB_REJECTED:
 			CbBreakerReset();
-			CbOutboxDead(id, neffects, failed, detail);
+			CbOutboxDead(id, created_at, neffects, failed, detail);
 			break;
 		case CB_CORRUPT:
 			ereport(WARNING,
@@ -441,11 +448,11 @@ CbOutboxFlush(CbOutboxBatch *batch, int64 *done, int *ndone)
 				any |= rejected[row->first_command + c];
 			if (!any)
 			{
-				CbOutboxCount(row->neffects, 0);
+				CbOutboxCount(row->neffects, 0, row->created_at);
 				done[keep++] = row->id;
 				continue;
 			}
-			if (!CbOutboxDeliverRow(row->id, row->blob, row->bloblen,
+			if (!CbOutboxDeliverRow(row->id, row->created_at, row->blob, row->bloblen,
 									row->neffects, &rowdone))
 			{
 				ok = false;
@@ -506,8 +513,8 @@ CbOutboxDrain(int limit, bool *unreachable)
 	CbOutboxBatch batch = {0};
 
 	*unreachable = false;
-	CbOutboxExec(&drain_plan, "SELECT id, effects, neffects, direct FROM ("
-				 "SELECT id, effects, neffects, direct, "
+	CbOutboxExec(&drain_plan, "SELECT id, effects, neffects, direct, created_at FROM ("
+				 "SELECT id, effects, neffects, direct, created_at, "
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
 				 "FROM cachebridge.outbox "
@@ -539,6 +546,7 @@ CbOutboxDrain(int limit, bool *unreachable)
 		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull));
 		int			neffects = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 3, &isnull));
 		bool		direct = DatumGetBool(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
+		TimestampTz created_at = DatumGetTimestampTz(SPI_getbinval(tup, rows->tupdesc, 5, &isnull));
 		int			first_command = batch.ncommands;
 		int			first_effect = batch.neffects;
 		bool		rowdone;
@@ -565,6 +573,7 @@ CbOutboxDrain(int limit, bool *unreachable)
 			}
 			row = &batch.rows[batch.nrows++];
 			row->id = id;
+			row->created_at = created_at;
 			row->first_command = first_command;
 			row->ncommands = batch.ncommands - first_command;
 			row->neffects = batch.neffects - first_effect;
@@ -579,7 +588,7 @@ CbOutboxDrain(int limit, bool *unreachable)
 
 		/* anything else goes alone, after the batch before it */
 		if (!CbOutboxFlush(&batch, done, &ndone) ||
-			!CbOutboxDeliverRow(id, VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
+			!CbOutboxDeliverRow(id, created_at, VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
 								neffects, &rowdone))
 		{
 			*unreachable = true;

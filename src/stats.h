@@ -9,6 +9,8 @@
 #ifndef CACHEBRIDGE_STATS_H
 #define CACHEBRIDGE_STATS_H
 
+#include "datatype/timestamp.h"
+
 typedef enum CbStatCounter
 {
 	CB_STAT_QUEUED,				/* effects handed to delivery at commit */
@@ -25,9 +27,18 @@ typedef enum CbStatCounter
 	CB_STAT_NCOUNTERS
 } CbStatCounter;
 
+/* Who delivered a transaction's effects, for the lag statistics. */
+typedef enum CbLagSource
+{
+	CB_LAG_DIRECT,				/* the committing backend, after commit */
+	CB_LAG_WORKER,				/* the worker, from the outbox */
+	CB_LAG_NSOURCES
+} CbLagSource;
+
 extern void CbStatsShmemRequest(void);
 extern void CbStatsShmemStartup(void);
 extern void CbStatsAdd(CbStatCounter counter, uint64 n);
+extern void CbStatsRecordLag(CbLagSource source, TimestampTz committed_at);
 extern void CbStatsCountRoundTrip(void);
 extern void CbStatsRecordError(const char *server, const char *detail);
 extern void CbStatsSetLastError(const char *server, const char *detail);

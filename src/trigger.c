@@ -18,7 +18,8 @@
  * Arguments: write_through takes one key template, then options ttl=N,
  * columns=a,b, format=json|hash and notify=channel; invalidate takes one
  * or more key templates and notify=channel; publish takes one stream name
- * template, then maxlen=N and old=true|false.  notify= also PUBLISHes
+ * template, then columns=a,b (row and old hold only those), maxlen=N and
+ * old=true|false.  notify= also PUBLISHes
  * every key changed on the channel (with the key prefix), after commit.
  * Keys, patterns, channels and stream names all start with the key prefix
  * of the table's owner (namespace.c), whatever session fires the trigger;
@@ -162,7 +163,7 @@ CbModeOptions(CbTriggerMode mode)
 		case CB_MODE_PUBLISH:
 			break;
 	}
-	return "a stream name template and the options maxlen= and old=";
+	return "a stream name template and the options columns=, maxlen= and old=";
 }
 
 /* True if the mode accepts the option. */
@@ -179,7 +180,9 @@ CbModeAccepts(CbTriggerMode mode, const char *name)
 		case CB_MODE_PUBLISH:
 			break;
 	}
-	return strcmp(name, "maxlen") == 0 || strcmp(name, "old") == 0;
+	/* columns= keeps secrets of the table off a stream, as off a cache */
+	return strcmp(name, "maxlen") == 0 || strcmp(name, "old") == 0 ||
+		strcmp(name, "columns") == 0;
 }
 
 /* True if arg is an option: a lower-case name, '=', and no braces. */
@@ -572,7 +575,7 @@ CbTriggerInfoBuild(CbTriggerInfo *info, CbTriggerMode mode, Relation rel,
 							trigname, relname),
 					 errdetail("Argument \"%s\" is neither the stream name template nor an option name=value.",
 							   arg),
-					 errhint("cachebridge.publish() takes one stream name template, then the options maxlen= and old=.")));
+					 errhint("cachebridge.publish() takes one stream name template, then the options columns=, maxlen= and old=.")));
 		else
 		{
 			CbTemplate *t = palloc0(sizeof(CbTemplate));

@@ -8,7 +8,7 @@ CB_ROOT=${CB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CB_PG_BIN=/usr/lib/postgresql/15/bin
 CB_PG_CONFIG=$CB_PG_BIN/pg_config
 CB_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-client-15 postgresql-server-dev-15
-    libhiredis-dev redis-server redis-tools libipc-run-perl perl python3 python3-uhashring
+    libhiredis-dev redis-server redis-tools libipc-run-perl perl python3 python3-uhashring python3-yaml
     libmemcached-dev"
 
 cb_log() { printf '== %s\n' "$*" >&2; }
@@ -69,12 +69,17 @@ cb_free_port() {
 }
 
 # cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock.
+# The daemon gets none of the caller's other file descriptors: under "flock
+# LOCK bash test/run.sh" it would otherwise inherit the lock, and a server
+# whose directory was removed before it could be stopped would hold the
+# lock for everyone.
 cb_redis_start() {
     local dir=$1 port=$2
     cb_as_user redis-server --port "$port" --bind 127.0.0.1 \
         --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-        --dir "$dir" --save '' --appendonly no >/dev/null || cb_die "redis-server did not start"
+        --dir "$dir" --save '' --appendonly no >/dev/null \
+        3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- || cb_die "redis-server did not start"
     for _ in $(seq 50); do
         redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.1
@@ -119,7 +124,7 @@ cb_pg_init() {
 # cb_pg_start DIR: starts the cluster of DIR and waits until it accepts connections.
 cb_pg_start() {
     cb_as_user "$CB_PG_BIN/pg_ctl" -D "$1/pgdata" -l "$1/postgresql.log" -w -t 60 start \
-        >/dev/null || { cat "$1/postgresql.log" >&2; cb_die "PostgreSQL did not start"; }
+        >/dev/null 3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- || { cat "$1/postgresql.log" >&2; cb_die "PostgreSQL did not start"; }
 }
 
 # cb_pg_stop DIR: stops the cluster of DIR if it runs.
