@@ -8,7 +8,7 @@ CB_ROOT=${CB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CB_PG_BIN=/usr/lib/postgresql/15/bin
 CB_PG_CONFIG=$CB_PG_BIN/pg_config
 CB_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-client-15 postgresql-server-dev-15
-    libhiredis-dev redis-server redis-tools libipc-run-perl perl python3 python3-uhashring
+    libhiredis-dev libssl-dev openssl redis-server redis-tools libipc-run-perl perl python3 python3-uhashring
     libmemcached-dev"
 
 cb_log() { printf '== %s\n' "$*" >&2; }
