@@ -53,7 +53,6 @@ SHOW cachebridge.redis_password_file;
 -- nor the TLS files, which say where the client key is
 SHOW cachebridge.tls_key_file;
 SELECT count(*) FROM pg_settings WHERE name LIKE 'cachebridge.tls%';
-SET cachebridge.tls_ca_file = '/tmp/ca.pem';
 SET cachebridge.key_prefix = 'other:';
 SHOW cachebridge.key_prefix;
 SET cachebridge.command_timeout = 500;

@@ -253,6 +253,17 @@ sub cache_diff
 	return @diff;
 }
 
+# make_certs(): a directory with a throwaway CA and certificates, made by
+# test/make_certs.sh (which lists them).
+sub make_certs
+{
+	my $dir = scratch_dir('certs');
+
+	system('bash', "$ENV{TESTDIR}/make_certs.sh", $dir) == 0
+	  or die "test/make_certs.sh failed";
+	return $dir;
+}
+
 # A redis-server of the test's own.
 package CacheBridgeTest::Redis;
 
@@ -267,9 +278,12 @@ use Time::HiRes ();
 # Weak references to every server started, for the END block.
 my @running;
 
-# new(conf => [redis.conf lines], password => $pw, name => $tag): starts a
-# redis-server on a free 127.0.0.1 port and dir/redis.sock.  password adds
-# "requirepass" and is what cli() authenticates with.
+# new(conf => [redis.conf lines], password => $pw, name => $tag,
+#     tls => $certdir): starts a redis-server on a free 127.0.0.1 port and
+# dir/redis.sock.  password adds "requirepass" and is what cli()
+# authenticates with.  tls (a directory made by CacheBridgeTest::make_certs)
+# also opens a TLS port, tls_port(), with server.crt and ca.crt, not asking
+# for client certificates (CONFIG SET tls-auth-clients yes does).
 sub new
 {
 	my ($class, %opts) = @_;
@@ -284,6 +298,16 @@ sub new
 	$self->{port} = PostgreSQL::Test::Cluster::get_free_port();
 	push @{ $self->{conf} }, "requirepass $self->{password}"
 	  if defined $self->{password};
+	if (my $c = $opts{tls})
+	{
+		$self->{tls_port} = PostgreSQL::Test::Cluster::get_free_port();
+		push @{ $self->{conf} },
+		  "tls-port $self->{tls_port}",
+		  "tls-cert-file $c/server.crt",
+		  "tls-key-file $c/server.key",
+		  "tls-ca-cert-file $c/ca.crt",
+		  "tls-auth-clients no";
+	}
 	$self->_write_conf;
 	push @running, $self;
 	weaken($running[-1]);
@@ -292,11 +316,13 @@ sub new
 }
 
 sub port   { return $_[0]->{port}; }
+sub tls_port { return $_[0]->{tls_port}; }
 sub socket { return "$_[0]->{dir}/redis.sock"; }
 sub dir    { return $_[0]->{dir}; }
 
-# url(db => N, user => U, password => P, unix => 1): a cachebridge.redis_url
-# for this server.
+# url(db => N, user => U, password => P, unix => 1 | tls => 1, host => H):
+# a cachebridge.redis_url for this server (rediss://H, by default
+# 127.0.0.1, on the TLS port with tls).
 sub url
 {
 	my ($self, %o) = @_;
@@ -306,6 +332,9 @@ sub url
 	  if defined $o{password};
 	return "unix://$cred" . $self->socket . (defined $o{db} ? "?db=$o{db}" : '')
 	  if $o{unix};
+	return "rediss://$cred" . ($o{host} // '127.0.0.1') . ":$self->{tls_port}/"
+	  . ($o{db} // 0)
+	  if $o{tls};
 	return "redis://${cred}127.0.0.1:$self->{port}/" . ($o{db} // 0);
 }
 
