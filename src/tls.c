@@ -109,6 +109,22 @@ CbTlsLibraryReason(char *errbuf, size_t errlen, const char *prefix)
 	ERR_clear_error();
 }
 
+/*
+ * The server of the session being opened asked for a client certificate
+ * and none is configured.  In TLS 1.3 the server refuses it only after
+ * the client's handshake is done, often by closing the connection before
+ * its alert can be read, so later failures of the session say this.
+ */
+static bool cert_asked_for = false;
+
+/* OpenSSL's call when the server asks for a certificate and none is set. */
+static int
+CbClientCertAsked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	cert_asked_for = true;
+	return 0;					/* none: go on without */
+}
+
 /* Never asks for a key's passphrase: there is no one to type it. */
 static int
 CbNoPassphrase(char *buf, int size, int rwflag, void *userdata)
@@ -180,6 +196,7 @@ CbTlsBuildContext(char *errbuf, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_default_passwd_cb(ctx, CbNoPassphrase);
+	SSL_CTX_set_client_cert_cb(ctx, CbClientCertAsked);
 	/* writes go straight from the caller's buffer, which moves as it drains */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -286,6 +303,7 @@ CbTlsOpen(int fd, const char *host, char *errbuf, size_t errlen)
 		return NULL;
 	}
 
+	cert_asked_for = false;
 	ip = a2i_IPADDRESS(host);
 	is_ip = (ip != NULL);
 	if (ip != NULL)
@@ -316,6 +334,7 @@ CbTlsResult(SSL *ssl, int r, bool handshaking, uint32 *wants,
 	int			e = SSL_get_error(ssl, r);
 	int			saved_errno = errno;
 	long		verify;
+	char		reason[512];
 
 	switch (e)
 	{
@@ -353,6 +372,13 @@ CbTlsResult(SSL *ssl, int r, bool handshaking, uint32 *wants,
 				CbTlsLibraryReason(errbuf, errlen,
 								   handshaking ? "TLS handshake failed" : "TLS error");
 			break;
+	}
+	if (cert_asked_for)
+	{
+		snprintf(reason, sizeof(reason), "%s", errbuf);
+		snprintf(errbuf, errlen,
+				 "The server asked for a client certificate and cachebridge.tls_cert_file is not set: %s",
+				 reason);
 	}
 	return CB_TLS_FAILED;
 }
