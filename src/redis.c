@@ -552,14 +552,15 @@ CbRedisDisconnect(void)
 
 /*
  * Names a backend's connections "cachebridge:backend:<dbname>" if that is
- * not done yet and the database name can be read: in a transaction.
+ * not done yet (the worker names its own) and the database name can be
+ * read: in a transaction.
  */
 static void
 CbNameBackend(void)
 {
 	char	   *dbname;
 
-	if (client_name[0] != '\0' || IsBackgroundWorker || IsParallelWorker() ||
+	if (client_name[0] != '\0' || IsParallelWorker() ||
 		!IsTransactionState() || !OidIsValid(MyDatabaseId))
 		return;
 	dbname = get_database_name(MyDatabaseId);
@@ -1046,7 +1047,11 @@ CbConnectSocket(TimestampTz deadline, CbRedisError *err)
 			break;
 	}
 	freeaddrinfo(addrs);
-	return conn.fd != PGINVALID_SOCKET;
+	if (conn.fd == PGINVALID_SOCKET)
+		return false;
+	/* an address refused before the one that answered is no failure */
+	memset(err, 0, sizeof(*err));
+	return true;
 }
 
 /*

@@ -68,10 +68,17 @@ cb_free_port() {
     cb_die "no free port from $1"
 }
 
-# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock.
+# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock;
+# with CB_REDIS_TLS_PORT and CB_REDIS_TLS_CERTS (a directory made by
+# test/make_certs.sh) also a TLS port, without client certificates.
 cb_redis_start() {
-    local dir=$1 port=$2
-    cb_as_user redis-server --port "$port" --bind 127.0.0.1 \
+    local dir=$1 port=$2 tls=()
+    if [ -n "${CB_REDIS_TLS_PORT:-}" ]; then
+        tls=(--tls-port "$CB_REDIS_TLS_PORT" --tls-cert-file "$CB_REDIS_TLS_CERTS/server.crt"
+            --tls-key-file "$CB_REDIS_TLS_CERTS/server.key"
+            --tls-ca-cert-file "$CB_REDIS_TLS_CERTS/ca.crt" --tls-auth-clients no)
+    fi
+    cb_as_user redis-server --port "$port" --bind 127.0.0.1 "${tls[@]}" \
         --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
         --dir "$dir" --save '' --appendonly no >/dev/null || cb_die "redis-server did not start"
