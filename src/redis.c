@@ -5,12 +5,18 @@
  *		persistent connection per backend, and pipelined execution.
  *
  * The connection is opened lazily on first use and kept for the life of
- * the backend.  All socket I/O is non-blocking and waits on a WaitEventSet
+ * the backend.  This file owns its socket: a host name is resolved with
+ * getaddrinfo_a, so that even a resolver that does not answer is bounded
+ * by connect_timeout, each address is connected to in turn without
+ * blocking, and for rediss:// a TLS session runs over the socket (tls.c
+ * does the OpenSSL part).  hiredis serves only as the parser of replies
+ * (redisReader).  All socket I/O is non-blocking and waits on a WaitEventSet
  * together with the process latch, so that a query cancel interrupts a
  * slow Redis (where interrupts are allowed), postmaster death ends the
  * wait, and every wait is bounded: cachebridge.connect_timeout for the
- * connection, cachebridge.command_timeout for each stretch without
- * progress while sending commands or reading replies.
+ * connection (resolution, TCP, TLS handshake, AUTH and SELECT together),
+ * cachebridge.command_timeout for each stretch without progress while
+ * sending commands or reading replies.
  *
  * A pipeline that fails on a connection reused from an earlier call before
  * any reply arrived (the server restarted, an idle timeout closed it) is

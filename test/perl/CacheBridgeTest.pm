@@ -23,6 +23,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use POSIX ();
 use Digest::MD5 qw(md5_hex);
 use File::Temp ();
 use IPC::Run ();
