@@ -265,6 +265,58 @@ sub make_certs
 	return $dir;
 }
 
+# run_with_resolv_conf($file, @cmd): runs @cmd (as the current user) with
+# $file in place of /etc/resolv.conf, in a user and mount namespace of its
+# own, and returns its exit status as system() does -- or undef (with the
+# reason in $@) where unprivileged user namespaces cannot do that.  What
+# @cmd starts in the background (a postmaster) keeps that view.  Linux
+# x86_64 only: unshare(2) and mount(2) are called by number.
+sub run_with_resolv_conf
+{
+	my ($file, @cmd) = @_;
+	my ($uid, $gid) = ($<, $( + 0);
+
+	if ($^O ne 'linux' || `uname -m` !~ /^x86_64/)
+	{
+		$@ = 'not Linux on x86_64';
+		return undef;
+	}
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0)
+	{
+		close($rd);
+		my ($none, $root, $target, $source) = ('none', '/', '/etc/resolv.conf', $file);
+		my $fail = sub { print $wr "$_[0]: $!"; close($wr); POSIX::_exit(125); };
+		syscall(272, 0x10000000 | 0x00020000) == 0
+		  or $fail->('unshare(CLONE_NEWUSER | CLONE_NEWNS)');
+		for ([ 'setgroups', 'deny' ], [ 'uid_map', "$uid $uid 1" ], [ 'gid_map', "$gid $gid 1" ])
+		{
+			open(my $fh, '>', "/proc/self/$_->[0]") or $fail->("open $_->[0]");
+			print $fh $_->[1];
+			close($fh) or $fail->("write $_->[0]");
+		}
+		# MS_REC | MS_PRIVATE, then MS_BIND
+		syscall(165, $none, $root, 0, 0x4000 | 0x40000, 0) == 0
+		  or $fail->('mount --make-rprivate /');
+		syscall(165, $source, $target, 0, 4096, 0) == 0
+		  or $fail->('mount --bind resolv.conf');
+		close($wr);
+		exec(@cmd) or POSIX::_exit(126);
+	}
+	close($wr);
+	my $why = do { local $/; <$rd> } // '';
+	close($rd);
+	waitpid($pid, 0);
+	my $status = $?;
+	if ($why ne '')
+	{
+		$@ = $why;
+		return undef;
+	}
+	return $status;
+}
+
 # A redis-server of the test's own.
 package CacheBridgeTest::Redis;
 
