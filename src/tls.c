@@ -331,8 +331,8 @@ static CbTlsStep
 CbTlsResult(SSL *ssl, int r, bool handshaking, uint32 *wants,
 			char *errbuf, size_t errlen)
 {
-	int			e = SSL_get_error(ssl, r);
 	int			saved_errno = errno;
+	int			e = SSL_get_error(ssl, r);
 	long		verify;
 	char		reason[512];
 
