@@ -1282,14 +1282,23 @@ CbDeliveryCommit(void)
 	}
 	if (xact_outbox_id != 0)
 	{
-		/* the worker's slot must exist before the acknowledgement goes in */
-		CbWorkerNotify(MyDatabaseId);
+		/*
+		 * Delivered: the worker only has to delete the row.  Otherwise it
+		 * has to send it: announce that (starting the worker) while the row
+		 * is still ours, and again once it is free, so the worker does not
+		 * nap past it.
+		 */
 		if (xact_direct && result == CB_DELIVERED)
+		{
 			CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
-
-		/* acknowledged or given up: the worker may take the row now */
-		CbDeliveryRelease();
-		(void) CbWorkerWake(MyDatabaseId);
+			CbDeliveryRelease();
+		}
+		else
+		{
+			CbWorkerNotify(MyDatabaseId);
+			CbDeliveryRelease();
+			(void) CbWorkerWake(MyDatabaseId);
+		}
 	}
 }
 
