@@ -14,7 +14,7 @@
  * together with the process latch, so that a query cancel interrupts a
  * slow Redis (where interrupts are allowed), postmaster death ends the
  * wait, and every wait is bounded: cachebridge.connect_timeout for the
- * connection (resolution, TCP, TLS handshake, AUTH and SELECT together),
+ * connection (name lookup, TCP and TLS handshake together),
  * cachebridge.command_timeout for each stretch without progress while
  * sending commands or reading replies.
  *
