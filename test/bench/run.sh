@@ -303,7 +303,7 @@ worker_us() {
     awk -v xacts="$3" -v hz="$(getconf CLK_TCK)" '
         FNR == NR { before[$1] = $2; next }
         { used += $2 - ($1 in before ? before[$1] : 0) }
-        END { printf "%.1f", xacts > 0 ? used * 1e6 / hz / xacts : 0 }' \
+        END { printf "%.1f", (xacts > 0 ? used * 1e6 / hz / xacts : 0) }' \
         <(printf '%s\n' "$1") <(printf '%s\n' "$2")
 }
 
