@@ -18,7 +18,7 @@ ISOLATION_OPTS = --inputdir=test --load-extension=cachebridge
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lhiredis
+SHLIB_LINK = -lhiredis -lssl -lcrypto -lanl
 
 # The tests flush, write to and reset the Redis server and the statistics
 # of the server they run against, so "make installcheck" against a running

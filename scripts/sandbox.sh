@@ -18,7 +18,12 @@
 # on the same ports when they are still free.  The sandbox trusts every
 # local connection: it is for trying cachebridge out, not for data.
 #
-# Usage: bash scripts/sandbox.sh [start|stop|status]    (default: start)
+# With --tls, Redis also listens for TLS on the first free port from 6480,
+# with a throwaway CA and certificates (test/make_certs.sh, in
+# $CB_SANDBOX_DIR/certs), and cachebridge talks to it over rediss://,
+# verifying the certificate; the walkthrough shows the connection.
+#
+# Usage: bash scripts/sandbox.sh [start [--tls]|stop|status]    (default: start)
 
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/lib.sh"
@@ -29,7 +34,7 @@ PSQL=$CB_PG_BIN/psql
 CALLER_DIR=$(pwd)
 
 usage() {
-    echo "usage: bash scripts/sandbox.sh [start|stop|status]" >&2
+    echo "usage: bash scripts/sandbox.sh [start [--tls]|stop|status]" >&2
     exit 2
 }
 
@@ -44,12 +49,15 @@ self_command() {
 }
 
 # Reads the ports of the last sandbox into PG_PORT and REDIS_PORT ("" if none).
+# TLS_PORT is the TLS port of a --tls sandbox.
 load_state() {
     PG_PORT=
     REDIS_PORT=
+    TLS_PORT=
     [ -f "$STATE" ] || return 0
     PG_PORT=$(sed -n 's/^PG_PORT=\([0-9]*\)$/\1/p' "$STATE")
     REDIS_PORT=$(sed -n 's/^REDIS_PORT=\([0-9]*\)$/\1/p' "$STATE")
+    TLS_PORT=$(sed -n 's/^TLS_PORT=\([0-9]*\)$/\1/p' "$STATE")
 }
 
 # Refuses a sandbox directory that is a symlink or belongs to someone else.
@@ -197,6 +205,25 @@ walkthrough_sharding() {
         walkthrough_failed "1000 keys went to \"$nodes\", expected both shard-a and shard-b"
 }
 
+# Shows cachebridge's connection going over TLS (a --tls sandbox).
+walkthrough_tls() {
+    local line
+    [ -n "$TLS_PORT" ] || return 0
+    echo
+    echo "-- TLS: cachebridge talks to Redis over rediss://, the certificate verified"
+    show_sql "SELECT current_setting('cachebridge.redis_url') AS redis_url,
+       current_setting('cachebridge.tls_ca_file') AS tls_ca_file;"
+    # a session that holds its connection open while Redis is asked
+    sandbox_psql -A -t -c "SELECT cachebridge.get('greeting'), pg_sleep(1.5)" >/dev/null &
+    sleep 0.7
+    echo "\$ redis-cli -p $REDIS_PORT CLIENT LIST   (cachebridge's connections)"
+    line=$(redis-cli -p "$REDIS_PORT" CLIENT LIST | grep 'name=cachebridge:backend:')
+    echo "$line"
+    wait
+    [[ $line == *"laddr=127.0.0.1:$TLS_PORT "* ]] ||
+        walkthrough_failed "no cachebridge connection on the TLS port $TLS_PORT"
+}
+
 # How to use and stop the running sandbox.
 print_instructions() {
     cat <<EOF
@@ -205,13 +232,21 @@ The cachebridge sandbox is running (data and logs in $SANDBOX_DIR):
   PostgreSQL 15   psql -h 127.0.0.1 -p $PG_PORT -U postgres cachebridge
                   (or through its socket: psql -h $SANDBOX_DIR -p $PG_PORT -U postgres cachebridge)
   Redis           redis-cli -p $REDIS_PORT
-  The cluster has cachebridge.redis_url = 'redis://127.0.0.1:$REDIS_PORT/0'.
-Stop it with:     $(self_command) stop
 EOF
+    if [ -n "$TLS_PORT" ]; then
+        cat <<EOF
+  Redis over TLS  redis-cli --tls --cacert $SANDBOX_DIR/certs/ca.crt -p $TLS_PORT
+  The cluster has cachebridge.redis_url = 'rediss://127.0.0.1:$TLS_PORT/0',
+                  cachebridge.tls_ca_file = '$SANDBOX_DIR/certs/ca.crt'.
+EOF
+    else
+        echo "  The cluster has cachebridge.redis_url = 'redis://127.0.0.1:$REDIS_PORT/0'."
+    fi
+    echo "Stop it with:     $(self_command) stop"
 }
 
 cmd_start() {
-    local old_pg old_redis
+    local old_pg old_redis old_tls tls_conf=()
     cb_ensure_packages
     cb_build_install
     cb_pick_user
@@ -227,6 +262,7 @@ cmd_start() {
     load_state
     old_pg=$PG_PORT
     old_redis=$REDIS_PORT
+    old_tls=$TLS_PORT
     if [ -e "$SANDBOX_DIR/pgdata" ] || [ -e "$SANDBOX_DIR/redis.pid" ]; then
         cb_log "stopping the previous sandbox"
         stop_servers
@@ -237,15 +273,25 @@ cmd_start() {
     # the previous ports when still free, else the next free ones
     REDIS_PORT=$(cb_free_port "${old_redis:-6380}")
     PG_PORT=$(cb_free_port "${old_pg:-5433}")
-    printf 'PG_PORT=%s\nREDIS_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" >"$STATE"
+    TLS_PORT=
+    if [ "$WITH_TLS" = 1 ]; then
+        TLS_PORT=$(cb_free_port "${old_tls:-6480}")
+        rm -rf "$SANDBOX_DIR/certs"
+        cb_as_user bash "$CB_ROOT/test/make_certs.sh" "$SANDBOX_DIR/certs" ||
+            cb_die "could not make the TLS certificates"
+        export CB_REDIS_TLS_PORT=$TLS_PORT CB_REDIS_TLS_CERTS=$SANDBOX_DIR/certs
+        tls_conf=("cachebridge.redis_url = 'rediss://127.0.0.1:$TLS_PORT/0'"
+            "cachebridge.tls_ca_file = '$SANDBOX_DIR/certs/ca.crt'")
+    fi
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\nTLS_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" "$TLS_PORT" >"$STATE"
 
     # from here on, a failure stops whatever was started
     trap 'stop_servers' EXIT
     trap 'exit 130' INT TERM
-    cb_log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+    cb_log "starting redis-server on 127.0.0.1:$REDIS_PORT${TLS_PORT:+ (TLS on $TLS_PORT)}"
     cb_redis_start "$SANDBOX_DIR" "$REDIS_PORT" 9<&-
     cb_log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
-    cb_pg_init "$SANDBOX_DIR" "$PG_PORT" 127.0.0.1 "$REDIS_PORT"
+    cb_pg_init "$SANDBOX_DIR" "$PG_PORT" 127.0.0.1 "$REDIS_PORT" "${tls_conf[@]}"
     cb_pg_start "$SANDBOX_DIR" 9<&-
     "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
         -c "CREATE DATABASE cachebridge" >/dev/null || cb_die "could not create database cachebridge"
@@ -257,6 +303,7 @@ cmd_start() {
     walkthrough_write_through
     walkthrough_publish
     walkthrough_sharding
+    walkthrough_tls
     trap - EXIT
 
     print_instructions
@@ -289,7 +336,7 @@ cmd_status() {
         rc=3
     fi
     if redis_running; then
-        echo "Redis:      running on 127.0.0.1:$REDIS_PORT and $SANDBOX_DIR/redis.sock"
+        echo "Redis:      running on 127.0.0.1:$REDIS_PORT and $SANDBOX_DIR/redis.sock${TLS_PORT:+, TLS on 127.0.0.1:$TLS_PORT}"
     else
         echo "Redis:      stopped (port $REDIS_PORT; log $SANDBOX_DIR/redis.log)"
         rc=3
@@ -298,6 +345,13 @@ cmd_status() {
     return $rc
 }
 
+WITH_TLS=0
+if [ "${1:-}" = --tls ]; then set -- start --tls; fi
+if [ "${2:-}" = --tls ]; then
+    [ "$1" = start ] && [ $# = 2 ] || usage
+    WITH_TLS=1
+    set -- start
+fi
 [ $# -le 1 ] || usage
 case ${1:-start} in
     start) cmd_start ;;

@@ -6,7 +6,7 @@
 -- redis_url is validated when set, with the reason; the value is not echoed,
 -- so a password in it never reaches the log
 ALTER SYSTEM SET cachebridge.redis_url = 'http://example:6379';
-ALTER SYSTEM SET cachebridge.redis_url = 'rediss://127.0.0.1:6380';
+ALTER SYSTEM SET cachebridge.redis_url = 'rediss://:s3cret@:6380';
 ALTER SYSTEM SET cachebridge.redis_url = 'redis://:s3cret@127.0.0.1:99999/0';
 ALTER SYSTEM SET cachebridge.redis_url = 'redis://:s3cret@127.0.0.1:6379/zero';
 ALTER SYSTEM SET cachebridge.redis_url = 'redis://s3cret@127.0.0.1:6379';
@@ -22,6 +22,11 @@ ALTER SYSTEM SET cachebridge.redis_url = 'redis://default:6379/s3cret@h';
 ALTER SYSTEM SET cachebridge.redis_url = 'redis://u:s3/cret@127.0.0.1:6379';
 -- it is reloaded from the configuration, not set per session
 SET cachebridge.redis_url = 'redis://127.0.0.1:6379';
+-- and so are the TLS settings
+SET cachebridge.tls_ca_file = '/tmp/ca.pem';
+-- which superusers see described
+SELECT name, context, short_desc <> '' AS described FROM pg_settings
+ WHERE name LIKE 'cachebridge.tls%' ORDER BY name;
 
 -- timeouts are in milliseconds, at least 1
 SET cachebridge.connect_timeout = 0;
@@ -45,6 +50,9 @@ SHOW cachebridge.redis_url;
 SELECT count(*) FROM pg_settings WHERE name = 'cachebridge.redis_url';
 SELECT current_setting('cachebridge.redis_url');
 SHOW cachebridge.redis_password_file;
+-- nor the TLS files, which say where the client key is
+SHOW cachebridge.tls_key_file;
+SELECT count(*) FROM pg_settings WHERE name LIKE 'cachebridge.tls%';
 SET cachebridge.key_prefix = 'other:';
 SHOW cachebridge.key_prefix;
 SET cachebridge.command_timeout = 500;

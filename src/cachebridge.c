@@ -37,6 +37,7 @@
 #include "redis.h"
 #include "scripts.h"
 #include "stats.h"
+#include "tls.h"
 
 PG_MODULE_MAGIC;
 
@@ -349,6 +350,46 @@ _PG_init(void)
 							   CbRedisPasswordFileAssignHook,
 							   NULL);
 
+	DefineCustomStringVariable("cachebridge.tls_ca_file",
+							   "File of CA certificates that verify the Redis server's certificate.",
+							   "Used with a rediss:// cachebridge.redis_url: the server's "
+							   "certificate must be signed by one of them and name the "
+							   "host (or IP address) of the URL. Empty: the system's CA "
+							   "store.",
+							   &cb_tls_ca_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   CbTlsSettingAssignHook,
+							   NULL);
+
+	DefineCustomStringVariable("cachebridge.tls_cert_file",
+							   "File of the client certificate cachebridge presents to Redis over TLS.",
+							   "For a Redis server that asks for client certificates "
+							   "(tls-auth-clients yes). Set together with "
+							   "cachebridge.tls_key_file. Empty: no client certificate.",
+							   &cb_tls_cert_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   CbTlsSettingAssignHook,
+							   NULL);
+
+	DefineCustomStringVariable("cachebridge.tls_key_file",
+							   "File of the private key of cachebridge.tls_cert_file.",
+							   "An unencrypted PEM key that only the server's operating "
+							   "system user may access (mode 0600, or 0640 if owned by "
+							   "root). Empty: no client certificate.",
+							   &cb_tls_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   CbTlsSettingAssignHook,
+							   NULL);
+
 	CbDefiningSettings(true);
 	DefineCustomStringVariable("cachebridge.key_prefix",
 							   "Prefix of every Redis key cachebridge writes or deletes.",
@@ -481,6 +522,7 @@ _PG_init(void)
 	CbWarnUnprotectedPassword();
 
 	CbQueueInit();
+	CbRedisInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -5,12 +5,18 @@
  *		persistent connection per backend, and pipelined execution.
  *
  * The connection is opened lazily on first use and kept for the life of
- * the backend.  All socket I/O is non-blocking and waits on a WaitEventSet
+ * the backend.  This file owns its socket: a host name is resolved with
+ * getaddrinfo_a, so that even a resolver that does not answer is bounded
+ * by connect_timeout, each address is connected to in turn without
+ * blocking, and for rediss:// a TLS session runs over the socket (tls.c
+ * does the OpenSSL part).  hiredis serves only as the parser of replies
+ * (redisReader).  All socket I/O is non-blocking and waits on a WaitEventSet
  * together with the process latch, so that a query cancel interrupts a
  * slow Redis (where interrupts are allowed), postmaster death ends the
  * wait, and every wait is bounded: cachebridge.connect_timeout for the
- * connection, cachebridge.command_timeout for each stretch without
- * progress while sending commands or reading replies.
+ * connection (name lookup, TCP and TLS handshake together),
+ * cachebridge.command_timeout for each stretch without progress while
+ * sending commands or reading replies.
  *
  * A pipeline that fails on a connection reused from an earlier call before
  * any reply arrived (the server restarted, an idle timeout closed it) is
@@ -26,14 +32,23 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -42,19 +57,51 @@
 #include "redis.h"
 #include "scripts.h"
 #include "stats.h"
+#include "tls.h"
 
 /* The connection of this backend. */
 typedef struct CbRedisConn
 {
-	redisContext *ctx;			/* NULL when not connected */
+	pgsocket	fd;				/* PGINVALID_SOCKET when not connected */
+	SSL		   *ssl;			/* the TLS session over fd, for rediss:// */
+	bool		tls_failed;		/* the session failed: no close_notify */
+	redisReader *reader;		/* parses the replies that arrive */
 	WaitEventSet *wes;			/* latch, postmaster death, socket */
 	int			sockpos;		/* position of the socket event in wes */
 	bool		busy;			/* true while a round trip is under way */
 	bool		latch_taken;	/* a socket wait reset the latch */
 	uint64		generation;		/* target generation it was opened for */
+	uint64		tls_generation; /* and generation of the TLS settings */
 } CbRedisConn;
 
-static CbRedisConn conn;
+static CbRedisConn conn = {.fd = PGINVALID_SOCKET};
+
+/* Bytes read from the socket at a time. */
+#define CB_READ_CHUNK 65536
+
+/*
+ * What CLIENT SETNAME names the connection, "cachebridge:<role>:<dbname>"
+ * (see CbRedisSetClientName); empty until known.
+ */
+static char client_name[128];
+
+/*
+ * A host name lookup runs in glibc's helper thread (getaddrinfo_a), so
+ * that it is bounded by connect_timeout.  One given up at its deadline may
+ * still be running and writing into its request: such requests are kept
+ * here until they end, then freed.
+ */
+typedef struct CbLookup
+{
+	struct gaicb cb;
+	struct addrinfo hints;
+	char		service[8];
+	char		name[256];
+} CbLookup;
+
+#define CB_MAX_ABANDONED_LOOKUPS 16
+static CbLookup *abandoned_lookups[CB_MAX_ABANDONED_LOOKUPS];
+static CbLookup *current_lookup = NULL;
 
 /*
  * A deadline every wait on Redis ends by, whatever progress is made, or 0
@@ -192,13 +239,6 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 	memset(t, 0, sizeof(*t));
 	t->port = 6379;
 
-	if (strncmp(url, "rediss://", 9) == 0)
-	{
-		snprintf(errbuf, errlen,
-				 "TLS (rediss://) is not supported: this build uses hiredis without TLS.");
-		return false;
-	}
-
 	if (strncmp(url, "unix://", 7) == 0)
 	{
 		const char *query;
@@ -249,14 +289,20 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 		return true;
 	}
 
-	if (strncmp(url, "redis://", 8) != 0)
+	if (strncmp(url, "rediss://", 9) == 0)
+	{
+		t->tls = true;
+		p = url + 9;
+	}
+	else if (strncmp(url, "redis://", 8) == 0)
+		p = url + 8;
+	else
 	{
 		snprintf(errbuf, errlen,
-				 "The URL must start with \"redis://\" or \"unix://\".");
+				 "The URL must start with \"redis://\", \"rediss://\" or \"unix://\".");
 		return false;
 	}
 
-	p = url + 8;
 	end = strchr(p, '/');
 	if (end == NULL)
 		end = p + strlen(p);
@@ -350,7 +396,7 @@ CbRedisUrlCheckHook(char **newval, void **extra, GucSource source)
 		/* replaces the default message, which would print the password */
 		GUC_check_errmsg("invalid value for parameter \"cachebridge.redis_url\"");
 		GUC_check_errdetail("%s", *newval ? reason : "The URL must not be empty.");
-		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].");
+		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix:///path/to/redis.sock[?db=N].");
 		return false;
 	}
 	copy = malloc(sizeof(CbRedisTarget));	/* freed by guc.c */
@@ -496,11 +542,69 @@ CbRedisDisconnect(void)
 {
 	if (conn.wes != NULL)
 		FreeWaitEventSet(conn.wes);
-	if (conn.ctx != NULL)
-		redisFree(conn.ctx);
+	if (conn.ssl != NULL)
+		CbTlsClose(conn.ssl, !conn.tls_failed);
+	if (conn.fd != PGINVALID_SOCKET)
+		close(conn.fd);
+	if (conn.reader != NULL)
+		redisReaderFree(conn.reader);
 	conn.wes = NULL;
-	conn.ctx = NULL;
+	conn.ssl = NULL;
+	conn.tls_failed = false;
+	conn.fd = PGINVALID_SOCKET;
+	conn.reader = NULL;
 	conn.busy = false;
+}
+
+/*
+ * Names a backend's connections "cachebridge:backend:<dbname>" if that is
+ * not done yet (the worker names its own) and the database name can be
+ * read: in a transaction.
+ */
+static void
+CbNameBackend(void)
+{
+	char	   *dbname;
+
+	if (client_name[0] != '\0' || IsParallelWorker() ||
+		!IsTransactionState() || !OidIsValid(MyDatabaseId))
+		return;
+	dbname = get_database_name(MyDatabaseId);
+	if (dbname != NULL)
+		CbRedisSetClientName("backend", dbname);
+}
+
+/*
+ * Transaction callback: learns the database name before a commit, whose
+ * delivery may open the first connection when no catalog can be read.
+ */
+static void
+CbRedisXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+		CbNameBackend();
+}
+
+/* Module load: registers the transaction callback above. */
+void
+CbRedisInit(void)
+{
+	RegisterXactCallback(CbRedisXactCallback, NULL);
+}
+
+/*
+ * Names the connections of this process in CLIENT LIST, as
+ * "cachebridge:<role>:<dbname>" with role "backend" or "worker".  Redis
+ * client names cannot hold spaces or newlines: those (and quotes) become
+ * "_".  Takes effect from the next connection.
+ */
+void
+CbRedisSetClientName(const char *role, const char *dbname)
+{
+	snprintf(client_name, sizeof(client_name), "cachebridge:%s:%s", role, dbname);
+	for (char *c = client_name; *c != '\0'; c++)
+		if ((unsigned char) *c <= ' ' || *c == '"' || *c == '\'' || *c == 0x7f)
+			*c = '_';
 }
 
 /* Milliseconds left until deadline, at least 0. */
@@ -658,8 +762,8 @@ CbReadPasswordFile(char *buf, size_t buflen, size_t *len, CbRedisError *err)
 }
 
 /*
- * Sends AUTH and SELECT as the target asks, and loads cachebridge's
- * scripts; false with err filled on failure.  The password comes from
+ * Sends AUTH and SELECT as the target asks, names the connection with
+ * CLIENT SETNAME, and loads cachebridge's scripts; false with err filled on failure.  The password comes from
  * cachebridge.redis_password_file, read anew for every connection so that
  * a rotated password is picked up, or else from the URL.
  */
@@ -705,6 +809,15 @@ CbHandshake(CbRedisError *err)
 	/* a failed SCRIPT LOAD (an ACL without it) shows later, as NOSCRIPT */
 	state.nfatal = p.ncommands;
 	state.error[0] = '\0';
+	/* and a refused CLIENT SETNAME only leaves the connection unnamed */
+	CbNameBackend();
+	if (client_name[0] != '\0')
+	{
+		CbPipelineBegin(&p, 3, NULL, 0);
+		CbPipelineArgStr(&p, "CLIENT");
+		CbPipelineArgStr(&p, "SETNAME");
+		CbPipelineArgStr(&p, client_name);
+	}
 	CbAppendScriptLoads(&p);
 
 	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
@@ -720,19 +833,288 @@ CbHandshake(CbRedisError *err)
 	return ok;
 }
 
+/* Frees a lookup that has ended, with its result. */
+static void
+CbFreeLookup(CbLookup *lookup)
+{
+	if (lookup->cb.ar_result != NULL)
+		freeaddrinfo(lookup->cb.ar_result);
+	free(lookup);
+}
+
 /*
- * Opens the connection to the current target within connect_timeout.
- * Returns false with err filled on failure.
+ * Gives up the current lookup: cancelled, or, if glibc's thread is still
+ * working on it, kept until it ends (and leaked if too many are kept: it
+ * must not be freed under that thread).  Frees the kept ones that ended.
+ */
+static void
+CbAbandonLookup(void)
+{
+	CbLookup   *lookup = current_lookup;
+
+	current_lookup = NULL;
+	for (int i = 0; i < CB_MAX_ABANDONED_LOOKUPS; i++)
+	{
+		if (abandoned_lookups[i] != NULL &&
+			gai_error(&abandoned_lookups[i]->cb) != EAI_INPROGRESS)
+		{
+			CbFreeLookup(abandoned_lookups[i]);
+			abandoned_lookups[i] = NULL;
+		}
+	}
+	if (lookup == NULL)
+		return;
+	if (gai_cancel(&lookup->cb) != EAI_NOTCANCELED ||
+		gai_error(&lookup->cb) != EAI_INPROGRESS)
+	{
+		CbFreeLookup(lookup);
+		return;
+	}
+	for (int i = 0; i < CB_MAX_ABANDONED_LOOKUPS; i++)
+	{
+		if (abandoned_lookups[i] == NULL)
+		{
+			abandoned_lookups[i] = lookup;
+			return;
+		}
+	}
+}
+
+/*
+ * Resolves the target's host to the addresses to try, by deadline:
+ * an IP address at once, a host name with getaddrinfo_a, whose wait
+ * serves query cancel (where interrupts are allowed) and postmaster
+ * death.  On success the caller frees *result with freeaddrinfo.
+ */
+static bool
+CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
+{
+	struct addrinfo hints = {0};
+	char		service[8];
+	CbLookup   *lookup;
+	struct gaicb *list[1];
+	int			rc;
+
+	/* a lookup an ERROR interrupted is still under way */
+	CbAbandonLookup();
+
+	snprintf(service, sizeof(service), "%d", cur_target->port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(cur_target->host, service, &hints, result) == 0)
+		return true;
+
+	lookup = calloc(1, sizeof(CbLookup));
+	if (lookup == NULL)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "Out of memory.");
+		return false;
+	}
+	strlcpy(lookup->name, cur_target->host, sizeof(lookup->name));
+	memcpy(lookup->service, service, sizeof(service));
+	lookup->hints = hints;
+	lookup->hints.ai_flags = AI_NUMERICSERV;
+	lookup->cb.ar_name = lookup->name;
+	lookup->cb.ar_service = lookup->service;
+	lookup->cb.ar_request = &lookup->hints;
+	list[0] = &lookup->cb;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc != 0)
+	{
+		free(lookup);
+		CbSetError(err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
+				   cur_target->host, gai_strerror(rc));
+		return false;
+	}
+	current_lookup = lookup;
+
+	if (total_deadline != 0 && total_deadline < deadline)
+		deadline = total_deadline;
+	while ((rc = gai_error(&lookup->cb)) == EAI_INPROGRESS)
+	{
+		long		left = CbMillisLeft(deadline);
+		struct timespec ts;
+
+		if (left <= 0)
+		{
+			CbAbandonLookup();
+			if (CbRedisPastDeadline())
+				CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+								  cb_connect_timeout);
+			else
+				CbSetError(err, CB_REDIS_CONNECT,
+						   "Host name \"%s\" not resolved within cachebridge.connect_timeout (%d ms).",
+						   cur_target->host, cb_connect_timeout);
+			return false;
+		}
+		/* short slices, to see a cancel or the postmaster's death */
+		left = Min(left, 50);
+		ts.tv_sec = 0;
+		ts.tv_nsec = left * 1000000L;
+		(void) gai_suspend((const struct gaicb *const *) list, 1, &ts);
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+		CHECK_FOR_INTERRUPTS();
+	}
+	current_lookup = NULL;
+	if (rc != 0)
+	{
+		CbFreeLookup(lookup);
+		CbSetError(err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
+				   cur_target->host, gai_strerror(rc));
+		return false;
+	}
+	*result = lookup->cb.ar_result;
+	lookup->cb.ar_result = NULL;
+	free(lookup);
+	return true;
+}
+
+/*
+ * Connects a new non-blocking socket to addr by deadline, and makes the
+ * wait event set that serves it.  Returns false with err filled (and no
+ * socket left open) on failure.
+ */
+static bool
+CbOpenSocket(int family, const struct sockaddr *addr, socklen_t addrlen,
+			 TimestampTz deadline, CbRedisError *err)
+{
+	int			one = 1;
+	int			sockerr = 0;
+	socklen_t	errlen = sizeof(sockerr);
+
+	conn.fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (conn.fd == PGINVALID_SOCKET)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(errno));
+		return false;
+	}
+	if (family != AF_UNIX)
+		(void) setsockopt(conn.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	if (connect(conn.fd, addr, addrlen) < 0 &&
+		errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
+		sockerr = errno;
+	else
+	{
+		/* the set lives as long as the connection */
+		conn.wes = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(conn.wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(conn.wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		conn.sockpos = AddWaitEventToSet(conn.wes, WL_SOCKET_WRITEABLE,
+										 conn.fd, NULL, NULL);
+		if (CbWaitSocket(WL_SOCKET_WRITEABLE, deadline) == 0)
+		{
+			CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+							  cb_connect_timeout);
+			goto fail;
+		}
+		if (getsockopt(conn.fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) < 0)
+			sockerr = errno;
+	}
+	if (sockerr == 0)
+		return true;
+	CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(sockerr));
+
+fail:
+	if (conn.wes != NULL)
+		FreeWaitEventSet(conn.wes);
+	conn.wes = NULL;
+	close(conn.fd);
+	conn.fd = PGINVALID_SOCKET;
+	return false;
+}
+
+/* Connects to the target's unix socket or, in turn, its addresses. */
+static bool
+CbConnectSocket(TimestampTz deadline, CbRedisError *err)
+{
+	struct addrinfo *addrs;
+
+	if (cur_target->socket_path[0] != '\0')
+	{
+		struct sockaddr_un sun = {0};
+
+		sun.sun_family = AF_UNIX;
+		strlcpy(sun.sun_path, cur_target->socket_path, sizeof(sun.sun_path));
+		return CbOpenSocket(AF_UNIX, (struct sockaddr *) &sun, sizeof(sun),
+							deadline, err);
+	}
+
+	if (!CbResolve(deadline, &addrs, err))
+		return false;
+	for (struct addrinfo *a = addrs; a != NULL; a = a->ai_next)
+	{
+		if (CbOpenSocket(a->ai_family, a->ai_addr, a->ai_addrlen, deadline, err))
+			break;
+		/* a timeout ends the attempt; a refusal moves on to the next address */
+		if (CbMillisLeft(deadline) <= 0 || CbRedisPastDeadline())
+			break;
+	}
+	freeaddrinfo(addrs);
+	if (conn.fd == PGINVALID_SOCKET)
+		return false;
+	/* an address refused before the one that answered is no failure */
+	memset(err, 0, sizeof(*err));
+	return true;
+}
+
+/*
+ * Runs the TLS handshake on the connected socket by deadline, verifying
+ * the server's certificate and name.
+ */
+static bool
+CbStartTls(TimestampTz deadline, CbRedisError *err)
+{
+	char		reason[512];
+	uint32		wants;
+
+	conn.ssl = CbTlsOpen(conn.fd, cur_target->host, reason, sizeof(reason));
+	if (conn.ssl == NULL)
+	{
+		CbSetError(err, CB_REDIS_CONNECT, "%s", reason);
+		return false;
+	}
+	for (;;)
+	{
+		switch (CbTlsHandshake(conn.ssl, &wants, reason, sizeof(reason)))
+		{
+			case CB_TLS_DONE:
+				return true;
+			case CB_TLS_FAILED:
+				conn.tls_failed = true;
+				CbSetError(err, CB_REDIS_CONNECT, "%s", reason);
+				return false;
+			case CB_TLS_WAIT:
+				if (CbWaitSocket(wants, deadline) == 0)
+				{
+					conn.tls_failed = true;
+					if (CbRedisPastDeadline())
+						CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+										  cb_connect_timeout);
+					else
+						CbSetError(err, CB_REDIS_CONNECT,
+								   "TLS handshake not done within cachebridge.connect_timeout (%d ms).",
+								   cb_connect_timeout);
+					return false;
+				}
+				break;
+		}
+	}
+}
+
+/*
+ * Opens the connection to the current target within connect_timeout:
+ * socket, TLS for rediss://, then AUTH, SELECT, CLIENT SETNAME and the
+ * scripts.  Returns false with err filled on failure.
  */
 static bool
 CbConnect(CbRedisError *err)
 {
 	TimestampTz deadline;
-	uint32		ready;
-	int			sockerr = 0;
-	socklen_t	errlen = sizeof(sockerr);
 
-	Assert(conn.ctx == NULL);
+	Assert(conn.fd == PGINVALID_SOCKET);
 	if (cur_target == NULL)
 	{
 		CbSetError(err, CB_REDIS_CONNECT, "cachebridge.redis_url is not set.");
@@ -741,48 +1123,26 @@ CbConnect(CbRedisError *err)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   cb_connect_timeout);
-	if (cur_target->socket_path[0] != '\0')
-		conn.ctx = redisConnectUnixNonBlock(cur_target->socket_path);
-	else
-		conn.ctx = redisConnectNonBlock(cur_target->host, cur_target->port);
-	if (conn.ctx == NULL)
+	conn.reader = redisReaderCreate();
+	if (conn.reader == NULL)
 	{
 		CbSetError(err, CB_REDIS_CONNECT, "Out of memory.");
 		return false;
 	}
-	if (conn.ctx->err)
+	if (!CbConnectSocket(deadline, err) ||
+		(cur_target->tls && !CbStartTls(deadline, err)))
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s.", conn.ctx->errstr);
-		CbRedisDisconnect();
-		return false;
-	}
-
-	/* the set lives as long as the connection */
-	conn.wes = CreateWaitEventSet(TopMemoryContext, 3);
-	AddWaitEventToSet(conn.wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(conn.wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	conn.sockpos = AddWaitEventToSet(conn.wes, WL_SOCKET_WRITEABLE,
-									 conn.ctx->fd, NULL, NULL);
-
-	ready = CbWaitSocket(WL_SOCKET_WRITEABLE, deadline);
-	if (ready == 0)
-	{
-		CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout", cb_connect_timeout);
-		CbRedisDisconnect();
-		return false;
-	}
-	if (getsockopt(conn.ctx->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) < 0)
-		sockerr = errno;
-	if (sockerr != 0)
-	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(sockerr));
 		CbRedisDisconnect();
 		return false;
 	}
 
 	conn.generation = target_generation;
+	conn.tls_generation = CbTlsGeneration();
 	if (!CbHandshake(err))
 	{
+		/* a server that refuses the client's certificate says so only now */
+		if (conn.ssl != NULL && err->failure == CB_REDIS_IO)
+			err->failure = CB_REDIS_CONNECT;
 		CbRedisDisconnect();
 		return false;
 	}
@@ -802,6 +1162,110 @@ CbHandshakeReply(int index, redisReply *reply, void *arg)
 }
 
 /*
+ * Sends what the socket takes of buf[0..len), adding it to *sent.  With
+ * TLS, *wants says which socket event the next write waits for.
+ */
+static bool
+CbSocketWrite(const char *buf, size_t len, size_t *sent, uint32 *wants,
+			  CbRedisError *err)
+{
+	if (conn.ssl != NULL)
+	{
+		char		reason[512];
+		size_t		n;
+
+		switch (CbTlsWrite(conn.ssl, buf, len, &n, wants, reason, sizeof(reason)))
+		{
+			case CB_TLS_DONE:
+				*sent += n;
+				*wants = WL_SOCKET_WRITEABLE;
+				break;
+			case CB_TLS_WAIT:
+				break;
+			case CB_TLS_FAILED:
+				conn.tls_failed = true;
+				CbSetError(err, CB_REDIS_IO, "%s", reason);
+				return false;
+		}
+	}
+	else
+	{
+		/* straight from the caller's buffer: no copy of a large pipeline */
+		ssize_t		n = send(conn.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
+			return false;
+		}
+		if (n > 0)
+			*sent += n;
+	}
+	return true;
+}
+
+/*
+ * Feeds what has arrived on the socket to the reply reader.  With TLS,
+ * reads until OpenSSL holds nothing more (the socket would not signal
+ * what it already decrypted), and *wants says which socket event the
+ * next read waits for.
+ */
+static bool
+CbSocketRead(uint32 *wants, CbRedisError *err)
+{
+	static char chunk[CB_READ_CHUNK];
+
+	if (conn.ssl != NULL)
+	{
+		char		reason[512];
+		size_t		n;
+
+		for (;;)
+		{
+			switch (CbTlsRead(conn.ssl, chunk, sizeof(chunk), &n, wants,
+							  reason, sizeof(reason)))
+			{
+				case CB_TLS_DONE:
+					if (redisReaderFeed(conn.reader, chunk, n) != REDIS_OK)
+					{
+						CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
+						return false;
+					}
+					*wants = WL_SOCKET_READABLE;
+					continue;
+				case CB_TLS_WAIT:
+					return true;
+				case CB_TLS_FAILED:
+					conn.tls_failed = true;
+					CbSetError(err, CB_REDIS_IO, "%s", reason);
+					return false;
+			}
+		}
+	}
+	else
+	{
+		ssize_t		n = recv(conn.fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+
+		if (n == 0)
+		{
+			CbSetError(err, CB_REDIS_IO, "Server closed the connection.");
+			return false;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
+			return false;
+		}
+		if (n > 0 && redisReaderFeed(conn.reader, chunk, n) != REDIS_OK)
+		{
+			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Sends buf (ncommands RESP commands) and reads ncommands replies, passing
  * each to callback.  On failure the connection must be closed by the caller.
  */
@@ -810,9 +1274,10 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 			CbReplyCallback callback, void *arg,
 			CbRedisError *err, int *nreplies)
 {
-	redisContext *c = conn.ctx;
 	TimestampTz deadline;
 	size_t		sent = 0;
+	uint32		write_wants = WL_SOCKET_WRITEABLE;
+	uint32		read_wants = WL_SOCKET_READABLE;
 
 	*nreplies = 0;
 	if (callback == NULL)
@@ -827,9 +1292,9 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 		uint32		ready;
 
 		/* hand over every reply already read */
-		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
 		{
-			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", c->errstr);
+			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
 			return false;
 		}
 		if (reply != NULL)
@@ -841,37 +1306,20 @@ CbRoundTrip(const char *buf, size_t len, int ncommands,
 		}
 
 		/* write what is left while reading what arrives */
-		want = WL_SOCKET_READABLE;
+		want = read_wants;
 		if (sent < len)
-			want |= WL_SOCKET_WRITEABLE;
+			want |= write_wants;
 		ready = CbWaitSocket(want, deadline);
 		if (ready == 0)
 		{
 			CbSetTimeoutError(err, CB_REDIS_TIMEOUT, "command_timeout", cb_command_timeout);
 			return false;
 		}
-		if (ready & WL_SOCKET_WRITEABLE)
-		{
-			/* straight from the caller's buffer: no copy of a large pipeline */
-			ssize_t		n = send(c->fd, buf + sent, len - sent,
-								 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			{
-				CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
-				return false;
-			}
-			if (n > 0)
-				sent += n;
-		}
-		if (ready & WL_SOCKET_READABLE)
-		{
-			if (redisBufferRead(c) != REDIS_OK)
-			{
-				CbSetError(err, CB_REDIS_IO, "%s.", c->errstr);
-				return false;
-			}
-		}
+		if (sent < len && (ready & write_wants) &&
+			!CbSocketWrite(buf + sent, len - sent, &sent, &write_wants, err))
+			return false;
+		if ((ready & read_wants) && !CbSocketRead(&read_wants, err))
+			return false;
 		/* progress was made: the timeout restarts */
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											   cb_command_timeout);
@@ -913,10 +1361,13 @@ CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 		int			nreplies;
 
 		/* an error thrown mid-call, or a new target: start afresh */
-		if (conn.busy || (conn.ctx != NULL && conn.generation != target_generation))
+		if (conn.busy ||
+			(conn.fd != PGINVALID_SOCKET &&
+			 (conn.generation != target_generation ||
+			  (conn.ssl != NULL && conn.tls_generation != CbTlsGeneration()))))
 			CbRedisDisconnect();
 
-		reused = (conn.ctx != NULL);
+		reused = (conn.fd != PGINVALID_SOCKET);
 		conn.busy = true;		/* until the connection is known good */
 		if (!reused && !CbConnect(err))
 			break;

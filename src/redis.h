@@ -32,6 +32,7 @@ typedef struct CbRedisTarget
 {
 	char		host[256];		/* TCP host, or "" for a unix socket */
 	int			port;
+	bool		tls;			/* rediss:// */
 	char		socket_path[108];	/* unix socket path, or "" */
 	int			db;				/* SELECT'ed database */
 	char		user[128];		/* ACL user */
@@ -107,5 +108,7 @@ extern bool CbRedisUnlinkMatching(const char *match, size_t matchlen,
 								  int64 *count, char **error_reply,
 								  CbRedisError *err);
 extern void CbRedisDisconnect(void);
+extern void CbRedisSetClientName(const char *role, const char *dbname);
+extern void CbRedisInit(void);
 
 #endif							/* CACHEBRIDGE_REDIS_H */

@@ -41,6 +41,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -623,6 +624,18 @@ CbWorkerFixSettings(void)
 						PGC_SUSET, PGC_S_OVERRIDE);
 }
 
+/* Names the worker's Redis connection after its database (CLIENT LIST). */
+static void
+CbWorkerNameConnection(Oid dboid)
+{
+	char	   *dbname;
+
+	StartTransactionCommand();
+	dbname = get_database_name(dboid);
+	CbRedisSetClientName("worker", dbname != NULL ? dbname : "?");
+	CommitTransactionCommand();
+}
+
 /*
  * Worker of one database: drains the outbox in commit order, backing off
  * while Redis is unreachable, and exits once the outbox stays idle.
@@ -643,6 +656,7 @@ CbWorkerMain(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	CbWorkerFixSettings();
 	pgstat_report_appname("cachebridge worker");
+	CbWorkerNameConnection(dboid);
 
 	for (;;)
 	{

@@ -8,7 +8,7 @@ CB_ROOT=${CB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CB_PG_BIN=/usr/lib/postgresql/15/bin
 CB_PG_CONFIG=$CB_PG_BIN/pg_config
 CB_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-client-15 postgresql-server-dev-15
-    libhiredis-dev redis-server redis-tools libipc-run-perl perl python3 python3-uhashring python3-yaml
+    libhiredis-dev libssl-dev openssl redis-server redis-tools libipc-run-perl perl python3 python3-uhashring python3-yaml
     libmemcached-dev"
 
 cb_log() { printf '== %s\n' "$*" >&2; }
@@ -68,14 +68,21 @@ cb_free_port() {
     cb_die "no free port from $1"
 }
 
-# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock.
+# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock;
+# with CB_REDIS_TLS_PORT and CB_REDIS_TLS_CERTS (a directory made by
+# test/make_certs.sh) also a TLS port, without client certificates.
 # The daemon gets none of the caller's other file descriptors: under "flock
 # LOCK bash test/run.sh" it would otherwise inherit the lock, and a server
 # whose directory was removed before it could be stopped would hold the
 # lock for everyone.
 cb_redis_start() {
-    local dir=$1 port=$2
-    cb_as_user redis-server --port "$port" --bind 127.0.0.1 \
+    local dir=$1 port=$2 tls=()
+    if [ -n "${CB_REDIS_TLS_PORT:-}" ]; then
+        tls=(--tls-port "$CB_REDIS_TLS_PORT" --tls-cert-file "$CB_REDIS_TLS_CERTS/server.crt"
+            --tls-key-file "$CB_REDIS_TLS_CERTS/server.key"
+            --tls-ca-cert-file "$CB_REDIS_TLS_CERTS/ca.crt" --tls-auth-clients no)
+    fi
+    cb_as_user redis-server --port "$port" --bind 127.0.0.1 "${tls[@]}" \
         --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
         --dir "$dir" --save '' --appendonly no >/dev/null \

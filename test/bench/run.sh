@@ -22,6 +22,11 @@
 #   refresh  CALL cachebridge.refresh() of 1,000,000 narrow rows with
 #            write_through attached: rows/s, and the backend's peak private
 #            memory growth (RssAnon sampled every 50 ms, minus its start)
+#   tls      not run by default: the same redis-server over rediss:// (its TLS
+#            port, certificates from test/make_certs.sh) and redis://,
+#            interleaved: the bulk UPDATE with invalidate and write_through
+#            and pgbench TPC-B with write_through, durable; the table shows
+#            the TLS cost (TLS time / plain time, plain TPS / TLS TPS)
 #
 # Variants of bulk and oltp: no trigger; cachebridge.invalidate and
 # cachebridge.write_through (format=json), each in delivery sync and durable
@@ -45,7 +50,8 @@
 #   --smoke  tiny sizes, 1 run: checks that every part works (< 2 minutes)
 #
 # Environment (defaults in brackets; printed at the start):
-#   CB_BENCH_SECTIONS        ["bulk oltp shard memory refresh"]
+#   CB_BENCH_SECTIONS        ["bulk oltp shard memory refresh"]; add "tls" (or
+#                            run CB_BENCH_SECTIONS=tls alone) for TLS vs plain
 #   CB_BENCH_REFRESH_ROWS    [1000000]
 #   CB_BENCH_BULK_ROWS       [200000]
 #   CB_BENCH_PGBENCH_SCALE   [5]      CB_BENCH_PGBENCH_SECONDS [4]
@@ -84,6 +90,9 @@ export CB_BENCH_PLPGSQL_RUNS=${CB_BENCH_PLPGSQL_RUNS:-3}
 VARIANTS="baseline inv_sync inv_durable wt_sync wt_durable pub_sync pub_durable notify memcache"
 MEMCACHE_SKIP=
 DEGRADED=
+# where bulk_run and oltp_run record (the tls section sets them)
+SECTION_PREFIX=
+VARIANT_SUFFIX=
 
 # ---------------------------------------------------------------- memcached
 
@@ -134,6 +143,7 @@ stop_all() {
     set +e
     memcache_stop
     stop_servers
+    [ -n "${CB_REDIS_TLS_CERTS:-}" ] && rm -rf "$CB_REDIS_TLS_CERTS"
 }
 
 # ---------------------------------------------------------------- setup
@@ -244,14 +254,14 @@ bulk_run() {
         pub_durable:*)
             local t0=$(date +%s%N)
             check_stream "$n"
-            record "bulk_${op}" pub_delivered "$(awk -v ms="$MS" -v ns="$(($(date +%s%N) - t0))" 'BEGIN { print ms + ns / 1e6 }')" ;;
+            record "${SECTION_PREFIX}bulk_${op}" pub_delivered "$(awk -v ms="$MS" -v ns="$(($(date +%s%N) - t0))" 'BEGIN { print ms + ns / 1e6 }')" ;;
         pub_*:*) check_stream "$n" ;;
         memcache:delete) check_memcache "SELECT generate_series(1, 1000) AS id" 1 row: id ;;
         memcache:*) check_memcache "SELECT * FROM bench_t" 0 row: id ;;
         *) CHECK="no effect to check" ;;
     esac
     printf '  %-7s %-12s %8s rows  %10.1f ms   %s\n' "$op" "$variant" "$n" "$MS" "$CHECK"
-    record "bulk_$op" "$variant" "$MS"
+    record "${SECTION_PREFIX}bulk_$op" "$variant$VARIANT_SUFFIX" "$MS"
     [[ $CHECK != *"degraded 0"* && $CHECK == *degraded* ]] && DEGRADED+="$op/$variant "
     return 0
 }
@@ -293,7 +303,7 @@ worker_us() {
     awk -v xacts="$3" -v hz="$(getconf CLK_TCK)" '
         FNR == NR { before[$1] = $2; next }
         { used += $2 - ($1 in before ? before[$1] : 0) }
-        END { printf "%.1f", xacts > 0 ? used * 1e6 / hz / xacts : 0 }' \
+        END { printf "%.1f", (xacts > 0 ? used * 1e6 / hz / xacts : 0) }' \
         <(printf '%s\n' "$1") <(printf '%s\n' "$2")
 }
 
@@ -324,7 +334,7 @@ oltp_run() {
     touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
     xacts=$(awk '/^number of transactions actually processed:/ { print $6; exit }' <<<"$out")
     [[ $variant == *_durable ]] &&
-        record "worker_${workload}_c$clients" "$variant" "$(worker_us "$ticks0" "$ticks1" "$xacts")"
+        record "${SECTION_PREFIX}worker_${workload}_c$clients" "$variant$VARIANT_SUFFIX" "$(worker_us "$ticks0" "$ticks1" "$xacts")"
     CHECK=
     case $variant in
         pub_*) check_stream "$xacts" ;;
@@ -349,7 +359,7 @@ oltp_run() {
         *) CHECK="$touched accounts changed" ;;
     esac
     printf '  %-7s -c %s %-12s %9.1f tps   %s\n' "$workload" "$clients" "$variant" "$tps" "$CHECK"
-    record "oltp_${workload}_c$clients" "$variant" "$tps"
+    record "${SECTION_PREFIX}oltp_${workload}_c$clients" "$variant$VARIANT_SUFFIX" "$tps"
 }
 
 section_oltp() {
@@ -372,6 +382,88 @@ section_oltp() {
     done
     set_variant pgbench_accounts baseline x
     echo
+}
+
+# ---------------------------------------------------------------- tls
+
+# tls_use plain|tls: cachebridge (every new session, and the worker) talks to
+# the same redis-server on its plain or its TLS port.
+tls_use() {
+    local url="redis://127.0.0.1:$REDIS_PORT/0"
+    [ "$1" = tls ] && url="rediss://127.0.0.1:$CB_REDIS_TLS_PORT/0"
+    q -c "ALTER SYSTEM SET cachebridge.redis_url = '$url'" -c 'SELECT pg_reload_conf()' >/dev/null
+    for _ in $(seq 50); do
+        [ "$(q1 "SELECT current_setting('cachebridge.redis_url')")" = "$url" ] && return
+        sleep 0.1
+    done
+    bench_fail "cachebridge.redis_url was not reloaded"
+}
+
+# TLS against plain TCP to the same Redis, interleaved run by run: the bulk
+# UPDATE with invalidate and write_through, and pgbench TPC-B with
+# write_through on pgbench_accounts, all durable.
+section_tls() {
+    local run v t c
+    echo "== tls: rediss:// vs redis:// to one redis-server, $RUNS runs, interleaved"
+    q -c "ALTER SYSTEM SET cachebridge.tls_ca_file = '$CB_REDIS_TLS_CERTS/ca.crt'" \
+        -c 'SELECT pg_reload_conf()' >/dev/null
+    make_table bench_src "$BULK_ROWS"
+    pgbench -h "$DIR" -p "$PG_PORT" -U postgres -i -q -s "$PGB_SCALE" bench >/dev/null 2>&1 ||
+        bench_fail "pgbench -i failed"
+    SECTION_PREFIX=tls_
+    for ((run = 1; run <= RUNS; run++)); do
+        echo " run $run"
+        for v in baseline inv_durable wt_durable; do
+            for t in plain tls; do
+                [ "$v" = baseline ] && [ "$t" = tls ] && continue
+                tls_use "$t"
+                VARIANT_SUFFIX=@$t
+                printf '  %-5s' "$t"
+                bulk_run update "$v"
+            done
+        done
+        for c in $CLIENTS; do
+            for t in plain tls; do
+                tls_use "$t"
+                VARIANT_SUFFIX=@$t
+                printf '  %-5s' "$t"
+                oltp_run tpcb "$c" wt_durable
+            done
+        done
+    done
+    SECTION_PREFIX=
+    VARIANT_SUFFIX=
+    tls_use plain
+    set_variant pgbench_accounts baseline x
+    q1 "DROP TABLE bench_t, bench_src" >/dev/null
+    echo
+}
+
+# tls_line SECTION VARIANT LABEL UNIT: plain and TLS medians side by side,
+# and the cost of TLS (TLS time / plain time, or plain TPS / TLS TPS).
+tls_line() {
+    local plain tls ratio
+    plain=$(stat_of "$1" "$2@plain" median)
+    tls=$(stat_of "$1" "$2@tls" median)
+    [ -n "$plain" ] && [ -n "$tls" ] || return 0
+    ratio=$(awk -v p="$plain" -v t="$tls" -v u="$4" 'BEGIN {
+        if (p == 0 || t == 0) print "-"; else if (u == "tps") printf "%.3f", p / t; else printf "%.3f", t / p }')
+    printf '| %-44s | %10.1f %-3s | %10.1f %-3s | %7sx |\n' "$3" "$plain" "$4" "$tls" "$4" "$ratio"
+}
+
+tls_report() {
+    grep -q '^tls_' "$DIR/results.tsv" || return 0
+    printf '\n| %-44s | %14s | %14s | %8s |\n|---|---:|---:|---:|\n' \
+        "TLS vs plain TCP (medians of $RUNS runs)" "redis://" "rediss://" "TLS cost"
+    local base c
+    base=$(stat_of tls_bulk_update baseline@plain median)
+    [ -n "$base" ] && printf '| %-44s | %10.1f %-3s | %14s | %8s |\n' \
+        "UPDATE of $BULK_ROWS rows, no trigger" "$base" ms "" ""
+    tls_line tls_bulk_update inv_durable "UPDATE of $BULK_ROWS rows, invalidate" ms
+    tls_line tls_bulk_update wt_durable "UPDATE of $BULK_ROWS rows, write_through" ms
+    for c in $CLIENTS; do
+        tls_line "tls_oltp_tpcb_c$c" wt_durable "pgbench TPC-B -c $c, write_through (${PGB_SECONDS}s)" tps
+    done
 }
 
 # ---------------------------------------------------------------- shard, memory
@@ -492,6 +584,7 @@ bench_report() {
             block "oltp_${w}_c$c" "pgbench $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (s $PGB_SCALE, ${PGB_SECONDS}s)" tps
         done
     done
+    tls_report
     for w in tpcb update; do
         for c in $CLIENTS; do
             grep -q "^worker_${w}_c$c	" "$DIR/results.tsv" || continue
@@ -537,6 +630,17 @@ bench_report() {
 # ---------------------------------------------------------------- main
 
 T0=$(date +%s)
+if [[ " $BENCH_SECTIONS " == *" tls "* ]]; then
+    # the benchmark's redis-server also listens for TLS, with certificates of its own
+    cb_pick_user
+    export CB_REDIS_TLS_CERTS
+    CB_REDIS_TLS_CERTS=$(mktemp -d /tmp/cachebridge-bench-certs.XXXXXX)
+    bash "$CB_ROOT/test/make_certs.sh" "$CB_REDIS_TLS_CERTS" || bench_fail "test/make_certs.sh failed"
+    chown -R "$CB_USER" "$CB_REDIS_TLS_CERTS" 2>/dev/null || true
+    chmod 755 "$CB_REDIS_TLS_CERTS"
+    export CB_REDIS_TLS_PORT
+    CB_REDIS_TLS_PORT=$(cb_free_port 6490)
+fi
 ensure_memcache
 [ -n "$MEMCACHE_SKIP" ] || PG_SETTINGS+=("shared_preload_libraries = 'cachebridge,pgmemcache'")
 start_servers
@@ -562,8 +666,9 @@ for s in $BENCH_SECTIONS; do
         oltp) section_oltp ;;
         shard) section_shard ;;
         memory) section_memory_default ;;
+        tls) section_tls ;;
         refresh) section_refresh ;;
-        *) cb_die "unknown section $s (bulk, oltp, shard, memory, refresh)" ;;
+        *) cb_die "unknown section $s (bulk, oltp, shard, memory, refresh, tls)" ;;
     esac
 done
 bench_report

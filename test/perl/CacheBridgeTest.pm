@@ -23,6 +23,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use POSIX ();
 use Digest::MD5 qw(md5_hex);
 use File::Temp ();
 use IPC::Run ();
@@ -253,6 +254,69 @@ sub cache_diff
 	return @diff;
 }
 
+# make_certs(): a directory with a throwaway CA and certificates, made by
+# test/make_certs.sh (which lists them).
+sub make_certs
+{
+	my $dir = scratch_dir('certs');
+
+	system('bash', "$ENV{TESTDIR}/make_certs.sh", $dir) == 0
+	  or die "test/make_certs.sh failed";
+	return $dir;
+}
+
+# run_with_resolv_conf($file, @cmd): runs @cmd (as the current user) with
+# $file in place of /etc/resolv.conf, in a user and mount namespace of its
+# own, and returns its exit status as system() does -- or undef (with the
+# reason in $@) where unprivileged user namespaces cannot do that.  What
+# @cmd starts in the background (a postmaster) keeps that view.  Linux
+# x86_64 only: unshare(2) and mount(2) are called by number.
+sub run_with_resolv_conf
+{
+	my ($file, @cmd) = @_;
+	my ($uid, $gid) = ($<, $( + 0);
+
+	if ($^O ne 'linux' || `uname -m` !~ /^x86_64/)
+	{
+		$@ = 'not Linux on x86_64';
+		return undef;
+	}
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0)
+	{
+		close($rd);
+		my ($none, $root, $target, $source) = ('none', '/', '/etc/resolv.conf', $file);
+		my $fail = sub { print $wr "$_[0]: $!"; close($wr); POSIX::_exit(125); };
+		syscall(272, 0x10000000 | 0x00020000) == 0
+		  or $fail->('unshare(CLONE_NEWUSER | CLONE_NEWNS)');
+		for ([ 'setgroups', 'deny' ], [ 'uid_map', "$uid $uid 1" ], [ 'gid_map', "$gid $gid 1" ])
+		{
+			open(my $fh, '>', "/proc/self/$_->[0]") or $fail->("open $_->[0]");
+			print $fh $_->[1];
+			close($fh) or $fail->("write $_->[0]");
+		}
+		# MS_REC | MS_PRIVATE, then MS_BIND
+		syscall(165, $none, $root, 0, 0x4000 | 0x40000, 0) == 0
+		  or $fail->('mount --make-rprivate /');
+		syscall(165, $source, $target, 0, 4096, 0) == 0
+		  or $fail->('mount --bind resolv.conf');
+		close($wr);
+		exec(@cmd) or POSIX::_exit(126);
+	}
+	close($wr);
+	my $why = do { local $/; <$rd> } // '';
+	close($rd);
+	waitpid($pid, 0);
+	my $status = $?;
+	if ($why ne '')
+	{
+		$@ = $why;
+		return undef;
+	}
+	return $status;
+}
+
 # A redis-server of the test's own.
 package CacheBridgeTest::Redis;
 
@@ -267,9 +331,12 @@ use Time::HiRes ();
 # Weak references to every server started, for the END block.
 my @running;
 
-# new(conf => [redis.conf lines], password => $pw, name => $tag): starts a
-# redis-server on a free 127.0.0.1 port and dir/redis.sock.  password adds
-# "requirepass" and is what cli() authenticates with.
+# new(conf => [redis.conf lines], password => $pw, name => $tag,
+#     tls => $certdir): starts a redis-server on a free 127.0.0.1 port and
+# dir/redis.sock.  password adds "requirepass" and is what cli()
+# authenticates with.  tls (a directory made by CacheBridgeTest::make_certs)
+# also opens a TLS port, tls_port(), with server.crt and ca.crt, not asking
+# for client certificates (CONFIG SET tls-auth-clients yes does).
 sub new
 {
 	my ($class, %opts) = @_;
@@ -284,6 +351,16 @@ sub new
 	$self->{port} = PostgreSQL::Test::Cluster::get_free_port();
 	push @{ $self->{conf} }, "requirepass $self->{password}"
 	  if defined $self->{password};
+	if (my $c = $opts{tls})
+	{
+		$self->{tls_port} = PostgreSQL::Test::Cluster::get_free_port();
+		push @{ $self->{conf} },
+		  "tls-port $self->{tls_port}",
+		  "tls-cert-file $c/server.crt",
+		  "tls-key-file $c/server.key",
+		  "tls-ca-cert-file $c/ca.crt",
+		  "tls-auth-clients no";
+	}
 	$self->_write_conf;
 	push @running, $self;
 	weaken($running[-1]);
@@ -292,11 +369,13 @@ sub new
 }
 
 sub port   { return $_[0]->{port}; }
+sub tls_port { return $_[0]->{tls_port}; }
 sub socket { return "$_[0]->{dir}/redis.sock"; }
 sub dir    { return $_[0]->{dir}; }
 
-# url(db => N, user => U, password => P, unix => 1): a cachebridge.redis_url
-# for this server.
+# url(db => N, user => U, password => P, unix => 1 | tls => 1, host => H):
+# a cachebridge.redis_url for this server (rediss://H, by default
+# 127.0.0.1, on the TLS port with tls).
 sub url
 {
 	my ($self, %o) = @_;
@@ -306,6 +385,9 @@ sub url
 	  if defined $o{password};
 	return "unix://$cred" . $self->socket . (defined $o{db} ? "?db=$o{db}" : '')
 	  if $o{unix};
+	return "rediss://$cred" . ($o{host} // '127.0.0.1') . ":$self->{tls_port}/"
+	  . ($o{db} // 0)
+	  if $o{tls};
 	return "redis://${cred}127.0.0.1:$self->{port}/" . ($o{db} // 0);
 }
 
