@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "backlog.h"
 #include "cachebridge.h"
 #include "delivery.h"
 #include "elevate.h"
@@ -496,6 +497,10 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 			CbOutboxDelete(acks, nacks);
 		if (try_redis)
 			handled = CbOutboxDrain(CB_DRAIN_BATCH, unreachable);
+		/* all sent: backends may send their own rows again (backlog.c) */
+		if (try_redis && !*unreachable && handled < CB_DRAIN_BATCH &&
+			CbBacklogPending())
+			(void) CbBacklogTryClear(true);
 		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
 		PopActiveSnapshot();
 		SPI_finish();
