@@ -67,7 +67,7 @@ sub round
 		"INSERT INTO probe VALUES ($r{probe})",
 		'cachebridge.delivery' => 'sync');
 	is($p->{rc}, 0, "$tag: the sync probe committed");
-	is($node->safe_psql('postgres', 'SELECT state FROM cachebridge.delivery_status()'),
+	is($node->safe_psql('postgres', 'SELECT breaker FROM cachebridge.delivery_status()'),
 		'closed', "$tag: the breaker is closed, A is still in the outbox");
 
 	my $b = CacheBridgeTest::run_sql($node, $r{newer}, %{ $r{gucs} // {} });
