@@ -22,7 +22,13 @@
  * Cache-aside fills (cachebridge.set) run the fill script with the
  * caller's snapshot: a marker whose transaction the snapshot does not see
  * means the value being filled is older than what a trigger wrote, and the
- * fill is refused.
+ * fill is refused.  A pattern deletion (TRUNCATE, a degraded trigger,
+ * invalidate_pattern) leaves no marker for keys it did not find, so it
+ * also raises a floor named after the pattern's literal start (see
+ * CbAppendFloorKey) to its marker, for tombstone_ttl seconds; a fill is
+ * refused as well if the floor of a beginning of its key names a
+ * transaction the snapshot does not see: the row it read may be one the
+ * deletion removed.
  *
  * Stream entries (cachebridge.publish) are appended by the xadd script,
  * one call per transaction and stream (or per chunk of a large one).  The
@@ -101,18 +107,28 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return n\n",
 
-	/* CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, xmin, xmax, xip... */
-	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur then\n"
-	"  local xid = tonumber(string.sub(cur, 18))\n"
-	"  local visible = xid ~= nil and xid < tonumber(ARGV[3])\n"
-	"  if xid ~= nil and not visible and xid < tonumber(ARGV[4]) then\n"
-	"    visible = true\n"
-	"    for i = 5, #ARGV do\n"
-	"      if tonumber(ARGV[i]) == xid then visible = false break end\n"
-	"    end\n"
+	/*
+	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, floors-from, xmin,
+	 * xmax, xip...  The floors checked are those of every beginning of the
+	 * key at least floors-from bytes long (the caller's key prefix): a
+	 * pattern deletion whose literal start is one of them may have covered
+	 * the key (see CbAppendFloorKey).
+	 */
+	"local function visible(m)\n"
+	"  local xid = tonumber(string.sub(m, 18))\n"
+	"  if xid == nil then return false end\n"
+	"  if xid < tonumber(ARGV[4]) then return true end\n"
+	"  if xid >= tonumber(ARGV[5]) then return false end\n"
+	"  for i = 6, #ARGV do\n"
+	"    if tonumber(ARGV[i]) == xid then return false end\n"
 	"  end\n"
-	"  if not visible then return 0 end\n"
+	"  return true\n"
+	"end\n"
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and not visible(cur) then return 0 end\n"
+	"for n = tonumber(ARGV[3]), #KEYS[1] - 1 do\n"
+	"  local f = redis.pcall('GET', string.sub(KEYS[1], 1, n) .. '#cbv#cbv')\n"
+	"  if type(f) == 'string' and not visible(f) then return 0 end\n"
 	"end\n"
 	"if tonumber(ARGV[2]) > 0 then\n"
 	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
@@ -120,6 +136,17 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  redis.call('SET', KEYS[1], ARGV[1])\n"
 	"end\n"
 	"return 1\n",
+
+	/*
+	 * CB_SCRIPT_FLOOR: KEYS floor; ARGV marker, ttl.  Raises a pattern's
+	 * floor to the deleting transaction's marker; replies 0 (it deletes
+	 * nothing).
+	 */
+	"local cur = redis.call('GET', KEYS[1])\n"
+	"if not cur or string.sub(cur, 1, 16) <= string.sub(ARGV[1], 1, 16) then\n"
+	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+	"end\n"
+	"return 0\n",
 
 	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
 	 * entry: maxlen (0 for none), field count, fields and values */
@@ -184,6 +211,29 @@ CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
 {
 	appendBinaryStringInfo(buf, key, len);
 	appendStringInfoString(buf, CB_VERSION_SUFFIX);
+}
+
+/*
+ * Appends the name of the floor of a pattern deletion: the literal start of
+ * the glob pattern match (up to its first unescaped *, ? or [, with its
+ * escapes undone), then CB_VERSION_SUFFIX twice.  That name is a marker
+ * name (no key has it, no pattern matches it) and the marker of no key
+ * (its key would end in CB_VERSION_SUFFIX).  A fill of a key checks the
+ * floor of every beginning of the key: a pattern deletion that could have
+ * matched the key has one of them as its floor.
+ */
+void
+CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		if (match[i] == '*' || match[i] == '?' || match[i] == '[')
+			break;
+		if (match[i] == '\\' && i + 1 < len)
+			i++;
+		appendStringInfoChar(buf, match[i]);
+	}
+	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
 }
 
 /*
