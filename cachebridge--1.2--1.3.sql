@@ -41,7 +41,8 @@ BEGIN
             SELECT DISTINCT ON (part.relid) part.relid AS part, tg.oid AS tgoid
             FROM pg_catalog.pg_partition_tree(rel) part
             JOIN pg_catalog.pg_class pc ON pc.oid = part.relid
-            CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(part.relid) anc
+            CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(part.relid)
+                 WITH ORDINALITY AS anc(relid, n)
             JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = anc.relid
             JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
             WHERE anc.relid OPERATOR(pg_catalog.<>) part.relid
@@ -51,13 +52,13 @@ BEGIN
               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger own
                               WHERE own.tgrelid = part.relid
                                 AND own.tgname = 'cachebridge_truncate_partition')
-            ORDER BY part.relid, anc.level
+            ORDER BY part.relid, anc.n
         LOOP
             EXECUTE pg_catalog.format(
                 'CREATE TRIGGER cachebridge_truncate_partition AFTER TRUNCATE ON %s '
                 'FOR EACH STATEMENT %s', t.part::pg_catalog.regclass,
-                pg_catalog.substring(pg_catalog.pg_get_triggerdef(t.tgoid)
-                                     FROM 'EXECUTE FUNCTION .*$'));
+                pg_catalog.substring(pg_catalog.pg_get_triggerdef(t.tgoid),
+                                     'EXECUTE FUNCTION .*$'));
         END LOOP;
     END LOOP;
 END
