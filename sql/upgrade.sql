@@ -45,5 +45,18 @@ SELECT has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') 
        has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_reads_stats,
        has_function_privilege('public', 'cachebridge.stats()', 'EXECUTE') AS public_runs_stats;
 
+-- ==== partitions (1.3) ====
+-- the upgrade made the event trigger that copies TRUNCATE triggers to
+-- partitions, as members of the extension, not runnable by PUBLIC
+SELECT e.evtname, e.evtevent, e.evttags, d.deptype AS member,
+       has_function_privilege('public', 'cachebridge.partition_truncate_triggers()', 'EXECUTE') AS public_runs
+FROM pg_event_trigger e
+JOIN pg_depend d ON d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass
+WHERE e.evtname = 'cachebridge_partition_truncate';
+CREATE TABLE up_parted (id int) PARTITION BY RANGE (id);
+SELECT cachebridge.attach('up_parted', 'up:{id}');
+CREATE TABLE up_part1 PARTITION OF up_parted FOR VALUES FROM (0) TO (10);
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'up_part1'::regclass AND NOT tgisinternal ORDER BY 1;
+
 \c :regress_db
 DROP DATABASE cb_upgraded;
