@@ -16,6 +16,9 @@ extern char *cb_key_prefix;
 /* true when loaded through shared_preload_libraries */
 extern bool cb_preloaded;
 
+/* refresh.c: true while cachebridge.refresh() fires publish triggers */
+extern bool cb_refresh_snapshot;
+
 extern void CbAppendKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendGlobEscaped(StringInfo buf, const char *s, size_t len);
 extern void CbCheckKey(const char *key, size_t len);

@@ -1261,11 +1261,6 @@ CbDeliveryCommit(void)
 	CbStatsAdd(CB_STAT_QUEUED, plan->neffects);
 
 	/*
-	 * With synchronous_commit off the commit record may not be flushed yet,
-	 * and a crash would undo the transaction: its effects must not reach
-	 * Redis before it is durable.
-	 */
-	/*
 	 * A row left to the worker since PRE_COMMIT (a concurrent backend's
 	 * delivery failed) is older than this one: wait behind it.
 	 */
@@ -1275,6 +1270,11 @@ CbDeliveryCommit(void)
 		xact_direct = false;
 	}
 
+	/*
+	 * With synchronous_commit off the commit record may not be flushed yet,
+	 * and a crash would undo the transaction: its effects must not reach
+	 * Redis before it is durable.
+	 */
 	if ((xact_direct || xact_early) && XactLastCommitEnd > GetFlushRecPtr(NULL))
 		XLogFlush(XactLastCommitEnd);
 
@@ -1331,14 +1331,23 @@ CbDeliveryCommit(void)
 	}
 	if (xact_outbox_id != 0)
 	{
-		/* the worker's slot must exist before the acknowledgement goes in */
-		CbWorkerNotify(MyDatabaseId);
+		/*
+		 * Delivered: the worker only has to delete the row.  Otherwise it
+		 * has to send it: announce that (starting the worker) while the row
+		 * is still ours, and again once it is free, so the worker does not
+		 * nap past it.
+		 */
 		if (xact_direct && result == CB_DELIVERED)
+		{
 			CbOutboxAcknowledge(MyDatabaseId, xact_outbox_id);
-
-		/* acknowledged or given up: the worker may take the row now */
-		CbDeliveryRelease();
-		(void) CbWorkerWake(MyDatabaseId);
+			CbDeliveryRelease();
+		}
+		else
+		{
+			CbWorkerNotify(MyDatabaseId);
+			CbDeliveryRelease();
+			(void) CbWorkerWake(MyDatabaseId);
+		}
 	}
 }
 

@@ -29,9 +29,31 @@
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "elevate.h"
+
+/*
+ * The extension's row as last read: the commit path and every worker pass
+ * need it, and pg_extension has no syscache.  Forgotten on any invalidation
+ * of pg_class or pg_namespace entries -- creating or dropping the extension
+ * creates or drops its tables, and its schema's owner and name are checked
+ * below -- counted, so that one arriving while the row is read is not
+ * missed.  (Its owner changes only by REASSIGN OWNED, which re-owns the
+ * schema too.)
+ */
+static bool ext_known = false;
+static Oid	ext_owner = InvalidOid;
+static Oid	ext_nsp = InvalidOid;
+static uint64 ext_invals = 0;
+
+static void
+CbExtensionForget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ext_known = false;
+	ext_invals++;
+}
 
 /*
  * The owner and the schema of the cachebridge extension in this database,
@@ -40,11 +62,28 @@
 static void
 CbExtensionRow(Oid *owner, Oid *nsp)
 {
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	static bool registered = false;
+	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	uint64		invals;
 
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, CbExtensionForget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, CbExtensionForget, (Datum) 0);
+		registered = true;
+	}
+	if (ext_known)
+	{
+		*owner = ext_owner;
+		*nsp = ext_nsp;
+		return;
+	}
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	invals = ext_invals;
 	*owner = *nsp = InvalidOid;
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("cachebridge"));
@@ -57,6 +96,12 @@ CbExtensionRow(Oid *owner, Oid *nsp)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	if (invals == ext_invals)
+	{
+		ext_owner = *owner;
+		ext_nsp = *nsp;
+		ext_known = true;
+	}
 }
 
 /*

@@ -42,6 +42,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
@@ -62,21 +63,70 @@ PG_FUNCTION_INFO_V1(cachebridge_wait_delivered);
 static SPIPlanPtr insert_plan = NULL;
 
 /*
+ * cachebridge.outbox as last checked, and its owner: every durable commit
+ * needs them, and checking costs catalog scans (pg_extension and pg_depend
+ * have no syscache).  Forgotten on any invalidation of pg_class or
+ * pg_namespace, which is what renaming, moving, dropping or re-owning the
+ * table or its schema sends; the extension's membership and owner can only
+ * be changed by the extension's owner, who is trusted anyway.
+ */
+static Oid	outbox_relid = InvalidOid;
+static Oid	outbox_owner = InvalidOid;
+static uint64 outbox_invals = 0;
+
+static void
+CbOutboxForget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	outbox_relid = InvalidOid;
+	outbox_invals++;
+}
+
+static void
+CbOutboxForgetRel(Datum arg, Oid relid)
+{
+	outbox_relid = InvalidOid;
+	outbox_invals++;
+}
+
+/*
  * The OID of cachebridge.outbox: in the extension's own schema (checked,
  * see CbExtensionSchema), and a member of the extension, so that the SQL
- * naming cachebridge.outbox reaches it and no look-alike.
+ * naming cachebridge.outbox reaches it and no look-alike.  Sets its owner.
  */
 static Oid
 CbOutboxRelid(void)
 {
-	Oid			nsp = CbExtensionSchema();
-	Oid			relid = get_relname_relid("outbox", nsp);
+	static bool registered = false;
+	Oid			nsp;
+	Oid			relid;
+	HeapTuple	tup;
+	uint64		invals;
 
+	if (OidIsValid(outbox_relid))
+		return outbox_relid;
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, CbOutboxForget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, CbOutboxForget, (Datum) 0);
+		CacheRegisterRelcacheCallback(CbOutboxForgetRel, (Datum) 0);
+		registered = true;
+	}
+
+	invals = outbox_invals;
+	nsp = CbExtensionSchema();
+	relid = get_relname_relid("outbox", nsp);
 	if (!OidIsValid(relid) ||
 		getExtensionOfObject(RelationRelationId, relid) != get_extension_oid("cachebridge", false))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table \"cachebridge.outbox\" of extension \"cachebridge\" does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	outbox_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (invals == outbox_invals)
+		outbox_relid = relid;
 	return relid;
 }
 
@@ -84,16 +134,8 @@ CbOutboxRelid(void)
 static Oid
 CbOutboxOwner(void)
 {
-	Oid			relid = CbOutboxRelid();
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
+	(void) CbOutboxRelid();
+	return outbox_owner;		/* set even when not kept */
 }
 
 /*
@@ -122,10 +164,11 @@ CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 	{
 		Oid			types[4] = {PG_LSNOID, BYTEAOID, INT4OID, BOOLOID};
 
-		insert_plan = SPI_prepare("INSERT INTO cachebridge.outbox "
-								  "(version, effects, neffects, direct) "
-								  "VALUES ($1, $2, $3, $4) RETURNING id",
-								  4, types);
+		/* one generic plan: a custom one per commit only copies the blob */
+		insert_plan = SPI_prepare_cursor("INSERT INTO cachebridge.outbox "
+										 "(version, effects, neffects, direct) "
+										 "VALUES ($1, $2, $3, $4) RETURNING id",
+										 4, types, CURSOR_OPT_GENERIC_PLAN);
 		if (insert_plan == NULL)
 			elog(ERROR, "could not prepare the cachebridge outbox insert: %s",
 				 SPI_result_code_string(SPI_result));
@@ -144,42 +187,100 @@ CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 
 /*
  * Runs a statement of the worker, which runs it elevated (see worker.c);
- * an unexpected result is an ERROR.
+ * an unexpected result is an ERROR.  The statement is planned once per
+ * worker and kept in *plan: a worker runs its few statements for every
+ * pass, and parsing and planning them each time cost more than running
+ * them.  (Its search_path never changes, and a change of the outbox
+ * invalidates the plan as usual.)
  */
 static void
-CbOutboxExec(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+CbOutboxExec(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+			 Datum *values, int expected)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	int			rc;
 
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare cachebridge outbox statement (%s): %s",
+				 SPI_result_code_string(SPI_result), sql);
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "could not keep cachebridge outbox statement: %s", sql);
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
 	if (rc != expected)
 		elog(ERROR, "cachebridge outbox statement failed (%s): %s",
 			 SPI_result_code_string(rc), sql);
 }
 
-/* Deletes acknowledged rows.  Runs inside the worker's transaction. */
+/* Orders outbox ids. */
+static int
+CbIdCompare(const void *a, const void *b)
+{
+	int64		ia = *(const int64 *) a;
+	int64		ib = *(const int64 *) b;
+
+	return (ia > ib) - (ia < ib);
+}
+
+/*
+ * Deletes acknowledged rows, directly through the primary key: the worker
+ * does this for nearly every commit, and an executor round per call costs
+ * more than the deletes.  Runs inside the worker's transaction; what it
+ * deletes is visible to the statements after it.  ids is sorted in place.
+ */
 void
 CbOutboxDelete(int64 *ids, int nids)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * nids);
-	Oid			type = INT8ARRAYOID;
-	Datum		arg;
+	Relation	rel;
+	Relation	pkey;
+	Oid			pkey_oid;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
 
+	if (nids == 0)
+		return;
+	qsort(ids, nids, sizeof(int64), CbIdCompare);
+	rel = table_open(CbOutboxRelid(), RowExclusiveLock);
+	pkey_oid = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkey_oid))
+		elog(ERROR, "table \"cachebridge.outbox\" has no primary key");
+	pkey = index_open(pkey_oid, RowExclusiveLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, pkey, snapshot, 1, 0);
 	for (int i = 0; i < nids; i++)
-		elems[i] = Int64GetDatum(ids[i]);
-	arg = PointerGetDatum(construct_array(elems, nids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	CbOutboxExec("DELETE FROM cachebridge.outbox "
-				 "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-				 1, &type, &arg, SPI_OK_DELETE);
+	{
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(ids[i]));
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+			simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(pkey, NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
 }
 
 /* Marks a row the worker cannot deliver (it is kept for inspection). */
 static void
 CbOutboxMark(int64 id, const char *error, bool dead)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {INT8OID, TEXTOID, BOOLOID};
 	Datum		values[3] = {Int64GetDatum(id), CStringGetTextDatum(error), BoolGetDatum(dead)};
 
-	CbOutboxExec("UPDATE cachebridge.outbox "
+	CbOutboxExec(&plan, "UPDATE cachebridge.outbox "
 				 "SET attempts = attempts OPERATOR(pg_catalog.+) 1, "
 				 "last_error = $2, dead = $3 WHERE id OPERATOR(pg_catalog.=) $1",
 				 3, types, values, SPI_OK_UPDATE);
@@ -394,6 +495,7 @@ CbWalInsertedEnd(void)
 int
 CbOutboxDrain(int limit, bool *unreachable)
 {
+	static SPIPlanPtr drain_plan = NULL;
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2] = {Int64GetDatum(limit), Int64GetDatum(CB_DRAIN_BYTES)};
 	int64	   *done;
@@ -404,7 +506,7 @@ CbOutboxDrain(int limit, bool *unreachable)
 	CbOutboxBatch batch = {0};
 
 	*unreachable = false;
-	CbOutboxExec("SELECT id, effects, neffects, direct FROM ("
+	CbOutboxExec(&drain_plan, "SELECT id, effects, neffects, direct FROM ("
 				 "SELECT id, effects, neffects, direct, "
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
@@ -503,9 +605,10 @@ CbOutboxDrain(int limit, bool *unreachable)
 bool
 CbOutboxIdle(void)
 {
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 
-	CbOutboxExec("SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead)",
+	CbOutboxExec(&plan, "SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead)",
 				 0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									  1, &isnull));
@@ -609,7 +712,8 @@ CbOutboxLastId(CbOutboxRel *o)
 /*
  * How many rows with id <= upto (every row if upto < 0) wait for delivery
  * now, counting up to limit.  A dead row is done with: its rejected
- * effects are counted and kept for inspection.
+ * effects are counted and kept for inspection; so is one its committing
+ * backend delivered, which only waits for the worker to delete it.
  */
 static int64
 CbOutboxCountLive(CbOutboxRel *o, int64 upto, int64 limit)
@@ -619,7 +723,9 @@ CbOutboxCountLive(CbOutboxRel *o, int64 upto, int64 limit)
 
 	CbOutboxScanBegin(&s, o->rel, o->pkey, upto);
 	while (n < limit && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
-		if (!DatumGetBool(CbOutboxColumn(&s, o->att_dead)))
+		if (!DatumGetBool(CbOutboxColumn(&s, o->att_dead)) &&
+			!CbOutboxAcknowledged(MyDatabaseId,
+								  DatumGetInt64(CbOutboxColumn(&s, o->att_id))))
 			n++;
 	CbOutboxScanEnd(&s);
 	return n;

@@ -25,6 +25,7 @@ extern bool CbWorkerWake(Oid dboid);
 extern void CbWorkerNotify(Oid dboid);
 extern void CbOutboxAcknowledge(Oid dboid, int64 id);
 extern bool CbWorkerAcknowledged(int64 id);
+extern bool CbOutboxAcknowledged(Oid dboid, int64 id);
 extern void CbWorkerStepAside(Oid dboid);
 extern void CbWorkerComeBack(Oid dboid);
 extern void CbWorkerShmemRequest(void);

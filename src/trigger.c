@@ -935,7 +935,9 @@ CbTriggerFire(FunctionCallInfo fcinfo, CbTriggerMode mode)
 	{
 		Trigger    *trigger = trigdata->tg_trigger;
 
-		if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		if (cb_refresh_snapshot)
+			CbPublishRow(info, rel, trigger, "READ", NULL, trigdata->tg_newtuple);
+		else if (TRIGGER_FIRED_BY_TRUNCATE(event))
 			CbPublishRow(info, rel, trigger, "TRUNCATE", NULL, NULL);
 		else if (TRIGGER_FIRED_BY_INSERT(event))
 			CbPublishRow(info, rel, trigger, "INSERT", NULL, trigdata->tg_trigtuple);

@@ -58,6 +58,8 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include <dlfcn.h>
+
 #include "backlog.h"
 #include "cachebridge.h"
 #include "delivery.h"
@@ -67,6 +69,9 @@
 
 #define CB_MAX_WORKERS 32
 #define CB_ACK_RING 1024
+
+/* How long a worker woken by an acknowledgement waits for more (ms). */
+#define CB_ACK_LINGER_MS 20
 
 /* Rows a worker delivers per transaction. */
 #define CB_DRAIN_BATCH 500
@@ -131,6 +136,23 @@ CbFindSlot(Oid dboid)
 	return NULL;
 }
 
+/*
+ * The library the workers load: the file this code was loaded from, so that
+ * a server preloading a build by path (a benchmark comparing two builds) runs
+ * that build in its workers too, not whatever "$libdir/cachebridge" is.
+ */
+static void
+CbSetLibraryName(BackgroundWorker *worker)
+{
+	Dl_info		info;
+
+	if (dladdr((void *) CbSetLibraryName, &info) != 0 && info.dli_fname != NULL &&
+		strlen(info.dli_fname) < BGW_MAXLEN && is_absolute_path(info.dli_fname))
+		strlcpy(worker->bgw_library_name, info.dli_fname, BGW_MAXLEN);
+	else
+		strlcpy(worker->bgw_library_name, "cachebridge", BGW_MAXLEN);
+}
+
 /* Registers the worker of a database; false if there is no room. */
 static bool
 CbRegisterWorker(Oid dboid)
@@ -141,7 +163,7 @@ CbRegisterWorker(Oid dboid)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cachebridge");
+	CbSetLibraryName(&worker);
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbWorkerMain");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge worker for database %u", dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge worker");
@@ -150,12 +172,15 @@ CbRegisterWorker(Oid dboid)
 }
 
 /*
- * Announces work for the worker of dboid, starting it if none runs.  Safe
- * after commit: raises no ERROR.  Returns false if no worker could be
+ * Signals the worker of dboid, starting it if none runs: with ack 0,
+ * announces work for its drain; otherwise hands it outbox row ack, which
+ * the committing backend delivered itself, to delete (or, if its ring is
+ * full, announces work: the drain then sends the row again, harmlessly).
+ * Safe after commit: raises no ERROR.  Returns false if no worker could be
  * started.
  */
-bool
-CbWorkerWake(Oid dboid)
+static bool
+CbWorkerSignal(Oid dboid, int64 ack)
 {
 	CbWorkerSlot *slot;
 	Latch	   *latch = NULL;
@@ -176,8 +201,22 @@ CbWorkerWake(Oid dboid)
 	}
 	if (slot != NULL)
 	{
-		slot->pending = true;
-		latch = slot->latch;
+		/*
+		 * Acknowledgements only need deleting, which can wait: wake the
+		 * worker for the first (it then lingers to gather more, see
+		 * CbWorkerMain) and when the ring is half full.
+		 */
+		if (ack != 0 && slot->nacks < CB_ACK_RING)
+		{
+			slot->acks[slot->nacks++] = ack;
+			if (slot->nacks == 1 || slot->nacks == CB_ACK_RING / 2)
+				latch = slot->latch;
+		}
+		else
+		{
+			slot->pending = true;
+			latch = slot->latch;
+		}
 	}
 	SpinLockRelease(&workers->mutex);
 
@@ -196,37 +235,41 @@ CbWorkerWake(Oid dboid)
 	return true;
 }
 
+/* Announces work for the worker of dboid, starting it if none runs. */
+bool
+CbWorkerWake(Oid dboid)
+{
+	return CbWorkerSignal(dboid, 0);
+}
+
+/* A failure to start a worker, for a committing backend: a WARNING. */
+static void
+CbWorkerWarnNoSlot(void)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("could not start the cachebridge worker for this database"),
+			 errdetail("The effects stay in cachebridge.outbox until a worker runs."),
+			 errhint("Raise max_worker_processes.")));
+}
+
 /* CbWorkerWake for a committing backend: a failure is a WARNING. */
 void
 CbWorkerNotify(Oid dboid)
 {
 	if (workers != NULL && !CbWorkerWake(dboid))
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the cachebridge worker for this database"),
-				 errdetail("The effects stay in cachebridge.outbox until a worker runs."),
-				 errhint("Raise max_worker_processes.")));
+		CbWorkerWarnNoSlot();
 }
 
-/* Records that the committing backend delivered outbox row id itself. */
+/*
+ * Records that the committing backend delivered outbox row id itself.  The
+ * worker only deletes it: no drain of the outbox for a row that needs none.
+ */
 void
 CbOutboxAcknowledge(Oid dboid, int64 id)
 {
-	CbWorkerSlot *slot;
-	Latch	   *latch = NULL;
-
-	if (workers == NULL)
-		return;
-	SpinLockAcquire(&workers->mutex);
-	slot = CbFindSlot(dboid);
-	if (slot != NULL && slot->nacks < CB_ACK_RING)
-	{
-		slot->acks[slot->nacks++] = id;
-		latch = slot->latch;
-	}
-	SpinLockRelease(&workers->mutex);
-	if (latch != NULL)
-		SetLatch(latch);
+	if (workers != NULL && !CbWorkerSignal(dboid, id))
+		CbWorkerWarnNoSlot();
 }
 
 /*
@@ -236,11 +279,26 @@ CbOutboxAcknowledge(Oid dboid, int64 id)
 bool
 CbWorkerAcknowledged(int64 id)
 {
+	return CbOutboxAcknowledged(MyDatabaseId, id);
+}
+
+/*
+ * True if the committing backend delivered outbox row id of database dboid
+ * and its worker has not taken the acknowledgement yet: the row is only
+ * waiting to be deleted.
+ */
+bool
+CbOutboxAcknowledged(Oid dboid, int64 id)
+{
+	CbWorkerSlot *slot;
 	bool		found = false;
 
+	if (workers == NULL)
+		return false;
 	SpinLockAcquire(&workers->mutex);
-	for (int i = 0; i < my_slot->nacks && !found; i++)
-		found = (my_slot->acks[i] == id);
+	slot = CbFindSlot(dboid);
+	for (int i = 0; slot != NULL && i < slot->nacks && !found; i++)
+		found = (slot->acks[i] == id);
 	SpinLockRelease(&workers->mutex);
 	return found;
 }
@@ -301,7 +359,7 @@ CbWorkerRegisterLauncher(void)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cachebridge");
+	CbSetLibraryName(&worker);
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbLauncherMain");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge launcher");
@@ -459,19 +517,26 @@ CbWorkerExitIfIdle(void)
 
 /*
  * One pass: delete what backends acknowledged, deliver what they did not.
- * Returns the rows handled; sets *unreachable, *idle (nothing was done and
- * nothing is left) and *absent (the database has no cachebridge).
+ * The outbox is drained when a backend announced work for it, or when
+ * force says so (the first pass, a pass after a nap that nothing cut short,
+ * one after a full batch): a pass woken only by acknowledgements deletes
+ * them and reads nothing, which is all that most commits need.  Returns
+ * the rows handled; sets *unreachable, *idle (nothing was done and nothing
+ * is left) and *absent (the database has no cachebridge).
  */
 static int
-CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
+CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
+			 bool *absent)
 {
 	int64		acks[CB_ACK_RING];
 	int			nacks;
 	int			handled = 0;
+	bool		drain;
 	Oid			owner;
 	CbElevation elevation;
 
 	SpinLockAcquire(&workers->mutex);
+	drain = try_redis && (force || my_slot->pending);
 	my_slot->pending = false;
 	nacks = my_slot->nacks;
 	memcpy(acks, my_slot->acks, sizeof(int64) * nacks);
@@ -495,10 +560,10 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (nacks > 0)
 			CbOutboxDelete(acks, nacks);
-		if (try_redis)
+		if (drain)
 			handled = CbOutboxDrain(CB_DRAIN_BATCH, unreachable);
 		/* all sent: backends may send their own rows again (backlog.c) */
-		if (try_redis && !*unreachable && handled < CB_DRAIN_BATCH &&
+		if (drain && !*unreachable && handled < CB_DRAIN_BATCH &&
 			CbBacklogPending())
 			(void) CbBacklogTryClear(true);
 		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
@@ -509,6 +574,30 @@ CbWorkerPass(bool try_redis, bool *unreachable, bool *idle, bool *absent)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return handled;
+}
+
+/*
+ * Woken by the first acknowledgement of a batch (nothing else to do): let
+ * more gather for CB_ACK_LINGER_MS, so that one pass deletes the rows of
+ * many commits.  Announced work, a half-full ring or a signal end it early.
+ * Nothing waits on it: wait_delivered() and DROP EXTENSION count a row
+ * waiting here as delivered (CbOutboxAcknowledged).
+ */
+static void
+CbWorkerLinger(void)
+{
+	bool		linger;
+
+	SpinLockAcquire(&workers->mutex);
+	linger = !my_slot->pending && !my_slot->dropping &&
+		my_slot->nacks > 0 && my_slot->nacks < CB_ACK_RING / 2;
+	SpinLockRelease(&workers->mutex);
+	if (linger)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 CB_ACK_LINGER_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }
 
 /*
@@ -550,6 +639,7 @@ CbWorkerMain(Datum arg)
 	long		backoff = 100;
 	TimestampTz next_try = 0;
 	TimestampTz idle_since = 0;
+	bool		force = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -574,7 +664,8 @@ CbWorkerMain(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		handled = CbWorkerPass(now >= next_try, &unreachable, &idle, &absent);
+		handled = CbWorkerPass(now >= next_try, force, &unreachable, &idle,
+							   &absent);
 		if (absent)
 			CbWorkerExitIfIdle();
 		if (unreachable)
@@ -595,11 +686,17 @@ CbWorkerMain(Datum arg)
 
 		naptime = (handled == CB_DRAIN_BATCH && !unreachable) ? 0 :
 			unreachable ? backoff : 1000;
+		force = true;
 		if (naptime > 0)
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 naptime, PG_WAIT_EXTENSION);
+			int			rc = WaitLatch(MyLatch,
+									   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									   naptime, PG_WAIT_EXTENSION);
+
 			ResetLatch(MyLatch);
+			force = (rc & WL_LATCH_SET) == 0;
+			if (!force)
+				CbWorkerLinger();
 		}
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -19,6 +19,9 @@
 #            ring, 3 and 1,000 nodes (test/bench/shard_for.sh)
 #   memory   peak backend memory (VmHWM) of a 1,000,000-row UPDATE with no
 #            trigger, invalidate and write_through (triggers.sh's section)
+#   refresh  CALL cachebridge.refresh() of 1,000,000 narrow rows with
+#            write_through attached: rows/s, and the backend's peak memory
+#            growth (VmHWM after - before)
 #
 # Variants of bulk and oltp: no trigger; cachebridge.invalidate and
 # cachebridge.write_through (format=json), each in delivery sync and durable
@@ -42,7 +45,8 @@
 #   --smoke  tiny sizes, 1 run: checks that every part works (< 2 minutes)
 #
 # Environment (defaults in brackets; printed at the start):
-#   CB_BENCH_SECTIONS        ["bulk oltp shard memory"]
+#   CB_BENCH_SECTIONS        ["bulk oltp shard memory refresh"]
+#   CB_BENCH_REFRESH_ROWS    [1000000]
 #   CB_BENCH_BULK_ROWS       [200000]
 #   CB_BENCH_PGBENCH_SCALE   [5]      CB_BENCH_PGBENCH_SECONDS [4]
 #   CB_BENCH_CLIENTS         ["1 2"]
@@ -60,6 +64,7 @@ if [ $SMOKE = 1 ]; then
     : "${CB_BENCH_RUNS:=1}" "${CB_BENCH_BULK_ROWS:=2000}" "${CB_BENCH_PGBENCH_SCALE:=1}"
     : "${CB_BENCH_PGBENCH_SECONDS:=1}" "${CB_BENCH_SHARD_RUNS:=1}" "${CB_BENCH_SHARD_KEYS:=10000}"
     : "${CB_BENCH_PLPGSQL_RUNS:=1}" "${CB_BENCH_MEM_ROWS:=10000}" "${CB_BENCH_MEM_RUNS:=1}"
+    : "${CB_BENCH_REFRESH_ROWS:=10000}"
 fi
 export CB_BENCH_RUNS=${1:-${CB_BENCH_RUNS:-3}}
 export CB_BENCH_MEM_ROWS=${CB_BENCH_MEM_ROWS:-1000000}
@@ -67,7 +72,8 @@ export CB_BENCH_MEM_RUNS=${CB_BENCH_MEM_RUNS:-2}
 set --
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/triggers.sh"
 
-BENCH_SECTIONS=${CB_BENCH_SECTIONS:-"bulk oltp shard memory"}
+BENCH_SECTIONS=${CB_BENCH_SECTIONS:-"bulk oltp shard memory refresh"}
+REFRESH_ROWS=${CB_BENCH_REFRESH_ROWS:-1000000}
 BULK_ROWS=${CB_BENCH_BULK_ROWS:-200000}
 PGB_SCALE=${CB_BENCH_PGBENCH_SCALE:-5}
 PGB_SECONDS=${CB_BENCH_PGBENCH_SECONDS:-4}
@@ -269,10 +275,33 @@ section_bulk() {
 
 # ---------------------------------------------------------------- oltp
 
-# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS.
+# worker_ticks: "pid ticks" (user + system CPU, in clock ticks) of every
+# cachebridge worker of the benchmark's server running now.
+worker_ticks() {
+    local pid postmaster
+    postmaster=$(head -n 1 "$DIR/pgdata/postmaster.pid")
+    for pid in $(pgrep -P "$postmaster" -f '^postgres: cachebridge worker' || true); do
+        [ -r "/proc/$pid/stat" ] &&
+            awk -v p="$pid" '{ sub(/^.*\) /, ""); print p, $12 + $13 }' "/proc/$pid/stat"
+    done
+    return 0
+}
+
+# worker_us BEFORE AFTER XACTS: microseconds of worker CPU per transaction
+# between two worker_ticks readings.
+worker_us() {
+    awk -v xacts="$3" -v hz="$(getconf CLK_TCK)" '
+        FNR == NR { before[$1] = $2; next }
+        { used += $2 - ($1 in before ? before[$1] : 0) }
+        END { printf "%.1f", xacts > 0 ? used * 1e6 / hz / xacts : 0 }' \
+        <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
+# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS, and
+# for durable variants the worker's CPU per transaction.
 oltp_run() {
     local workload=$1 clients=$2 variant=$3 accounts=$((PGB_SCALE * 100000))
-    local out tps touched touched_sql left wrong xacts args=()
+    local out tps touched touched_sql left wrong xacts args=() ticks0 ticks1
     q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
     q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
     set_variant pgbench_accounts "$variant" 'acct:{aid}'
@@ -286,12 +315,16 @@ oltp_run() {
             args=(-n -f "$DIR/update.pgbench")
             touched_sql="SELECT aid FROM pgbench_accounts WHERE abalance <> 0" ;;
     esac
+    ticks0=$(worker_ticks)
     out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
         -T "$PGB_SECONDS" "${args[@]}" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
+    ticks1=$(worker_ticks)
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
     touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
     xacts=$(awk '/^number of transactions actually processed:/ { print $6; exit }' <<<"$out")
+    [[ $variant == *_durable ]] &&
+        record "worker_${workload}_c$clients" "$variant" "$(worker_us "$ticks0" "$ticks1" "$xacts")"
     CHECK=
     case $variant in
         pub_*) check_stream "$xacts" ;;
@@ -350,6 +383,52 @@ section_shard() {
     echo
 }
 
+# refresh_run: one CALL cachebridge.refresh() of REFRESH_ROWS narrow rows
+# with write_through attached, in a fresh backend: rows/s and peak memory.
+refresh_run() {
+    local out ms before after
+    q <<SQL >/dev/null
+DROP TABLE IF EXISTS bench_r;
+CREATE TABLE bench_r (id int PRIMARY KEY, n int NOT NULL, name text NOT NULL);
+INSERT INTO bench_r SELECT i, 0, 'customer-' || i FROM generate_series(1, $REFRESH_ROWS) i;
+VACUUM ANALYZE bench_r;
+SELECT cachebridge.attach('bench_r', 'rr:{id}');
+SQL
+    rc FLUSHALL >/dev/null
+    q -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    out=$(q 2>>"$DIR/psql-warnings.log" <<'SQL'
+SELECT pg_backend_pid() AS pid \gset
+\setenv CB_BENCH_PID :pid
+\! awk '/^VmHWM/ { print "before", $2 }' /proc/$CB_BENCH_PID/status
+\timing on
+CALL cachebridge.refresh('bench_r');
+SELECT cachebridge.wait_delivered(600000);
+\timing off
+\! awk '/^VmHWM/ { print "after", $2 }' /proc/$CB_BENCH_PID/status
+SQL
+    ) || server_failed "refresh run failed"
+    ms=$(awk '/^Time:/ { t += $2 } END { print t }' <<<"$out")
+    before=$(awk '/^before/ { print $2 }' <<<"$out")
+    after=$(awk '/^after/ { print $2 }' <<<"$out")
+    CHECK=
+    check_rows bench_r rr: "$REFRESH_ROWS" 0
+    check_stats
+    printf '  refresh %d rows: %9.1f ms, %8.0f rows/s, VmHWM +%.1f MB   %s\n' "$REFRESH_ROWS" "$ms" \
+        "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')" \
+        "$(awk -v a="$after" -v b="$before" 'BEGIN { print (a - b) / 1024 }')" "$CHECK"
+    record refresh rows_per_s "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')"
+    record refresh_mem growth "$(awk -v a="$after" -v b="$before" 'BEGIN { print (a - b) / 1024 }')"
+}
+
+section_refresh() {
+    local run
+    echo "== refresh: CALL cachebridge.refresh() of $REFRESH_ROWS rows (write_through, durable), $RUNS runs, fresh backend each"
+    q1 "ALTER DATABASE bench RESET cachebridge.delivery" >/dev/null
+    for ((run = 1; run <= RUNS; run++)); do refresh_run; done
+    q1 "DROP TABLE bench_r" >/dev/null
+    echo
+}
+
 section_memory_default() {
     q1 "ALTER DATABASE bench RESET cachebridge.delivery" >/dev/null
     section_memory
@@ -404,6 +483,18 @@ bench_report() {
             block "oltp_${w}_c$c" "pgbench $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (s $PGB_SCALE, ${PGB_SECONDS}s)" tps
         done
     done
+    for w in tpcb update; do
+        for c in $CLIENTS; do
+            grep -q "^worker_${w}_c$c	" "$DIR/results.tsv" || continue
+            printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' \
+                "worker CPU per transaction, $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c" "median" "min-max"
+            for v in inv_durable wt_durable pub_durable; do
+                [ -n "$(stat_of "worker_${w}_c$c" $v)" ] || continue
+                printf '| %-40s | %11s us | %15s |\n' "$v" "$(stat_of "worker_${w}_c$c" $v)" \
+                    "$(stat_of "worker_${w}_c$c" $v min)-$(stat_of "worker_${w}_c$c" $v max) us"
+            done
+        done
+    done
     [ -n "$MEMCACHE_SKIP" ] && echo && echo "pgmemcache skipped: $MEMCACHE_SKIP"
     [ -n "$DEGRADED" ] && echo && echo "degraded to a pattern invalidation (max_pending_memory $(q1 'SHOW cachebridge.max_pending_memory')): $(printf '%s\n' $DEGRADED | sort | uniq -c | awk '{ printf "%s x%s  ", $2, $1 }')"
     if [ -s "$DIR/shard.txt" ]; then
@@ -419,6 +510,13 @@ bench_report() {
         line memory_ms invalidate "  time: invalidate" ms
         line memory_ms write_through "  time: write_through" ms
         echo "(VmHWM includes the shared buffers the backend touched; memory: $MEM_RUNS runs)"
+    fi
+    if grep -q '^refresh' "$DIR/results.tsv"; then
+        printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' "refresh of $REFRESH_ROWS rows, write_through" "median" "min-max"
+        printf '| %-40s | %14.0f | %15s |\n' "rows/s" "$(stat_of refresh rows_per_s)" \
+            "$(printf '%.0f-%.0f' "$(stat_of refresh rows_per_s min)" "$(stat_of refresh rows_per_s max)")"
+        printf '| %-40s | %11.1f MB | %15s |\n' "backend peak memory growth (VmHWM)" "$(stat_of refresh_mem growth)" \
+            "$(printf '%.1f-%.1f MB' "$(stat_of refresh_mem growth min)" "$(stat_of refresh_mem growth max)")"
     fi
     if [ -s "$DIR/psql-warnings.log" ]; then
         echo
@@ -455,7 +553,8 @@ for s in $BENCH_SECTIONS; do
         oltp) section_oltp ;;
         shard) section_shard ;;
         memory) section_memory_default ;;
-        *) cb_die "unknown section $s (bulk, oltp, shard, memory)" ;;
+        refresh) section_refresh ;;
+        *) cb_die "unknown section $s (bulk, oltp, shard, memory, refresh)" ;;
     esac
 done
 bench_report

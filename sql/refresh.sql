@@ -1,0 +1,106 @@
+--
+-- cachebridge.refresh(): a backfill of rows that existed before the trigger.
+-- Each batch of heap blocks is its own transaction; progress is kept in
+-- cachebridge.refresh_state (cachebridge.refresh_progress shows it), so a
+-- refresh that stopped resumes.  test/specs/refresh_vs_write.spec shows a
+-- concurrent trigger write winning over the refresh's copy.
+--
+\set VERBOSITY default
+\! redis-cli -p $CB_REDIS_PORT flushall > /dev/null
+
+-- rows first, trigger later: nothing is cached yet
+CREATE TABLE rf_users (id int PRIMARY KEY, name text, pad text);
+INSERT INTO rf_users SELECT i, 'user ' || i, repeat('x', 200) FROM generate_series(1, 3000) i;
+SELECT cachebridge.attach('rf_users', 'rfu:{id}');
+\! redis-cli -p $CB_REDIS_PORT dbsize
+
+-- a refresh in batches of 10 blocks (~30 rows each) caches every row
+CALL cachebridge.refresh('rf_users', batch_blocks => 10);
+SELECT cachebridge.wait_delivered();
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE cachebridge.get('rfu:' || id) = row_to_json(u)::text) AS cached_as_row
+FROM rf_users u;
+SELECT "table", state, rows_done, blocks_done = total_blocks AS all_blocks,
+       rows_per_second > 0 AS rate_shown
+FROM cachebridge.refresh_progress;
+
+-- resume: a refresh that stopped after its first batch goes on from there
+SELECT cachebridge.refresh_begin('rf_users', false, false) AS from_block;   -- finished: starts over
+SELECT cachebridge.refresh_blocks('rf_users', 0, 5, false) AS next_block;
+SELECT rows_done > 0 AS some_done, blocks_done FROM cachebridge.refresh_progress;
+SELECT cachebridge.refresh_begin('rf_users', false, false) AS resumes_at;
+SELECT cachebridge.refresh_begin('rf_users', true, false) AS restart_at;
+CALL cachebridge.refresh('rf_users');
+SELECT state, rows_done FROM cachebridge.refresh_progress;
+
+-- invalidate: stale entries of existing rows are deleted
+CREATE TABLE rf_orders (id int PRIMARY KEY, total int);
+INSERT INTO rf_orders SELECT i, i FROM generate_series(1, 200) i;
+SELECT count(*) FROM (SELECT cachebridge.set('rfo:' || i, 'stale') FROM generate_series(1, 200) i) s;
+SELECT cachebridge.attach('rf_orders', 'rfo:{id}', 'invalidate');
+CALL cachebridge.refresh('rf_orders');
+SELECT cachebridge.wait_delivered();
+SELECT count(*) AS still_cached FROM generate_series(1, 200) i
+WHERE cachebridge.get('rfo:' || i) IS NOT NULL;
+
+-- publish: only with events => true, as snapshot entries with op READ
+CREATE TABLE rf_events (id int PRIMARY KEY, v text);
+INSERT INTO rf_events VALUES (1, 'a'), (2, 'b');
+SELECT cachebridge.attach('rf_events', 'rf:stream', 'publish');
+CALL cachebridge.refresh('rf_events');
+CALL cachebridge.refresh('rf_events', events => true);
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT xlen rf:stream
+\! redis-cli -p $CB_REDIS_PORT --raw xrange rf:stream - + | grep -c '^READ$'
+
+-- a partitioned table is refreshed partition by partition
+CREATE TABLE rf_parts (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE rf_parts_1 PARTITION OF rf_parts FOR VALUES FROM (0) TO (100);
+CREATE TABLE rf_parts_2 PARTITION OF rf_parts FOR VALUES FROM (100) TO (200);
+INSERT INTO rf_parts SELECT i, 'p' || i FROM generate_series(1, 199) i;
+CREATE TRIGGER rf_parts_cache AFTER INSERT OR UPDATE OR DELETE ON rf_parts
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfp:{id}');
+CALL cachebridge.refresh('rf_parts');
+SELECT cachebridge.wait_delivered();
+SELECT count(*) FILTER (WHERE cachebridge.get('rfp:' || id) = row_to_json(p)::text) AS cached
+FROM rf_parts p;
+SELECT "table", state, rows_done FROM cachebridge.refresh_progress
+WHERE "table"::text LIKE 'rf_parts%' ORDER BY 1;
+
+-- what refresh refuses
+CREATE TABLE rf_plain (id int);
+CALL cachebridge.refresh('rf_plain');
+CREATE VIEW rf_view AS SELECT * FROM rf_users;
+CALL cachebridge.refresh('rf_view');
+CREATE TABLE rf_when (id int PRIMARY KEY, v int);
+CREATE TRIGGER rf_when_cache AFTER INSERT OR UPDATE ON rf_when
+    FOR EACH ROW WHEN (NEW.v > 0) EXECUTE FUNCTION cachebridge.write_through('rfw:{id}');
+CALL cachebridge.refresh('rf_when');
+ALTER TABLE rf_orders DISABLE TRIGGER USER;
+CALL cachebridge.refresh('rf_orders');
+ALTER TABLE rf_orders ENABLE TRIGGER USER;
+SELECT cachebridge.refresh_blocks('rf_users', -1, 10, false);
+SELECT cachebridge.refresh_blocks('rf_users', 0, 0, false);
+-- it commits per batch: not inside a transaction block
+BEGIN;
+CALL cachebridge.refresh('rf_users');
+ROLLBACK;
+
+-- who may refresh: not PUBLIC; a writer only for tables it owns or holds TRIGGER on
+SELECT has_function_privilege('public', 'cachebridge.refresh_blocks(regclass, int8, int4, bool)', 'EXECUTE') AS public_blocks,
+       has_function_privilege('public', 'cachebridge.refresh(regclass, int4, bool, bool)', 'EXECUTE') AS public_refresh,
+       has_table_privilege('public', 'cachebridge.refresh_state', 'SELECT') AS public_state;
+CREATE ROLE rf_writer IN ROLE cachebridge_writer;
+GRANT SELECT, UPDATE ON rf_users TO rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_users');
+SELECT cachebridge.refresh_blocks('rf_users', 0, 1, false);
+SELECT count(*) FROM cachebridge.refresh_state;
+RESET ROLE;
+GRANT TRIGGER ON rf_users TO rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_users');
+RESET ROLE;
+
+DROP TABLE rf_users, rf_orders, rf_events, rf_parts, rf_plain, rf_when CASCADE;
+DROP ROLE rf_writer;

@@ -1,0 +1,387 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh.c
+ *		cachebridge.refresh(): applying a table's attached effects to the
+ *		rows it already holds (a backfill), in batches of their own
+ *		transactions, resumable, with its progress in
+ *		cachebridge.refresh_state.
+ *
+ * The procedure (SQL, in the install script) walks each leaf of the table
+ * in ranges of heap blocks and commits after each range.  A range is one
+ * call of cachebridge.refresh_blocks(): it locks the range's rows FOR SHARE
+ * and fires the table's cachebridge row triggers on each as if the row had
+ * just been updated to itself (publish triggers, when asked, append a
+ * snapshot entry with op READ instead).  The effects are queued and
+ * delivered at commit like any transaction's, so they are versioned,
+ * durable and bounded by max_pending_memory per batch, not per table.
+ *
+ * Why FOR SHARE: the batch's version is taken at its commit, and a writer
+ * of one of its rows either committed before the lock was taken (the batch
+ * read its row, and its version is lower) or waits for the batch to commit
+ * (its version is higher).  So a trigger write that commits during the
+ * refresh always wins over the refresh's copy, as any later transaction
+ * does.  Rows inserted or moved behind the walk fired their own triggers;
+ * rows moved ahead of it are refreshed twice, harmlessly.
+ *
+ * Runs as the caller, who needs SELECT and UPDATE (for the row locks) on
+ * the table, and must own it or hold TRIGGER on it (what attaching needed).
+ * Only the progress row is written as the extension's owner, through
+ * CbElevate() with schema-qualified statements.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/itemptr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "cachebridge.h"
+#include "elevate.h"
+
+PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
+PG_FUNCTION_INFO_V1(cachebridge_refresh_blocks);
+
+/* the trigger functions (trigger.c) */
+extern PGDLLEXPORT Datum cachebridge_write_through(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cachebridge_invalidate(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cachebridge_publish(PG_FUNCTION_ARGS);
+
+/* Set while refresh fires publish triggers: they append op READ entries. */
+bool		cb_refresh_snapshot = false;
+
+/*
+ * Opens relid for a refresh, checking the caller may refresh it: a plain
+ * table (partitioned ones are walked leaf by leaf by the procedure) the
+ * caller owns or holds TRIGGER on.  Checked before the table is locked.
+ */
+static Relation
+CbRefreshOpen(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+	Relation	rel;
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()) &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV,
+					   get_relkind_objtype(get_rel_relkind(relid)), relname);
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot refresh \"%s\": it is not a table", relname),
+				 errhint("Refresh a table, or a partitioned table (its partitions are refreshed).")));
+	return rel;
+}
+
+/* A trigger that refresh fires, and how to call it. */
+typedef struct CbRefreshTrigger
+{
+	Trigger    *trigger;
+	FmgrInfo	flinfo;
+} CbRefreshTrigger;
+
+/*
+ * The cachebridge row triggers of rel that fire on INSERT or UPDATE and
+ * would fire in this session now (session_replication_role as the
+ * trigger manager applies it); publish triggers only if events.  An ERROR
+ * if there are none, or if one has a WHEN condition (which refresh does
+ * not evaluate: it would apply effects the trigger would not).
+ */
+static CbRefreshTrigger *
+CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	CbRefreshTrigger *result;
+	int			n = 0;
+	bool		disabled = false;
+	bool		publish = false;
+
+	result = palloc0(sizeof(CbRefreshTrigger) * Max(1, trigdesc ? trigdesc->numtriggers : 0));
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+		FmgrInfo	flinfo;
+
+		if (!TRIGGER_FOR_ROW(trigger->tgtype) ||
+			!(TRIGGER_FOR_INSERT(trigger->tgtype) || TRIGGER_FOR_UPDATE(trigger->tgtype)))
+			continue;
+		fmgr_info(trigger->tgfoid, &flinfo);
+		if (flinfo.fn_addr != cachebridge_write_through &&
+			flinfo.fn_addr != cachebridge_invalidate &&
+			flinfo.fn_addr != cachebridge_publish)
+			continue;
+		if (trigger->tgenabled == TRIGGER_DISABLED ||
+			(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
+			 ? trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN
+			 : trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+		{
+			disabled = true;
+			continue;
+		}
+		if (flinfo.fn_addr == cachebridge_publish && !events)
+		{
+			publish = true;
+			continue;
+		}
+		if (trigger->tgqual != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot refresh table \"%s\": trigger \"%s\" has a WHEN condition",
+							RelationGetRelationName(rel), trigger->tgname),
+					 errhint("Refresh applies a trigger's effects to every row.")));
+		result[n].trigger = trigger;
+		result[n].flinfo = flinfo;
+		n++;
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" has no cachebridge trigger to refresh",
+						RelationGetRelationName(rel)),
+				 publish ? errhint("Its publish triggers are refreshed only with events => true.") :
+				 disabled ? errdetail("Its cachebridge triggers do not fire in this session (disabled, or for another session_replication_role).") : 0));
+	*ntriggers = n;
+	return result;
+}
+
+/* Runs a statement on cachebridge.refresh_state as the extension's owner. */
+static int64
+CbRefreshState(const char *sql, int nargs, Oid *types, Datum *values,
+			   bool *isnull)
+{
+	CbElevation elevation;
+	int64		result = 0;
+
+	CbElevate(CbExtensionOwner(), &elevation);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "could not update cachebridge.refresh_state");
+	*isnull = true;
+	if (SPI_processed == 1 && SPI_tuptable != NULL)
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, isnull));
+	SPI_finish();
+	CbElevateEnd(&elevation);
+	return result;
+}
+
+/*
+ * SQL: cachebridge.refresh_begin(tbl regclass, restart boolean, events
+ * boolean) -- starts (or, unless restart or the last one finished, resumes)
+ * the refresh of one table; returns the block to start from.  Checks first
+ * that the table has something to refresh.
+ */
+Datum
+cachebridge_refresh_begin(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	bool		restart = PG_GETARG_BOOL(1);
+	bool		events = PG_GETARG_BOOL(2);
+	Relation	rel = CbRefreshOpen(relid);
+	int			ntriggers;
+	Oid			types[5] = {OIDOID, INT4OID, TIMESTAMPTZOID, INT8OID, BOOLOID};
+	Datum		values[5];
+	bool		isnull;
+	int64		next;
+
+	(void) CbRefreshTriggers(rel, events, &ntriggers);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = Int32GetDatum(MyProcPid);
+	values[2] = TimestampTzGetDatum(MyStartTimestamp);
+	values[3] = Int64GetDatum((int64) RelationGetNumberOfBlocks(rel));
+	values[4] = BoolGetDatum(restart);
+	table_close(rel, AccessShareLock);
+
+	next = CbRefreshState("INSERT INTO cachebridge.refresh_state AS s "
+						  "(relid, pid, backend_start, started_at, updated_at, "
+						  " finished_at, next_block, total_blocks, rows_done) "
+						  "VALUES ($1, $2, $3, pg_catalog.now(), pg_catalog.now(), "
+						  "        NULL, 0, $4, 0) "
+						  "ON CONFLICT (relid) DO UPDATE SET "
+						  " pid = $2, backend_start = $3, total_blocks = $4, "
+						  " updated_at = pg_catalog.now(), finished_at = NULL, "
+						  " started_at = CASE WHEN $5 OR s.finished_at IS NOT NULL "
+						  "   THEN pg_catalog.now() ELSE s.started_at END, "
+						  " next_block = CASE WHEN $5 OR s.finished_at IS NOT NULL "
+						  "   THEN 0 ELSE s.next_block END, "
+						  " rows_done = CASE WHEN $5 OR s.finished_at IS NOT NULL "
+						  "   THEN 0 ELSE s.rows_done END "
+						  "RETURNING next_block",
+						  5, types, values, &isnull);
+	if (isnull)
+		elog(ERROR, "could not record the refresh of relation %u", relid);
+	PG_RETURN_INT64(next);
+}
+
+/* Fires the triggers on one row, as an UPDATE of the row to itself. */
+static void
+CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
+			 TupleTableSlot *slot)
+{
+	bool		shouldfree;
+	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+
+	for (int t = 0; t < ntriggers; t++)
+	{
+		LOCAL_FCINFO(fcinfo, 0);
+		TriggerData td = {0};
+
+		td.type = T_TriggerData;
+		td.tg_event = TRIGGER_EVENT_UPDATE | TRIGGER_EVENT_ROW | TRIGGER_EVENT_AFTER;
+		td.tg_relation = rel;
+		td.tg_trigtuple = tuple;
+		td.tg_newtuple = tuple;
+		td.tg_trigslot = slot;
+		td.tg_newslot = slot;
+		td.tg_trigger = triggers[t].trigger;
+		InitFunctionCallInfoData(*fcinfo, &triggers[t].flinfo, 0, InvalidOid,
+								 (Node *) &td, NULL);
+		(void) FunctionCallInvoke(fcinfo);
+	}
+	if (shouldfree)
+		heap_freetuple(tuple);
+}
+
+/*
+ * SQL: cachebridge.refresh_blocks(tbl regclass, from_block bigint,
+ * nblocks integer, events boolean) -- refreshes the rows in heap blocks
+ * [from_block, from_block + nblocks) of one table; returns the block to go
+ * on from, or NULL once past the table's end (the refresh is recorded as
+ * finished).
+ */
+Datum
+cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	int64		from = PG_GETARG_INT64(1);
+	int32		nblocks = PG_GETARG_INT32(2);
+	bool		events = PG_GETARG_BOOL(3);
+	Relation	rel;
+	CbRefreshTrigger *triggers;
+	int			ntriggers;
+	BlockNumber size;
+	int64		to;
+	ItemPointerData lo;
+	ItemPointerData hi;
+	StringInfoData sql;
+	Oid			types[2] = {TIDOID, TIDOID};
+	Datum		values[2];
+	bool		isnull;
+	uint64		nrows;
+	TupleTableSlot *slot;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+
+	if (from < 0 || from > MaxBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("block %lld is out of range", (long long) from)));
+	if (nblocks < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_blocks must be at least 1, not %d", nblocks)));
+
+	rel = CbRefreshOpen(relid);
+	triggers = CbRefreshTriggers(rel, events, &ntriggers);
+	size = RelationGetNumberOfBlocks(rel);
+	if (from >= size)
+	{
+		Oid			ftype = OIDOID;
+		Datum		fvalue = ObjectIdGetDatum(relid);
+
+		table_close(rel, AccessShareLock);
+		(void) CbRefreshState("UPDATE cachebridge.refresh_state "
+							  "SET finished_at = pg_catalog.now(), "
+							  "updated_at = pg_catalog.now() "
+							  "WHERE relid OPERATOR(pg_catalog.=) $1",
+							  1, &ftype, &fvalue, &isnull);
+		PG_RETURN_NULL();
+	}
+	to = Min(from + nblocks, (int64) size);
+
+	/* lock the range's rows, as the caller, and read their addresses */
+	ItemPointerSet(&lo, (BlockNumber) from, 0);
+	ItemPointerSet(&hi, (BlockNumber) to, 0);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT ctid FROM ONLY %s "
+					 "WHERE ctid OPERATOR(pg_catalog.>=) $1 "
+					 "AND ctid OPERATOR(pg_catalog.<) $2 FOR SHARE",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	values[0] = PointerGetDatum(&lo);
+	values[1] = PointerGetDatum(&hi);
+	SPI_connect();
+	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of \"%s\" to refresh",
+			 RelationGetRelationName(rel));
+	nrows = SPI_processed;
+
+	slot = table_slot_create(rel, NULL);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc,
+															1, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		/* the version the lock was taken on: the newest committed */
+		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+			continue;
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		cb_refresh_snapshot = true;
+		PG_TRY();
+		{
+			CbRefreshRow(rel, triggers, ntriggers, slot);
+		}
+		PG_FINALLY();
+		{
+			cb_refresh_snapshot = false;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
+	SPI_finish();
+	table_close(rel, AccessShareLock);
+
+	{
+		Oid			stypes[3] = {OIDOID, INT8OID, INT8OID};
+		Datum		svalues[3] = {ObjectIdGetDatum(relid), Int64GetDatum(to),
+		Int64GetDatum((int64) nrows)};
+
+		(void) CbRefreshState("UPDATE cachebridge.refresh_state "
+							  "SET next_block = $2, "
+							  "rows_done = rows_done OPERATOR(pg_catalog.+) $3, "
+							  "updated_at = pg_catalog.now() "
+							  "WHERE relid OPERATOR(pg_catalog.=) $1",
+							  3, stypes, svalues, &isnull);
+	}
+	PG_RETURN_INT64(to);
+}
