@@ -319,8 +319,8 @@ for my $fault (qw(oom readonly restart))
 	die "fork: $!" unless defined $pid;
 	if ($pid == 0)
 	{
-		Time::HiRes::sleep(0.5);
-		for (1 .. 6)
+		Time::HiRes::sleep(0.2);
+		for (1 .. 4)
 		{
 			if ($faults{$fault}->())
 			{
@@ -328,7 +328,7 @@ for my $fault (qw(oom readonly restart))
 				print $fh Time::HiRes::time();
 				close($fh);
 			}
-			Time::HiRes::sleep(0.7);
+			Time::HiRes::sleep(0.4);
 		}
 		POSIX::_exit(0);
 	}
@@ -337,7 +337,8 @@ for my $fault (qw(oom readonly restart))
 		$node,
 		script => $script,
 		clients => $clients,
-		transactions => 400,
+		# about as long as the faults last (4 x ~0.8 s)
+		transactions => 2500,
 		vars => { tbl => 'wf', nkeys => 200, fill => 0 },
 		args => ['--max-tries=100'],
 		timeout => 300);
