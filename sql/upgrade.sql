@@ -146,6 +146,19 @@ SELECT direct_lag_samples >= 0 AS lag_columns FROM cachebridge.stats;
 -- and the upgraded database drops its schema with the extension
 SELECT evtname, evtevent, evttags FROM pg_event_trigger
 WHERE evtname = 'cachebridge_drop_schema';
+-- ==== partitions (1.3) ====
+-- the upgrade made the event trigger that copies TRUNCATE triggers to
+-- partitions, as members of the extension, not runnable by PUBLIC
+SELECT e.evtname, e.evtevent, e.evttags, d.deptype AS member,
+       has_function_privilege('public', 'cachebridge.partition_truncate_triggers()', 'EXECUTE') AS public_runs
+FROM pg_event_trigger e
+JOIN pg_depend d ON d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass
+WHERE e.evtname = 'cachebridge_partition_truncate';
+CREATE TABLE up_parted (id int) PARTITION BY RANGE (id);
+SELECT cachebridge.attach('up_parted', 'up:{id}');
+CREATE TABLE up_part1 PARTITION OF up_parted FOR VALUES FROM (0) TO (10);
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'up_part1'::regclass AND NOT tgisinternal ORDER BY 1;
+
 \c :regress_db
 DROP DATABASE cb_upgraded;
 CREATE DATABASE cb_upgraded;

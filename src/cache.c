@@ -421,14 +421,14 @@ cachebridge_set(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	next = ReadNextFullTransactionId();
 
-	/* EVALSHA fill 2 key marker value ttl epoch xmin xmax xip... */
+	/* EVALSHA fill 2 key marker value ttl epoch floors-from xmin xmax xip... */
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
 	initStringInfo(&marker);
 	CbCheckKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendKey(&scratch, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendVersionKey(&marker, scratch.data, scratch.len);
-	CbPipelineBegin(&p, 10 + nxids, scratch.data, scratch.len);
+	CbPipelineBegin(&p, 11 + nxids, scratch.data, scratch.len);
 	CbPipelineArgStr(&p, "EVALSHA");
 	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
 	CbPipelineArgStr(&p, "2");
@@ -437,6 +437,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbPipelineArg(&p, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	CbPipelineArgInt(&p, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
 	CbPipelineArgStr(&p, epochstr);
+	CbPipelineArgInt(&p, (int64) strlen(cb_key_prefix));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
 	for (int i = 0; i < nxids; i++)

@@ -28,6 +28,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "backlog.h"
 #include "cachebridge.h"
 #include "delivery.h"
 #include "elevate.h"
@@ -71,6 +72,7 @@ CbShmemRequest(void)
 		prev_shmem_request_hook();
 	CbStatsShmemRequest();
 	CbDeliveryShmemRequest();
+	CbBacklogShmemRequest();
 	CbWorkerShmemRequest();
 }
 
@@ -83,6 +85,7 @@ CbShmemStartup(void)
 	CbStatsShmemStartup();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	CbDeliveryShmemStartup();
+	CbBacklogShmemStartup();
 	CbWorkerShmemStartup();
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -266,11 +269,23 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (!OidIsValid(dboid))
 	{
+		bool		commit_prepared = IsA(stmt, TransactionStmt) &&
+			((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED;
+
+		/*
+		 * The prepared transaction's row (if any) is left to the worker:
+		 * a backlog before the commit, so that no backend sends a later
+		 * row first, and after it, when the row is visible (backlog.c).
+		 */
+		if (commit_prepared)
+			CbBacklogAddCommitted();
 		CbPrevProcessUtility(pstmt, queryString, readOnlyTree, context,
 							 params, queryEnv, dest, qc);
-		if (IsA(stmt, TransactionStmt) &&
-			((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+		if (commit_prepared)
+		{
+			CbBacklogAddCommitted();
 			(void) CbWorkerWake(MyDatabaseId);
+		}
 		return;
 	}
 

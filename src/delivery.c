@@ -55,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "backlog.h"
 #include "cachebridge.h"
 #include "delivery.h"
 #include "outbox.h"
@@ -1140,11 +1141,26 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 		 * order: a backend sending them itself could overtake the worker
 		 * still retrying an earlier transaction's entries.
 		 */
+		bool		backlog;
+
+		/*
+		 * While older rows wait for the worker, this one waits behind
+		 * them (backlog.c): sent now, it could reach Redis first.
+		 */
+		backlog = CbBacklogPending() && !CbBacklogTryClear(false);
 		xact_direct = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
-					   plan->nentries == 0 && !CbBreakerIsOpen());
+					   plan->nentries == 0 && !CbBreakerIsOpen() && !backlog);
 		xact_early = (xact_mode == CB_DELIVERY_DURABLE && !prepare &&
 					  plan->nentries > 0 && plan->neffects > plan->nentries &&
-					  !CbBreakerIsOpen());
+					  !CbBreakerIsOpen() && !backlog);
+
+		/*
+		 * A row left to the worker is a backlog from now on.  A prepared
+		 * one counts from COMMIT PREPARED (see the ProcessUtility hook):
+		 * until then it is invisible, and the lock would stay with it.
+		 */
+		if (!xact_direct && !prepare)
+			CbBacklogAdd();
 		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
 										plan->version, xact_direct);
 
@@ -1174,6 +1190,23 @@ CbOutboxRowFree(int64 id)
 						 CB_ROW_LOCK_FIELD4);
 	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return false;
+	LockRelease(&tag, ShareLock, false);
+	return true;
+}
+
+/*
+ * Waits until no backend holds the lock of outbox row id; true (the wait
+ * is interruptible, and the holder lets go after delivery_timeout at the
+ * latest).
+ */
+bool
+CbOutboxRowWait(int64 id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+						 CB_ROW_LOCK_FIELD4);
+	(void) LockAcquire(&tag, ShareLock, false, false);
 	LockRelease(&tag, ShareLock, false);
 	return true;
 }
@@ -1233,6 +1266,16 @@ CbDeliveryCommit(void)
 	CbStatsAdd(CB_STAT_QUEUED, plan->neffects);
 
 	/*
+	 * A row left to the worker since PRE_COMMIT (a concurrent backend's
+	 * delivery failed) is older than this one: wait behind it.
+	 */
+	if (xact_direct && xact_mode != CB_DELIVERY_SYNC && CbBacklogPending())
+	{
+		CbBacklogAddCommitted();
+		xact_direct = false;
+	}
+
+	/*
 	 * With synchronous_commit off the commit record may not be flushed yet,
 	 * and a crash would undo the transaction: its effects must not reach
 	 * Redis before it is durable.
@@ -1272,10 +1315,16 @@ CbDeliveryCommit(void)
 			/* a delivery too big for delivery_timeout is no outage */
 			if (!CbRedisPastDeadline())
 				CbBreakerTrip();
+			/* still holding the row's lock: see backlog.c */
+			if (retried)
+				CbBacklogAddCommitted();
 			CbReportUndelivered(result, plan->neffects, detail, retried);
 		}
 		else
 		{
+			/* the worker sends the row again, to learn what to keep dead */
+			if (retried && result == CB_REJECTED)
+				CbBacklogAddCommitted();
 			if (xact_mode == CB_DELIVERY_SYNC)
 				CbBreakerReset();
 			/* in durable mode the worker counts what it keeps as dead */

@@ -118,6 +118,7 @@ extern void CbDeliveryCommit(void);
 extern void CbDeliveryReset(void);
 
 extern bool CbOutboxRowFree(int64 id);
+extern bool CbOutboxRowWait(int64 id);
 extern void CbDeliveryCountError(CbDeliveryResult result, const char *detail);
 extern bool CbBreakerIsOpen(void);
 extern void CbBreakerTrip(void);

@@ -754,6 +754,35 @@ CbOutboxUndelivered(void)
 }
 
 /*
+ * True if no outbox row of this database is left to deliver now, under a
+ * fresh snapshot (see backlog.c).  In the worker, a row whose backend is
+ * still sending it is waited for (its lock is held at most about
+ * delivery_timeout), then counts as delivered if that backend acknowledged
+ * it; elsewhere every live row counts as undelivered.
+ */
+bool
+CbOutboxAllDelivered(bool worker)
+{
+	CbOutboxRel o;
+	CbOutboxScan s;
+	bool		all = true;
+
+	CbOutboxOpen(&o);
+	CbOutboxScanBegin(&s, o.rel, o.pkey, -1);
+	while (all && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
+	{
+		int64		id = DatumGetInt64(CbOutboxColumn(&s, o.att_id));
+
+		if (DatumGetBool(CbOutboxColumn(&s, o.att_dead)))
+			continue;
+		all = worker && CbOutboxRowWait(id) && CbWorkerAcknowledged(id);
+	}
+	CbOutboxScanEnd(&s);
+	CbOutboxClose(&o);
+	return all;
+}
+
+/*
  * SQL: cachebridge.wait_delivered(timeout_ms) -- true once every effect
  * committed before the call is applied in Redis, false if that did not
  * happen within timeout_ms.

@@ -18,6 +18,7 @@ extern int	CbOutboxDrain(int limit, bool *unreachable);
 extern void CbOutboxDelete(int64 *ids, int nids);
 extern bool CbOutboxIdle(void);
 extern int64 CbOutboxUndelivered(void);
+extern bool CbOutboxAllDelivered(bool worker);
 
 /* worker.c */
 extern bool CbWorkerWake(Oid dboid);

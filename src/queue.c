@@ -85,6 +85,7 @@ static List **touched = NULL;	/* per nest level: entries with a version there */
 static int	ntouched = 0;
 static uint64 queue_seq = 0;
 static bool planned = false;	/* the queue became a plan at PRE_COMMIT */
+static bool closed = false;		/* PRE_COMMIT (or PRE_PREPARE) has passed */
 
 /* Hash function of CbQueueKey. */
 static uint32
@@ -211,6 +212,20 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	CbQueueEntry *entry;
 	CbEffect   *v;
 	bool		found;
+
+	/*
+	 * The transaction's effects became its plan at PRE_COMMIT: an effect
+	 * queued after that (by another extension's pre-commit callback, or a
+	 * trigger on the outbox) would never be sent.  The transaction can
+	 * still abort here, so refuse rather than drop it.
+	 */
+	if (planned || closed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot queue a cachebridge effect for key \"%.*s\" after the transaction's effects were planned",
+						(int) Min(keylen, 200), keydata),
+				 errdetail("The row change ran after the transaction's pre-commit processing, past the point where cachebridge collects the effects to deliver."),
+				 errhint("Make the change before COMMIT, or in a deferred trigger, which runs before that point.")));
 
 	if (op == CB_OP_PATTERN)
 		key.kind = CB_QK_PATTERN;
@@ -419,9 +434,9 @@ CbDeliverSafely(void)
 	RESUME_INTERRUPTS();
 }
 
-/* Transaction callback: plan at PRE_COMMIT, send at COMMIT, drop on abort. */
+/* Plans at PRE_COMMIT, sends at COMMIT, drops on abort. */
 static void
-CbXactCallback(XactEvent event, void *arg)
+CbXactEvent(XactEvent event)
 {
 	if (queue == NULL && !planned)
 		return;
@@ -453,6 +468,22 @@ CbXactCallback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * Transaction callback.  Also remembers whether PRE_COMMIT has passed,
+ * with or without effects: callbacks registered before cachebridge's run
+ * after it, and what they change is refused (CbQueueEffect).
+ */
+static void
+CbXactCallback(XactEvent event, void *arg)
+{
+	CbXactEvent(event);
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+		closed = true;
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+			 event == XACT_EVENT_PREPARE)
+		closed = false;
 }
 
 /* Subtransaction callback. */

@@ -1525,7 +1525,10 @@ CbScanReply(int index, redisReply *reply, void *arg)
  * asks for the next step.  Deletion goes through the versioned delete
  * script with marker (see scripts.c), so a key deleted here keeps a version
  * marker for tombstone_ttl seconds and a late, older write cannot bring it
- * back; markers themselves are never matched.  Adds the number deleted to
+ * back; markers themselves are never matched.  It first raises the
+ * pattern's floor (see scripts.c), which defeats fills from snapshots that
+ * do not see the deleting transaction, of keys it did not find.  Adds the
+ * number deleted to
  * *count.  Returns false with err filled if Redis could not be reached; an
  * error reply stops the scan and is returned in *error_reply.  Raises no
  * ERROR but out of memory.
@@ -1570,6 +1573,19 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
 				CbPipelineArg(&p, (char *) lfirst(lk), lfirst_int(ll));
 				CbPipelineArg(&p, vkey.data, vkey.len);
 			}
+			CbPipelineArgStr(&p, marker);
+			CbPipelineArgInt(&p, tombstone_ttl);
+		}
+		/* first the floor, so that a fill after this sees it (scripts.c) */
+		if (cursor != NULL && strcmp(cursor, "0") == 0)
+		{
+			resetStringInfo(&vkey);
+			CbAppendFloorKey(&vkey, match, matchlen);
+			CbPipelineBegin(&p, 6, vkey.data, vkey.len);
+			CbPipelineArgStr(&p, "EVALSHA");
+			CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FLOOR));
+			CbPipelineArgStr(&p, "1");
+			CbPipelineArg(&p, vkey.data, vkey.len);
 			CbPipelineArgStr(&p, marker);
 			CbPipelineArgInt(&p, tombstone_ttl);
 		}

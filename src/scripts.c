@@ -33,6 +33,13 @@
  * was written by a history this one replaced (a promoted standby's lost
  * transactions, the cluster a dump came from), and the fill wins.  A
  * standby fills with its primary's generation and the timeline it replays.
+ * A pattern deletion (TRUNCATE, a degraded trigger,
+ * invalidate_pattern) leaves no marker for keys it did not find, so it
+ * also raises a floor named after the pattern's literal start (see
+ * CbAppendFloorKey) to its marker, for tombstone_ttl seconds; a fill is
+ * refused as well if the floor of a beginning of its key names a
+ * transaction the snapshot does not see: the row it read may be one the
+ * deletion removed.
  *
  * Stream entries (cachebridge.publish) are appended by the xadd script,
  * one call per transaction and stream (or per chunk of a large one).  The
@@ -133,31 +140,38 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"return n\n",
 
 	/*
-	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, xmin, xmax,
-	 * xip...  A 1.3 marker of an older epoch whose xid is not below xmax
-	 * was written by a history this one does not continue (transactions a
-	 * promoted standby lost, another cluster): every xid this history gave
-	 * out in an older epoch is below the xmax of a snapshot of the current
-	 * one, so its writer is no transaction of the snapshot's, and the
-	 * fill, of the newest history, wins.  (A 1.2 marker has no epoch: it
-	 * may be a backend's that still runs the 1.2 library, and is judged by
-	 * its xid alone.)
+	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, floors-from,
+	 * xmin, xmax, xip...  A marker the caller's snapshot does not see
+	 * refuses the fill.  A 1.3 marker of an older epoch whose xid is not
+	 * below xmax was written by a history this one does not continue
+	 * (transactions a promoted standby lost, another cluster): every xid
+	 * this history gave out in an older epoch is below the xmax of a
+	 * snapshot of the current one, so its writer is no transaction of the
+	 * snapshot's, and the fill, of the newest history, wins.  (A 1.2 marker
+	 * has no epoch: it may be a backend's that still runs the 1.2 library,
+	 * and is judged by its xid alone.)  The floors checked the same way are
+	 * those of every beginning of the key at least floors-from bytes long
+	 * (the caller's key prefix): a pattern deletion whose literal start is
+	 * one of them may have covered the key (see CbAppendFloorKey).
 	 */
 	CB_LUA_VERSION
-	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur then\n"
-	"  local xid = tonumber(string.match(cur, ':(%d+)$'))\n"
-	"  local visible = xid ~= nil and xid < tonumber(ARGV[4])\n"
-	"  local older = epoch(cur) ~= '' and epoch(cur) < ARGV[3]\n"
-	"  if xid ~= nil and not visible and older and xid >= tonumber(ARGV[5]) then\n"
-	"    visible = true\n"
-	"  elseif xid ~= nil and not visible and xid < tonumber(ARGV[5]) then\n"
-	"    visible = true\n"
-	"    for i = 6, #ARGV do\n"
-	"      if tonumber(ARGV[i]) == xid then visible = false break end\n"
-	"    end\n"
+	"local function visible(m)\n"
+	"  local xid = tonumber(string.match(m, ':(%d+)$'))\n"
+	"  if xid == nil then return false end\n"
+	"  if xid < tonumber(ARGV[5]) then return true end\n"
+	"  if xid >= tonumber(ARGV[6]) then\n"
+	"    return epoch(m) ~= '' and epoch(m) < ARGV[3]\n"
 	"  end\n"
-	"  if not visible then return 0 end\n"
+	"  for i = 7, #ARGV do\n"
+	"    if tonumber(ARGV[i]) == xid then return false end\n"
+	"  end\n"
+	"  return true\n"
+	"end\n"
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and not visible(cur) then return 0 end\n"
+	"for n = tonumber(ARGV[4]), #KEYS[1] - 1 do\n"
+	"  local f = redis.pcall('GET', string.sub(KEYS[1], 1, n) .. '#cbv#cbv')\n"
+	"  if type(f) == 'string' and not visible(f) then return 0 end\n"
 	"end\n"
 	"if tonumber(ARGV[2]) > 0 then\n"
 	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
@@ -165,6 +179,18 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  redis.call('SET', KEYS[1], ARGV[1])\n"
 	"end\n"
 	"return 1\n",
+
+	/*
+	 * CB_SCRIPT_FLOOR: KEYS floor; ARGV marker, ttl.  Raises a pattern's
+	 * floor to the deleting transaction's marker; replies 0 (it deletes
+	 * nothing).
+	 */
+	CB_LUA_VERSION
+	"local cur = redis.call('GET', KEYS[1])\n"
+	"if not cur or version(cur) <= version(ARGV[1]) then\n"
+	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+	"end\n"
+	"return 0\n",
 
 	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
 	 * entry: maxlen (0 for none), field count, fields and values */
@@ -319,6 +345,29 @@ CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
 {
 	appendBinaryStringInfo(buf, key, len);
 	appendStringInfoString(buf, CB_VERSION_SUFFIX);
+}
+
+/*
+ * Appends the name of the floor of a pattern deletion: the literal start of
+ * the glob pattern match (up to its first unescaped *, ? or [, with its
+ * escapes undone), then CB_VERSION_SUFFIX twice.  That name is a marker
+ * name (no key has it, no pattern matches it) and the marker of no key
+ * (its key would end in CB_VERSION_SUFFIX).  A fill of a key checks the
+ * floor of every beginning of the key: a pattern deletion that could have
+ * matched the key has one of them as its floor.
+ */
+void
+CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		if (match[i] == '*' || match[i] == '?' || match[i] == '[')
+			break;
+		if (match[i] == '\\' && i + 1 < len)
+			i++;
+		appendStringInfoChar(buf, match[i]);
+	}
+	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
 }
 
 /*

@@ -18,6 +18,7 @@ typedef enum CbScript
 	CB_SCRIPT_DELETE,			/* delete many keys, each if newer */
 	CB_SCRIPT_DELETE_FOUND,		/* the same for cached values a SCAN found */
 	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
+	CB_SCRIPT_FLOOR,			/* raise a pattern deletion's floor */
 	CB_SCRIPT_XADD,				/* append stream entries, unless already there */
 	CB_NSCRIPTS
 } CbScript;
@@ -28,6 +29,7 @@ typedef enum CbScript
 extern const char *CbScriptSha(CbScript script);
 extern void CbAppendScriptLoads(CbPipeline *p);
 extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
+extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
 extern bool CbIsMarkerName(const char *name, size_t len);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */

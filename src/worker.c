@@ -61,6 +61,7 @@
 
 #include <dlfcn.h>
 
+#include "backlog.h"
 #include "cachebridge.h"
 #include "delivery.h"
 #include "elevate.h"
@@ -562,6 +563,10 @@ CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
 			CbOutboxDelete(acks, nacks);
 		if (drain)
 			handled = CbOutboxDrain(CB_DRAIN_BATCH, unreachable);
+		/* all sent: backends may send their own rows again (backlog.c) */
+		if (drain && !*unreachable && handled < CB_DRAIN_BATCH &&
+			CbBacklogPending())
+			(void) CbBacklogTryClear(true);
 		*idle = nacks == 0 && handled == 0 && CbOutboxIdle();
 		PopActiveSnapshot();
 		SPI_finish();

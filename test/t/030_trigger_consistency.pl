@@ -19,6 +19,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use POSIX ();
+use Time::HiRes ();
 
 use CacheBridgeTest;
 
@@ -259,6 +261,126 @@ cmp_ok($current, '>', 0, "invalidate: $current keys were cached at the end");
 my $invalidated = $node->safe_psql('postgres',
 	"SELECT count(*) FROM inv WHERE note <> 'initial'");
 cmp_ok($invalidated, '>', 0, "invalidate: $invalidated rows were changed");
+
+# ---------------------------------------------------------------------
+# write_through under Redis faults (issue 12): OOM replies (maxmemory with
+# noeviction), READONLY replies (Redis made a replica of another, empty,
+# Redis for a moment, which also wipes it) and restarts without
+# persistence, while pgbench runs.  Afterwards: no key is stale (its value
+# is not the row's), no key is a phantom (no row), and no change is lost:
+# every row changed after the last moment Redis lost its data has its key.
+# (A row untouched since Redis lost everything has none: a cache miss.)
+# ---------------------------------------------------------------------
+my $master = CacheBridgeTest::Redis->new(name => 'empty_master');
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$node->safe_psql('postgres', q{
+CREATE TABLE wf (id int PRIMARY KEY, v int, note text,
+                 at timestamptz NOT NULL DEFAULT clock_timestamp());
+INSERT INTO wf SELECT i, i, 'initial' FROM generate_series(1, 200) i;
+CREATE FUNCTION wf_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.at := clock_timestamp();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER wf_touch BEFORE INSERT OR UPDATE ON wf
+    FOR EACH ROW EXECUTE FUNCTION wf_touch();
+SELECT cachebridge.attach('wf', 'wf:{id}');
+UPDATE wf SET note = note;
+});
+
+# one fault, switched on for a moment and off again
+my %faults = (
+	oom => sub {
+		$redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+		Time::HiRes::sleep(0.3);
+		$redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+		return 0;
+	},
+	readonly => sub {
+		$redis->cli('REPLICAOF', '127.0.0.1', $master->port);
+		Time::HiRes::sleep(0.3);
+		$redis->cli('REPLICAOF', 'NO', 'ONE');
+		return 1;
+	},
+	restart => sub {
+		$redis->stop;
+		Time::HiRes::sleep(0.2);
+		$redis->start;
+		return 1;
+	},
+);
+
+for my $fault (qw(oom readonly restart))
+{
+	# the faults come from a child process while pgbench runs; it reports
+	# when Redis last lost its data
+	my $lossfile = $redis->dir . "/lost_$fault";
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		Time::HiRes::sleep(0.2);
+		for (1 .. 4)
+		{
+			if ($faults{$fault}->())
+			{
+				open(my $fh, '>', $lossfile) or die;
+				print $fh Time::HiRes::time();
+				close($fh);
+			}
+			Time::HiRes::sleep(0.4);
+		}
+		POSIX::_exit(0);
+	}
+	my $retried0 = $node->safe_psql('postgres', 'SELECT retried FROM cachebridge.stats');
+	my $res = CacheBridgeTest::run_pgbench(
+		$node,
+		script => $script,
+		clients => $clients,
+		# about as long as the faults last (4 x ~0.8 s)
+		transactions => 2500,
+		vars => { tbl => 'wf', nkeys => 200, fill => 0 },
+		args => ['--max-tries=100'],
+		timeout => 300);
+	waitpid($pid, 0);
+	# the child restarted Redis: take its new process id
+	if ($fault eq 'restart')
+	{
+		my $p = PostgreSQL::Test::Utils::slurp_file($redis->dir . '/redis.pid');
+		chomp $p;
+		$redis->{pid} = $p;
+	}
+	is($res->{rc}, 0, "$fault: pgbench exits with 0")
+	  or diag("stdout:\n$res->{stdout}\nstderr:\n$res->{stderr}");
+	is($res->{failed} // 0, 0, "$fault: no transaction failed");
+	cmp_ok($node->safe_psql('postgres', 'SELECT retried FROM cachebridge.stats') - $retried0,
+		'>', 0, "$fault: the worker delivered effects the backends could not");
+	is($node->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(60000)'),
+		't', "$fault: every committed effect delivered");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM cachebridge.outbox WHERE dead'),
+		'0', "$fault: no outbox row is dead");
+
+	my $lost_at = -e $lossfile ? PostgreSQL::Test::Utils::slurp_file($lossfile) : 0;
+	my $stale = $node->safe_psql('postgres', q{
+SELECT count(*) FROM wf w
+WHERE cachebridge.get('wf:' || id) IS NOT NULL
+  AND cachebridge.get('wf:' || id) <> row_to_json(w)::text});
+	my $lost = $node->safe_psql('postgres', qq{
+SELECT count(*) FROM wf w
+WHERE cachebridge.get('wf:' || id) IS NULL
+  AND at > to_timestamp($lost_at)});
+	my %ids = map { ("wf:$_" => 1) } split /\n/,
+	  $node->safe_psql('postgres', 'SELECT id FROM wf');
+	my @phantoms = grep { !$ids{$_} } cached_keys('wf:*');
+	my $changed = $node->safe_psql('postgres', qq{
+SELECT count(*) FROM wf WHERE at > to_timestamp($lost_at)});
+	is($stale, '0', "$fault: 0 stale keys");
+	is($lost, '0', "$fault: 0 lost changes (of $changed rows changed since Redis last lost its data)");
+	is(scalar(@phantoms), 0, "$fault: 0 phantom keys")
+	  or diag("keys without a row: @phantoms");
+	diag(sprintf('%s: %.1f s of pgbench', $fault, $res->{elapsed}));
+}
+$master->stop;
 
 $node->stop;
 done_testing();
