@@ -154,6 +154,9 @@ WITH t AS (
      WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cachebridge'::pg_catalog.regnamespace
        AND p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['write_through', 'invalidate', 'publish']::pg_catalog.name[])
        AND tg.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+       -- the copies of a TRUNCATE trigger on partitions (see the
+       -- partitions section) belong to their ancestor's attachment
+       AND NOT (c.relispartition AND tg.tgname OPERATOR(pg_catalog.~~) '%\_partition')
        AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')
             OR pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))
 )
@@ -363,6 +366,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a record;
+    part pg_catalog.regclass;
     found_one pg_catalog.bool := false;
 BEGIN
     IF tbl IS NULL OR name IS NULL THEN
@@ -380,6 +384,13 @@ BEGIN
         END IF;
         IF a.truncate_trigger IS NOT NULL THEN
             EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s', a.truncate_trigger, tbl);
+            -- and its copies on the partitions
+            FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t
+                         WHERE t.relid OPERATOR(pg_catalog.<>) tbl
+            LOOP
+                EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON %s',
+                                          a.truncate_trigger OPERATOR(pg_catalog.||) '_partition', part);
+            END LOOP;
         END IF;
     END LOOP;
     IF NOT found_one THEN

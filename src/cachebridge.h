@@ -16,6 +16,9 @@ extern char *cb_key_prefix;
 /* true when loaded through shared_preload_libraries */
 extern bool cb_preloaded;
 
+/* trigger.c: the rights to make triggers on a relation, or an ERROR */
+extern char *CbCheckTriggerRights(Oid relid);
+
 /* refresh.c: true while cachebridge.refresh() fires publish triggers */
 extern bool cb_refresh_snapshot;
 

@@ -74,17 +74,9 @@ bool		cb_refresh_snapshot = false;
 static Relation
 CbRefreshOpen(Oid relid)
 {
-	char	   *relname = get_rel_name(relid);
+	char	   *relname = CbCheckTriggerRights(relid);
 	Relation	rel;
 
-	if (relname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()) &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV,
-					   get_relkind_objtype(get_rel_relkind(relid)), relname);
 	rel = table_open(relid, AccessShareLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,

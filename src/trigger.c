@@ -1176,13 +1176,15 @@ CbModeByName(const char *name, CbTriggerMode *mode)
  * and tgoid is a trigger of relid.  Runs before the relation is opened, so
  * a role without rights on it cannot even lock it.
  */
-static void
-CbCheckTriggerTarget(Oid tgoid, Oid relid)
+/*
+ * Raises an ERROR unless relation relid exists and the calling role owns it
+ * or holds TRIGGER on it (what CREATE TRIGGER requires); returns its name.
+ * Looks at the catalog only: the relation is not locked.
+ */
+char *
+CbCheckTriggerRights(Oid relid)
 {
 	char	   *relname = get_rel_name(relid);
-	Relation	tgrel;
-	FormData_pg_trigger tg;
-	bool		found;
 
 	if (relname == NULL)
 		ereport(ERROR,
@@ -1192,6 +1194,16 @@ CbCheckTriggerTarget(Oid tgoid, Oid relid)
 		pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV,
 					   get_relkind_objtype(get_rel_relkind(relid)), relname);
+	return relname;
+}
+
+static void
+CbCheckTriggerTarget(Oid tgoid, Oid relid)
+{
+	char	   *relname = CbCheckTriggerRights(relid);
+	Relation	tgrel;
+	FormData_pg_trigger tg;
+	bool		found;
 
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	found = CbTriggerFetch(tgrel, tgoid, &tg);
