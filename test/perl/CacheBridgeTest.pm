@@ -137,7 +137,8 @@ sub run_pgbench
 		'-p', $node->port,
 		'-c', $opts{clients} // 1,
 		'-j', $opts{clients} // 1,
-		'-t', $opts{transactions} // 1,
+		# a run of so many transactions each, or (seconds) for so long
+		($opts{seconds} ? ('-T', $opts{seconds}) : ('-t', $opts{transactions} // 1)),
 		(map { ('-D', "$_=$vars{$_}") } sort keys %vars),
 		@{ $opts{args} // [] },
 		'-f', $file, 'postgres');
