@@ -310,7 +310,12 @@ my %faults = (
 	},
 );
 
-for my $fault (qw(oom readonly restart))
+# A restart without persistence is not among them yet: run this way, its
+# phase covered no row changed after Redis last lost its data (and on some
+# runs no delivery failed at all), so it tested nothing reliably.
+# test/t/092_backlog_order.pl restarts Redis without persistence under
+# backlogged rows deterministically.
+for my $fault (qw(oom readonly))
 {
 	# the faults come from a child process while pgbench runs; it reports
 	# when Redis last lost its data
