@@ -503,8 +503,11 @@ SQL
     for _ in $(seq 200); do [ -s "$DIR/refresh.pid" ] && break; sleep 0.05; done
     pid=$(cat "$DIR/refresh.pid")
     while kill -0 "$psql_pid" 2>/dev/null; do
-        rss=$(awk '/^RssAnon/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
-        [ -n "$rss" ] && { [ -z "$before" ] && before=$rss; [ "$rss" -gt "$peak" ] && peak=$rss; }
+        rss=$(awk '/^RssAnon/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+        if [ -n "$rss" ]; then
+            [ -n "$before" ] || before=$rss
+            if [ "$rss" -gt "$peak" ]; then peak=$rss; fi
+        fi
         sleep 0.05
     done
     wait "$psql_pid" || server_failed "refresh run failed"
