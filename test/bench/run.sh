@@ -493,7 +493,8 @@ SQL
     rm -f "$DIR/refresh.pid"
     q 2>>"$DIR/psql-warnings.log" >"$DIR/refresh.out" <<SQL &
 SELECT pg_backend_pid() AS pid \\gset
-\\! echo :pid > $DIR/refresh.pid
+\\setenv CB_BENCH_PID :pid
+\\! echo \$CB_BENCH_PID > $DIR/refresh.pid
 \\timing on
 CALL cachebridge.refresh('bench_r');
 SELECT cachebridge.wait_delivered(600000);
