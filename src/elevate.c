@@ -56,18 +56,14 @@ CbExtensionForget(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
- * The owner and the schema of the cachebridge extension in this database,
- * both InvalidOid if it is not installed here.
+ * How many invalidations of pg_class or pg_namespace entries this backend
+ * has seen: what is derived from those catalogs and the extension's row
+ * (here, and the checked outbox in outbox.c) holds while it is unchanged.
  */
-static void
-CbExtensionRow(Oid *owner, Oid *nsp)
+uint64
+CbCatalogGeneration(void)
 {
 	static bool registered = false;
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	uint64		invals;
 
 	if (!registered)
 	{
@@ -75,6 +71,23 @@ CbExtensionRow(Oid *owner, Oid *nsp)
 		CacheRegisterSyscacheCallback(NAMESPACEOID, CbExtensionForget, (Datum) 0);
 		registered = true;
 	}
+	return ext_invals;
+}
+
+/*
+ * The owner and the schema of the cachebridge extension in this database,
+ * both InvalidOid if it is not installed here.
+ */
+static void
+CbExtensionRow(Oid *owner, Oid *nsp)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	uint64		invals;
+
+	(void) CbCatalogGeneration();
 	if (ext_known)
 	{
 		*owner = ext_owner;

@@ -20,6 +20,7 @@ typedef struct CbElevation
 	int			guc_nestlevel;
 } CbElevation;
 
+extern uint64 CbCatalogGeneration(void);
 extern Oid	CbExtensionOwner(void);
 extern bool CbExtensionSchemaOk(Oid *nspid);
 extern Oid	CbExtensionSchema(void);

@@ -42,7 +42,6 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
@@ -65,28 +64,15 @@ static SPIPlanPtr insert_plan = NULL;
 /*
  * cachebridge.outbox as last checked, and its owner: every durable commit
  * needs them, and checking costs catalog scans (pg_extension and pg_depend
- * have no syscache).  Forgotten on any invalidation of pg_class or
- * pg_namespace, which is what renaming, moving, dropping or re-owning the
- * table or its schema sends; the extension's membership and owner can only
- * be changed by the extension's owner, who is trusted anyway.
+ * have no syscache).  Kept while CbCatalogGeneration() does not change:
+ * renaming, moving, dropping or re-owning the table or its schema
+ * invalidates pg_class or pg_namespace entries; the extension's membership
+ * and owner can only be changed by the extension's owner, who is trusted
+ * anyway.
  */
 static Oid	outbox_relid = InvalidOid;
 static Oid	outbox_owner = InvalidOid;
-static uint64 outbox_invals = 0;
-
-static void
-CbOutboxForget(Datum arg, int cacheid, uint32 hashvalue)
-{
-	outbox_relid = InvalidOid;
-	outbox_invals++;
-}
-
-static void
-CbOutboxForgetRel(Datum arg, Oid relid)
-{
-	outbox_relid = InvalidOid;
-	outbox_invals++;
-}
+static uint64 outbox_generation = 0;
 
 /*
  * The OID of cachebridge.outbox: in the extension's own schema (checked,
@@ -96,23 +82,14 @@ CbOutboxForgetRel(Datum arg, Oid relid)
 static Oid
 CbOutboxRelid(void)
 {
-	static bool registered = false;
+	uint64		generation = CbCatalogGeneration();
 	Oid			nsp;
 	Oid			relid;
 	HeapTuple	tup;
-	uint64		invals;
 
-	if (OidIsValid(outbox_relid))
+	if (OidIsValid(outbox_relid) && outbox_generation == generation)
 		return outbox_relid;
-	if (!registered)
-	{
-		CacheRegisterSyscacheCallback(RELOID, CbOutboxForget, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, CbOutboxForget, (Datum) 0);
-		CacheRegisterRelcacheCallback(CbOutboxForgetRel, (Datum) 0);
-		registered = true;
-	}
 
-	invals = outbox_invals;
 	nsp = CbExtensionSchema();
 	relid = get_relname_relid("outbox", nsp);
 	if (!OidIsValid(relid) ||
@@ -125,8 +102,9 @@ CbOutboxRelid(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	outbox_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
-	if (invals == outbox_invals)
-		outbox_relid = relid;
+	/* kept only if nothing was invalidated while it was looked up */
+	outbox_relid = relid;
+	outbox_generation = generation == CbCatalogGeneration() ? generation : 0;
 	return relid;
 }
 
