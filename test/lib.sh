@@ -5,8 +5,17 @@
 # Source it; it defines functions and variables only.
 
 CB_ROOT=${CB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-CB_PG_BIN=/usr/lib/postgresql/15/bin
-CB_PG_CONFIG=$CB_PG_BIN/pg_config
+CB_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+# CB_PRIVATE_PG=DIR installs the extension into a private copy of the
+# PostgreSQL installation under DIR and runs the servers from it, so that
+# several checkouts can be tested at once without sharing (or locking) the
+# system's installation.  PostgreSQL finds its share and lib directories
+# relative to its binaries, so the copy needs no configuration.
+if [ -n "${CB_PRIVATE_PG:-}" ]; then
+    CB_PG_BIN=$CB_PRIVATE_PG/usr/lib/postgresql/15/bin
+else
+    CB_PG_BIN=/usr/lib/postgresql/15/bin
+fi
 CB_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-client-15 postgresql-server-dev-15
     libhiredis-dev libssl-dev openssl redis-server redis-tools libipc-run-perl perl python3 python3-uhashring python3-yaml
     libmemcached-dev"
@@ -37,8 +46,28 @@ cb_ensure_packages() {
 cb_build_install() {
     cb_log "building and installing cachebridge"
     make -s -C "$CB_ROOT" PG_CONFIG="$CB_PG_CONFIG" >/dev/null || cb_die "build failed"
+    if [ -n "${CB_PRIVATE_PG:-}" ]; then
+        cb_private_pg
+        make -s -C "$CB_ROOT" PG_CONFIG="$CB_PG_CONFIG" DESTDIR="$CB_PRIVATE_PG" install \
+            >/dev/null || cb_die "install into $CB_PRIVATE_PG failed"
+        return 0
+    fi
     cb_as_root make -s -C "$CB_ROOT" PG_CONFIG="$CB_PG_CONFIG" install >/dev/null \
         || cb_die "install failed"
+}
+
+# Makes the private copy of CB_PRIVATE_PG, once: real files (a binary
+# reached through a symlink would look for its share directory beside the
+# symlink's target), readable by the unprivileged user.
+cb_private_pg() {
+    local d
+    [ -x "$CB_PG_BIN/postgres" ] && return 0
+    cb_log "copying PostgreSQL's installation into $CB_PRIVATE_PG"
+    for d in /usr/lib/postgresql/15 /usr/share/postgresql/15; do
+        mkdir -p "$CB_PRIVATE_PG$(dirname "$d")"
+        cp -a "$d" "$CB_PRIVATE_PG$(dirname "$d")/" || cb_die "cannot copy $d"
+    done
+    chmod 755 "$CB_PRIVATE_PG"
 }
 
 # The unprivileged user that runs the servers: postgres when we are root.
