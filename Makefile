@@ -5,7 +5,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC = "cachebridge - Redis cache consistency and sharding inside PostgreSQL"
 
 EXTENSION = cachebridge
-DATA = cachebridge--1.0.sql cachebridge--1.0--1.1.sql cachebridge--1.1--1.2.sql cachebridge--1.2--1.3.sql
+DATA = cachebridge--1.0.sql cachebridge--1.0--1.1.sql cachebridge--1.1--1.2.sql cachebridge--1.2--1.3.sql cachebridge--1.3--1.4.sql
 
 # Every file in sql/ is a regression test; the extension is created by pg_regress.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))

@@ -1,5 +1,5 @@
 --
--- ALTER EXTENSION cachebridge UPDATE from 1.0 through 1.1 and 1.2 to 1.3:
+-- ALTER EXTENSION cachebridge UPDATE from 1.0 through 1.1 and 1.2 to 1.3 and 1.4:
 -- publish() appears, new triggers are checked at CREATE TRIGGER, attach()
 -- knows the mode, the upgraded database publishes, and 1.2's statistics
 -- (refused_keys) keep their privileges.  (A fresh CREATE EXTENSION runs the
