@@ -54,14 +54,22 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "cluster.h"
 #include "redis.h"
 #include "scripts.h"
 #include "stats.h"
 #include "tls.h"
 
-/* The connection of this backend. */
-typedef struct CbRedisConn
+/*
+ * A connection to one Redis server: the single server of the target, or
+ * one node of a Redis Cluster (cluster.c keeps those).  host and port are
+ * the node's address; an empty host means the target's unix socket.
+ */
+struct CbRedisConn
 {
+	char		host[256];
+	int			port;
+	char		display[300];	/* "host:port" or the socket path, for messages */
 	pgsocket	fd;				/* PGINVALID_SOCKET when not connected */
 	SSL		   *ssl;			/* the TLS session over fd, for rediss:// */
 	bool		tls_failed;		/* the session failed: no close_notify */
@@ -69,12 +77,38 @@ typedef struct CbRedisConn
 	WaitEventSet *wes;			/* latch, postmaster death, socket */
 	int			sockpos;		/* position of the socket event in wes */
 	bool		busy;			/* true while a round trip is under way */
-	bool		latch_taken;	/* a socket wait reset the latch */
 	uint64		generation;		/* target generation it was opened for */
 	uint64		tls_generation; /* and generation of the TLS settings */
-} CbRedisConn;
+	redisReply *slots;			/* CLUSTER SLOTS answered at the handshake */
+	bool		fresh;			/* opened since its last round trip */
 
+	/* the round trip under way (see CbRoundTripMany) */
+	const char *buf;
+	size_t		len;
+	size_t		sent;
+	int			ncommands;
+	int			nreplies;
+	uint32		write_wants;
+	uint32		read_wants;
+	CbReplyCallback callback;
+	void	   *arg;
+	TimestampTz deadline;		/* of the current stretch without progress */
+	bool		failed;
+	CbRedisError *err;
+};
+
+/*
+ * The connection to the target's (first reachable) seed: the one server
+ * of a single Redis, or the node a Redis Cluster was discovered through.
+ */
 static CbRedisConn conn = {.fd = PGINVALID_SOCKET};
+
+/* A socket wait reset the latch: CbExecuteBuffer sets it again. */
+static bool latch_taken = false;
+
+/* The target was found to be a Redis Cluster (for target_generation). */
+static bool cluster_mode = false;
+static uint64 cluster_mode_generation = 0;
 
 /* Bytes read from the socket at a time. */
 #define CB_READ_CHUNK 65536
@@ -115,18 +149,22 @@ typedef struct CbHandshakeState
 {
 	int			nfatal;			/* replies to AUTH and SELECT come first */
 	char		error[256];		/* the first error among them */
+	int			info_at;		/* index of INFO cluster, or -1 */
+	bool		cluster;		/* it said cluster_enabled:1 */
+	redisReply **slots;			/* where to keep the reply to CLUSTER SLOTS */
 } CbHandshakeState;
 
 /* The parsed cachebridge.redis_url (GUC "extra"), and its generation. */
 static CbRedisTarget *cur_target = NULL;
 static uint64 target_generation = 0;
 
-static bool CbConnect(CbRedisError *err);
-static bool CbRoundTrip(const char *buf, size_t len, int ncommands,
-						CbReplyCallback callback, void *arg,
+static bool CbConnect(CbRedisConn *c, CbRedisError *err);
+static bool CbRoundTrip(CbRedisConn *c, const char *buf, size_t len,
+						int ncommands, CbReplyCallback callback, void *arg,
 						CbRedisError *err, int *nreplies);
-static void CbSetError(CbRedisError *err, CbRedisFailure failure,
-					   const char *fmt,...) pg_attribute_printf(3, 4);
+static void CbSetError(CbRedisConn *c, CbRedisError *err,
+					   CbRedisFailure failure,
+					   const char *fmt,...) pg_attribute_printf(4, 5);
 
 /* ---------------------------------------------------------------------
  * cachebridge.redis_url
@@ -224,6 +262,67 @@ CbParseUserInfo(const char *p, const char *end, CbRedisTarget *t,
 }
 
 /*
+ * Parses one "host[:port]" or "[IPv6 address][:port]" of p[0..end) into
+ * *seed (port 6379 when not given).
+ */
+static bool
+CbParseHostPort(const char *p, const char *end, CbRedisSeed *seed,
+				char *errbuf, size_t errlen)
+{
+	const char *hostend;
+	const char *after;
+
+	seed->port = 6379;
+	if (*p == '[')
+	{
+		hostend = memchr(p, ']', end - p);
+		if (hostend == NULL)
+		{
+			snprintf(errbuf, errlen, "An IPv6 address must be closed with \"]\".");
+			return false;
+		}
+		p++;
+		after = hostend + 1;
+	}
+	else
+	{
+		hostend = memchr(p, ':', end - p);
+		if (hostend == NULL)
+			hostend = end;
+		after = hostend;
+	}
+	if (hostend == p)
+	{
+		snprintf(errbuf, errlen, "The URL names no host.");
+		return false;
+	}
+	if (hostend - p >= (long) sizeof(seed->host))
+	{
+		snprintf(errbuf, errlen, "The host name is too long.");
+		return false;
+	}
+	memcpy(seed->host, p, hostend - p);
+	seed->host[hostend - p] = '\0';
+
+	if (after < end && *after == ':')
+	{
+		if (!CbParseUInt(after + 1, end - after - 1, 65535, &seed->port) ||
+			seed->port == 0)
+		{
+			snprintf(errbuf, errlen,
+					 "The port is not an integer between 1 and 65535.");
+			return false;
+		}
+	}
+	else if (after != end)
+	{
+		snprintf(errbuf, errlen, "Unexpected text after the host.");
+		return false;
+	}
+	return true;
+}
+
+/*
  * Parses url into *t.  On failure returns false with a reason, written as
  * a full sentence, in errbuf.  The reason describes the problem without
  * quoting any part of url: a malformed URL does not say which of its parts
@@ -286,6 +385,7 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 			}
 		}
 		snprintf(t->display, sizeof(t->display), "%s", t->socket_path);
+		t->nseeds = 1;			/* seeds[0].host "" is the socket */
 		return true;
 	}
 
@@ -316,58 +416,48 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 	if (p == NULL)
 		return false;
 
-	/* host, possibly a bracketed IPv6 address */
+	/* hosts, each possibly a bracketed IPv6 address, separated by commas */
+	while (p < end)
 	{
-		const char *hostend;
-		const char *after;
+		const char *itemend = p;
+		CbRedisSeed *seed;
 
+		/* a comma inside brackets is no separator */
 		if (*p == '[')
+			itemend = memchr(p, ']', end - p);
+		if (itemend == NULL)
 		{
-			hostend = memchr(p, ']', end - p);
-			if (hostend == NULL)
-			{
-				snprintf(errbuf, errlen, "An IPv6 address must be closed with \"]\".");
-				return false;
-			}
-			p++;
-			after = hostend + 1;
-		}
-		else
-		{
-			hostend = memchr(p, ':', end - p);
-			if (hostend == NULL)
-				hostend = end;
-			after = hostend;
-		}
-		if (hostend == p)
-		{
-			snprintf(errbuf, errlen, "The URL names no host.");
+			snprintf(errbuf, errlen, "An IPv6 address must be closed with \"]\".");
 			return false;
 		}
-		if (hostend - p >= (long) sizeof(t->host))
+		itemend = memchr(itemend, ',', end - itemend);
+		if (itemend == NULL)
+			itemend = end;
+		if (t->nseeds == CB_REDIS_MAX_SEEDS)
 		{
-			snprintf(errbuf, errlen, "The host name is too long.");
+			snprintf(errbuf, errlen, "The URL names more than %d hosts.",
+					 CB_REDIS_MAX_SEEDS);
 			return false;
 		}
-		memcpy(t->host, p, hostend - p);
-		t->host[hostend - p] = '\0';
-
-		if (after < end && *after == ':')
+		seed = &t->seeds[t->nseeds++];
+		if (!CbParseHostPort(p, itemend, seed, errbuf, errlen))
+			return false;
+		p = itemend;
+		if (p < end)
+			p++;				/* past the comma */
+		if (p == end && itemend < end)
 		{
-			if (!CbParseUInt(after + 1, end - after - 1, 65535, &t->port) ||
-				t->port == 0)
-			{
-				snprintf(errbuf, errlen,
-						 "The port is not an integer between 1 and 65535.");
-				return false;
-			}
-		}
-		else if (after != end)
-		{
-			snprintf(errbuf, errlen, "Unexpected text after the host.");
+			snprintf(errbuf, errlen, "The URL names no host after a comma.");
 			return false;
 		}
 	}
+	if (t->nseeds == 0)
+	{
+		snprintf(errbuf, errlen, "The URL names no host.");
+		return false;
+	}
+	strlcpy(t->host, t->seeds[0].host, sizeof(t->host));
+	t->port = t->seeds[0].port;
 
 	/* optional "/db" */
 	if (*end == '/' && end[1] != '\0' &&
@@ -378,8 +468,14 @@ CbParseRedisUrl(const char *url, CbRedisTarget *t, char *errbuf, size_t errlen)
 		return false;
 	}
 
-	snprintf(t->display, sizeof(t->display),
-			 strchr(t->host, ':') ? "[%s]:%d" : "%s:%d", t->host, t->port);
+	for (int i = 0; i < t->nseeds; i++)
+	{
+		size_t		used = strlen(t->display);
+
+		snprintf(t->display + used, sizeof(t->display) - used,
+				 strchr(t->seeds[i].host, ':') ? "%s[%s]:%d" : "%s%s:%d",
+				 i > 0 ? "," : "", t->seeds[i].host, t->seeds[i].port);
+	}
 	return true;
 }
 
@@ -519,41 +615,131 @@ CbPipelineArgInt(CbPipeline *p, int64 value)
 	CbPipelineArgStr(p, buf);
 }
 
+/*
+ * Appends one command already RESP-encoded (cmd[0..len) is the whole
+ * command), as cluster.c copies commands from a buffer into the pipeline
+ * of the node that owns their slot.
+ */
+void
+CbPipelineAppendRaw(CbPipeline *p, const char *cmd, size_t len)
+{
+	Assert(p->args_left == 0);
+	appendBinaryStringInfo(&p->buf, cmd, len);
+	p->ncommands++;
+}
+
 /* ---------------------------------------------------------------------
  * The connection
  * ---------------------------------------------------------------------
  */
 
+/* Fills err with a failure of connection c (NULL: of the target as a whole). */
 static void
-CbSetError(CbRedisError *err, CbRedisFailure failure, const char *fmt,...)
+CbSetError(CbRedisConn *c, CbRedisError *err, CbRedisFailure failure,
+		   const char *fmt,...)
 {
 	va_list		ap;
 
 	err->failure = failure;
-	snprintf(err->server, sizeof(err->server), "%s", CbRedisServerName());
+	snprintf(err->server, sizeof(err->server), "%s",
+			 c != NULL && c->display[0] != '\0' ? c->display : CbRedisServerName());
 	va_start(ap, fmt);
 	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
 	va_end(ap);
 }
 
-/* Closes the connection, if any; never fails. */
+/* Closes connection c, if open; never fails. */
+void
+CbConnClose(CbRedisConn *c)
+{
+	if (c->wes != NULL)
+		FreeWaitEventSet(c->wes);
+	if (c->ssl != NULL)
+		CbTlsClose(c->ssl, !c->tls_failed);
+	if (c->fd != PGINVALID_SOCKET)
+		close(c->fd);
+	if (c->reader != NULL)
+		redisReaderFree(c->reader);
+	if (c->slots != NULL)
+		freeReplyObject(c->slots);
+	c->slots = NULL;
+	c->wes = NULL;
+	c->ssl = NULL;
+	c->tls_failed = false;
+	c->fd = PGINVALID_SOCKET;
+	c->reader = NULL;
+	c->busy = false;
+}
+
+/*
+ * Closes every connection of this process, the seed's and a cluster's
+ * nodes'; never fails.  The next call connects again (and loads the
+ * scripts again).
+ */
 void
 CbRedisDisconnect(void)
 {
-	if (conn.wes != NULL)
-		FreeWaitEventSet(conn.wes);
-	if (conn.ssl != NULL)
-		CbTlsClose(conn.ssl, !conn.tls_failed);
-	if (conn.fd != PGINVALID_SOCKET)
-		close(conn.fd);
-	if (conn.reader != NULL)
-		redisReaderFree(conn.reader);
-	conn.wes = NULL;
-	conn.ssl = NULL;
-	conn.tls_failed = false;
-	conn.fd = PGINVALID_SOCKET;
-	conn.reader = NULL;
-	conn.busy = false;
+	CbConnClose(&conn);
+	CbClusterDisconnect();
+}
+
+/* Writes "host:port" (bracketed for IPv6), or the socket path for no host. */
+static void
+CbFormatAddress(char *buf, size_t buflen, const char *host, int port)
+{
+	if (host[0] == '\0')
+		snprintf(buf, buflen, "%s", cur_target ? cur_target->socket_path : "");
+	else
+		snprintf(buf, buflen, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* A new, closed connection to the node host:port, for cluster.c. */
+CbRedisConn *
+CbConnCreate(const char *host, int port)
+{
+	CbRedisConn *c = MemoryContextAllocZero(TopMemoryContext, sizeof(CbRedisConn));
+
+	c->fd = PGINVALID_SOCKET;
+	strlcpy(c->host, host, sizeof(c->host));
+	c->port = port;
+	CbFormatAddress(c->display, sizeof(c->display), host, port);
+	return c;
+}
+
+/* Closes and frees a connection made by CbConnCreate. */
+void
+CbConnFree(CbRedisConn *c)
+{
+	CbConnClose(c);
+	pfree(c);
+}
+
+/* True if connection c is open. */
+bool
+CbConnIsOpen(const CbRedisConn *c)
+{
+	return c->fd != PGINVALID_SOCKET;
+}
+
+/* The node's address, "host:port", for messages. */
+const char *
+CbConnName(const CbRedisConn *c)
+{
+	return c->display;
+}
+
+/* The generation of the target settings: it changes with any of them. */
+uint64
+CbRedisTargetGeneration(void)
+{
+	return target_generation;
+}
+
+/* The parsed cachebridge.redis_url, or NULL. */
+const CbRedisTarget *
+CbRedisCurrentTarget(void)
+{
+	return cur_target;
 }
 
 /*
@@ -649,15 +835,15 @@ CbRedisPastDeadline(void)
  * past the total deadline, or the wait's own timeout (named by what).
  */
 static void
-CbSetTimeoutError(CbRedisError *err, CbRedisFailure failure, const char *what,
-				  int ms)
+CbSetTimeoutError(CbRedisConn *c, CbRedisError *err, CbRedisFailure failure,
+				  const char *what, int ms)
 {
 	if (CbRedisPastDeadline())
-		CbSetError(err, failure,
+		CbSetError(c, err, failure,
 				   "Not done within cachebridge.delivery_timeout (%d ms) in all.",
 				   total_deadline_ms);
 	else
-		CbSetError(err, failure, "%s within cachebridge.%s (%d ms).",
+		CbSetError(c, err, failure, "%s within cachebridge.%s (%d ms).",
 				   failure == CB_REDIS_CONNECT ? "No connection" : "No answer",
 				   what, ms);
 }
@@ -669,11 +855,11 @@ CbSetTimeoutError(CbRedisError *err, CbRedisFailure failure, const char *what,
  * are not held.
  */
 static uint32
-CbWaitSocket(uint32 events, TimestampTz deadline)
+CbWaitSocket(CbRedisConn *c, uint32 events, TimestampTz deadline)
 {
 	if (total_deadline != 0 && total_deadline < deadline)
 		deadline = total_deadline;
-	ModifyWaitEvent(conn.wes, conn.sockpos, events, NULL);
+	ModifyWaitEvent(c->wes, c->sockpos, events, NULL);
 	for (;;)
 	{
 		WaitEvent	ev;
@@ -682,14 +868,14 @@ CbWaitSocket(uint32 events, TimestampTz deadline)
 
 		if (timeout <= 0)
 			return 0;
-		n = WaitEventSetWait(conn.wes, timeout, &ev, 1, PG_WAIT_EXTENSION);
+		n = WaitEventSetWait(c->wes, timeout, &ev, 1, PG_WAIT_EXTENSION);
 		if (n == 0)
 			continue;			/* re-check the deadline */
 		if (ev.events & WL_LATCH_SET)
 		{
 			/* not ours: CbExecuteBuffer sets it again for the caller */
 			ResetLatch(MyLatch);
-			conn.latch_taken = true;
+			latch_taken = true;
 			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
@@ -719,7 +905,7 @@ CbReadPasswordFile(char *buf, size_t buflen, size_t *len, CbRedisError *err)
 	fd = BasicOpenFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
-		CbSetError(err, CB_REDIS_CONNECT,
+		CbSetError(NULL, err, CB_REDIS_CONNECT,
 				   "Could not open cachebridge.redis_password_file \"%s\": %s.",
 				   path, strerror(errno));
 		return false;
@@ -753,7 +939,7 @@ CbReadPasswordFile(char *buf, size_t buflen, size_t *len, CbRedisError *err)
 	if (problem != NULL)
 	{
 		explicit_bzero(buf, buflen);
-		CbSetError(err, CB_REDIS_CONNECT,
+		CbSetError(NULL, err, CB_REDIS_CONNECT,
 				   "Cannot use cachebridge.redis_password_file \"%s\": %s.",
 				   path, problem);
 		return false;
@@ -768,7 +954,7 @@ CbReadPasswordFile(char *buf, size_t buflen, size_t *len, CbRedisError *err)
  * a rotated password is picked up, or else from the URL.
  */
 static bool
-CbHandshake(CbRedisError *err)
+CbHandshake(CbRedisConn *c, CbRedisError *err)
 {
 	CbPipeline	p;
 	bool		ok;
@@ -820,16 +1006,51 @@ CbHandshake(CbRedisError *err)
 	}
 	CbAppendScriptLoads(&p);
 
-	ok = CbRoundTrip(p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
+	/*
+	 * The seed also tells whether it is a node of a Redis Cluster (a server
+	 * that refuses INFO is taken for a single Redis).
+	 */
+	state.info_at = -1;
+	state.cluster = false;
+	state.slots = NULL;
+	if (c == &conn)
+	{
+		state.info_at = p.ncommands;
+		CbPipelineBegin(&p, 2, NULL, 0);
+		CbPipelineArgStr(&p, "INFO");
+		CbPipelineArgStr(&p, "cluster");
+	}
+
+	ok = CbRoundTrip(c, p.buf.data, p.buf.len, p.ncommands, NULL, &state, err,
 					 &nreplies);
 	explicit_bzero(p.buf.data, p.buf.len);
-	pfree(p.buf.data);
 	/* a rejected AUTH or SELECT is a failure to connect; a timeout stays one */
 	if (ok && state.error[0] != '\0')
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s", state.error);
-		return false;
+		CbSetError(c, err, CB_REDIS_CONNECT, "%s", state.error);
+		ok = false;
 	}
+
+	/* a cluster's seed hands over the slot map */
+	if (ok && state.cluster)
+	{
+		CbPipelineReset(&p);
+		CbPipelineBegin(&p, 2, NULL, 0);
+		CbPipelineArgStr(&p, "CLUSTER");
+		CbPipelineArgStr(&p, "SLOTS");
+		state.nfatal = 0;
+		state.info_at = -1;
+		state.slots = &c->slots;
+		ok = CbRoundTrip(c, p.buf.data, p.buf.len, p.ncommands, NULL, &state,
+						 err, &nreplies);
+		if (ok && c->slots == NULL)
+		{
+			CbSetError(c, err, CB_REDIS_CONNECT,
+					   "The node says it is in cluster mode but did not answer CLUSTER SLOTS.");
+			ok = false;
+		}
+	}
+	pfree(p.buf.data);
 	return ok;
 }
 
@@ -887,7 +1108,7 @@ CbAbandonLookup(void)
  * death.  On success the caller frees *result with freeaddrinfo.
  */
 static bool
-CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
+CbResolve(CbRedisConn *c, TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
 {
 	struct addrinfo hints = {0};
 	char		service[8];
@@ -898,20 +1119,20 @@ CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
 	/* a lookup an ERROR interrupted is still under way */
 	CbAbandonLookup();
 
-	snprintf(service, sizeof(service), "%d", cur_target->port);
+	snprintf(service, sizeof(service), "%d", c->port);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(cur_target->host, service, &hints, result) == 0)
+	if (getaddrinfo(c->host, service, &hints, result) == 0)
 		return true;
 
 	lookup = calloc(1, sizeof(CbLookup));
 	if (lookup == NULL)
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "Out of memory.");
+		CbSetError(c, err, CB_REDIS_CONNECT, "Out of memory.");
 		return false;
 	}
-	strlcpy(lookup->name, cur_target->host, sizeof(lookup->name));
+	strlcpy(lookup->name, c->host, sizeof(lookup->name));
 	memcpy(lookup->service, service, sizeof(service));
 	lookup->hints = hints;
 	lookup->hints.ai_flags = AI_NUMERICSERV;
@@ -923,8 +1144,8 @@ CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
 	if (rc != 0)
 	{
 		free(lookup);
-		CbSetError(err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
-				   cur_target->host, gai_strerror(rc));
+		CbSetError(c, err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
+				   c->host, gai_strerror(rc));
 		return false;
 	}
 	current_lookup = lookup;
@@ -940,12 +1161,12 @@ CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
 		{
 			CbAbandonLookup();
 			if (CbRedisPastDeadline())
-				CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+				CbSetTimeoutError(c, err, CB_REDIS_CONNECT, "connect_timeout",
 								  cb_connect_timeout);
 			else
-				CbSetError(err, CB_REDIS_CONNECT,
+				CbSetError(c, err, CB_REDIS_CONNECT,
 						   "Host name \"%s\" not resolved within cachebridge.connect_timeout (%d ms).",
-						   cur_target->host, cb_connect_timeout);
+						   c->host, cb_connect_timeout);
 			return false;
 		}
 		/* short slices, to see a cancel or the postmaster's death */
@@ -961,8 +1182,8 @@ CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
 	if (rc != 0)
 	{
 		CbFreeLookup(lookup);
-		CbSetError(err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
-				   cur_target->host, gai_strerror(rc));
+		CbSetError(c, err, CB_REDIS_CONNECT, "Could not resolve host name \"%s\": %s.",
+				   c->host, gai_strerror(rc));
 		return false;
 	}
 	*result = lookup->cb.ar_result;
@@ -977,83 +1198,83 @@ CbResolve(TimestampTz deadline, struct addrinfo **result, CbRedisError *err)
  * socket left open) on failure.
  */
 static bool
-CbOpenSocket(int family, const struct sockaddr *addr, socklen_t addrlen,
+CbOpenSocket(CbRedisConn *c, int family, const struct sockaddr *addr, socklen_t addrlen,
 			 TimestampTz deadline, CbRedisError *err)
 {
 	int			one = 1;
 	int			sockerr = 0;
 	socklen_t	errlen = sizeof(sockerr);
 
-	conn.fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (conn.fd == PGINVALID_SOCKET)
+	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd == PGINVALID_SOCKET)
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(errno));
+		CbSetError(c, err, CB_REDIS_CONNECT, "%s.", strerror(errno));
 		return false;
 	}
 	if (family != AF_UNIX)
-		(void) setsockopt(conn.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		(void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	if (connect(conn.fd, addr, addrlen) < 0 &&
+	if (connect(c->fd, addr, addrlen) < 0 &&
 		errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
 		sockerr = errno;
 	else
 	{
 		/* the set lives as long as the connection */
-		conn.wes = CreateWaitEventSet(TopMemoryContext, 3);
-		AddWaitEventToSet(conn.wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(conn.wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		conn.sockpos = AddWaitEventToSet(conn.wes, WL_SOCKET_WRITEABLE,
-										 conn.fd, NULL, NULL);
-		if (CbWaitSocket(WL_SOCKET_WRITEABLE, deadline) == 0)
+		c->wes = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(c->wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(c->wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		c->sockpos = AddWaitEventToSet(c->wes, WL_SOCKET_WRITEABLE,
+										 c->fd, NULL, NULL);
+		if (CbWaitSocket(c, WL_SOCKET_WRITEABLE, deadline) == 0)
 		{
-			CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+			CbSetTimeoutError(c, err, CB_REDIS_CONNECT, "connect_timeout",
 							  cb_connect_timeout);
 			goto fail;
 		}
-		if (getsockopt(conn.fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) < 0)
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) < 0)
 			sockerr = errno;
 	}
 	if (sockerr == 0)
 		return true;
-	CbSetError(err, CB_REDIS_CONNECT, "%s.", strerror(sockerr));
+	CbSetError(c, err, CB_REDIS_CONNECT, "%s.", strerror(sockerr));
 
 fail:
-	if (conn.wes != NULL)
-		FreeWaitEventSet(conn.wes);
-	conn.wes = NULL;
-	close(conn.fd);
-	conn.fd = PGINVALID_SOCKET;
+	if (c->wes != NULL)
+		FreeWaitEventSet(c->wes);
+	c->wes = NULL;
+	close(c->fd);
+	c->fd = PGINVALID_SOCKET;
 	return false;
 }
 
 /* Connects to the target's unix socket or, in turn, its addresses. */
 static bool
-CbConnectSocket(TimestampTz deadline, CbRedisError *err)
+CbConnectSocket(CbRedisConn *c, TimestampTz deadline, CbRedisError *err)
 {
 	struct addrinfo *addrs;
 
-	if (cur_target->socket_path[0] != '\0')
+	if (c->host[0] == '\0')
 	{
 		struct sockaddr_un sun = {0};
 
 		sun.sun_family = AF_UNIX;
 		strlcpy(sun.sun_path, cur_target->socket_path, sizeof(sun.sun_path));
-		return CbOpenSocket(AF_UNIX, (struct sockaddr *) &sun, sizeof(sun),
+		return CbOpenSocket(c, AF_UNIX, (struct sockaddr *) &sun, sizeof(sun),
 							deadline, err);
 	}
 
-	if (!CbResolve(deadline, &addrs, err))
+	if (!CbResolve(c, deadline, &addrs, err))
 		return false;
 	for (struct addrinfo *a = addrs; a != NULL; a = a->ai_next)
 	{
-		if (CbOpenSocket(a->ai_family, a->ai_addr, a->ai_addrlen, deadline, err))
+		if (CbOpenSocket(c, a->ai_family, a->ai_addr, a->ai_addrlen, deadline, err))
 			break;
 		/* a timeout ends the attempt; a refusal moves on to the next address */
 		if (CbMillisLeft(deadline) <= 0 || CbRedisPastDeadline())
 			break;
 	}
 	freeaddrinfo(addrs);
-	if (conn.fd == PGINVALID_SOCKET)
+	if (c->fd == PGINVALID_SOCKET)
 		return false;
 	/* an address refused before the one that answered is no failure */
 	memset(err, 0, sizeof(*err));
@@ -1065,36 +1286,36 @@ CbConnectSocket(TimestampTz deadline, CbRedisError *err)
  * the server's certificate and name.
  */
 static bool
-CbStartTls(TimestampTz deadline, CbRedisError *err)
+CbStartTls(CbRedisConn *c, TimestampTz deadline, CbRedisError *err)
 {
 	char		reason[512];
 	uint32		wants;
 
-	conn.ssl = CbTlsOpen(conn.fd, cur_target->host, reason, sizeof(reason));
-	if (conn.ssl == NULL)
+	c->ssl = CbTlsOpen(c->fd, c->host, reason, sizeof(reason));
+	if (c->ssl == NULL)
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "%s", reason);
+		CbSetError(c, err, CB_REDIS_CONNECT, "%s", reason);
 		return false;
 	}
 	for (;;)
 	{
-		switch (CbTlsHandshake(conn.ssl, &wants, reason, sizeof(reason)))
+		switch (CbTlsHandshake(c->ssl, &wants, reason, sizeof(reason)))
 		{
 			case CB_TLS_DONE:
 				return true;
 			case CB_TLS_FAILED:
-				conn.tls_failed = true;
-				CbSetError(err, CB_REDIS_CONNECT, "%s", reason);
+				c->tls_failed = true;
+				CbSetError(c, err, CB_REDIS_CONNECT, "%s", reason);
 				return false;
 			case CB_TLS_WAIT:
-				if (CbWaitSocket(wants, deadline) == 0)
+				if (CbWaitSocket(c, wants, deadline) == 0)
 				{
-					conn.tls_failed = true;
+					c->tls_failed = true;
 					if (CbRedisPastDeadline())
-						CbSetTimeoutError(err, CB_REDIS_CONNECT, "connect_timeout",
+						CbSetTimeoutError(c, err, CB_REDIS_CONNECT, "connect_timeout",
 										  cb_connect_timeout);
 					else
-						CbSetError(err, CB_REDIS_CONNECT,
+						CbSetError(c, err, CB_REDIS_CONNECT,
 								   "TLS handshake not done within cachebridge.connect_timeout (%d ms).",
 								   cb_connect_timeout);
 					return false;
@@ -1110,42 +1331,43 @@ CbStartTls(TimestampTz deadline, CbRedisError *err)
  * scripts.  Returns false with err filled on failure.
  */
 static bool
-CbConnect(CbRedisError *err)
+CbConnect(CbRedisConn *c, CbRedisError *err)
 {
 	TimestampTz deadline;
 
-	Assert(conn.fd == PGINVALID_SOCKET);
+	Assert(c->fd == PGINVALID_SOCKET);
 	if (cur_target == NULL)
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "cachebridge.redis_url is not set.");
+		CbSetError(c, err, CB_REDIS_CONNECT, "cachebridge.redis_url is not set.");
 		return false;
 	}
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   cb_connect_timeout);
-	conn.reader = redisReaderCreate();
-	if (conn.reader == NULL)
+	c->reader = redisReaderCreate();
+	if (c->reader == NULL)
 	{
-		CbSetError(err, CB_REDIS_CONNECT, "Out of memory.");
+		CbSetError(c, err, CB_REDIS_CONNECT, "Out of memory.");
 		return false;
 	}
-	if (!CbConnectSocket(deadline, err) ||
-		(cur_target->tls && !CbStartTls(deadline, err)))
+	if (!CbConnectSocket(c, deadline, err) ||
+		(cur_target->tls && !CbStartTls(c, deadline, err)))
 	{
-		CbRedisDisconnect();
+		CbConnClose(c);
 		return false;
 	}
 
-	conn.generation = target_generation;
-	conn.tls_generation = CbTlsGeneration();
-	if (!CbHandshake(err))
+	c->generation = target_generation;
+	c->tls_generation = CbTlsGeneration();
+	if (!CbHandshake(c, err))
 	{
 		/* a server that refuses the client's certificate says so only now */
-		if (conn.ssl != NULL && err->failure == CB_REDIS_IO)
+		if (c->ssl != NULL && err->failure == CB_REDIS_IO)
 			err->failure = CB_REDIS_CONNECT;
-		CbRedisDisconnect();
+		CbConnClose(c);
 		return false;
 	}
+	c->fresh = true;
 	return true;
 }
 
@@ -1158,6 +1380,14 @@ CbHandshakeReply(int index, redisReply *reply, void *arg)
 	if (reply->type == REDIS_REPLY_ERROR && index < state->nfatal &&
 		state->error[0] == '\0')
 		snprintf(state->error, sizeof(state->error), "%s", reply->str);
+	if (index == state->info_at && reply->type == REDIS_REPLY_STRING &&
+		strstr(reply->str, "cluster_enabled:1") != NULL)
+		state->cluster = true;
+	if (state->slots != NULL && reply->type == REDIS_REPLY_ARRAY)
+	{
+		*state->slots = reply;
+		return true;
+	}
 	return false;
 }
 
@@ -1166,15 +1396,15 @@ CbHandshakeReply(int index, redisReply *reply, void *arg)
  * TLS, *wants says which socket event the next write waits for.
  */
 static bool
-CbSocketWrite(const char *buf, size_t len, size_t *sent, uint32 *wants,
+CbSocketWrite(CbRedisConn *c, const char *buf, size_t len, size_t *sent, uint32 *wants,
 			  CbRedisError *err)
 {
-	if (conn.ssl != NULL)
+	if (c->ssl != NULL)
 	{
 		char		reason[512];
 		size_t		n;
 
-		switch (CbTlsWrite(conn.ssl, buf, len, &n, wants, reason, sizeof(reason)))
+		switch (CbTlsWrite(c->ssl, buf, len, &n, wants, reason, sizeof(reason)))
 		{
 			case CB_TLS_DONE:
 				*sent += n;
@@ -1183,19 +1413,19 @@ CbSocketWrite(const char *buf, size_t len, size_t *sent, uint32 *wants,
 			case CB_TLS_WAIT:
 				break;
 			case CB_TLS_FAILED:
-				conn.tls_failed = true;
-				CbSetError(err, CB_REDIS_IO, "%s", reason);
+				c->tls_failed = true;
+				CbSetError(c, err, CB_REDIS_IO, "%s", reason);
 				return false;
 		}
 	}
 	else
 	{
 		/* straight from the caller's buffer: no copy of a large pipeline */
-		ssize_t		n = send(conn.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		{
-			CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
+			CbSetError(c, err, CB_REDIS_IO, "%s.", strerror(errno));
 			return false;
 		}
 		if (n > 0)
@@ -1211,24 +1441,24 @@ CbSocketWrite(const char *buf, size_t len, size_t *sent, uint32 *wants,
  * next read waits for.
  */
 static bool
-CbSocketRead(uint32 *wants, CbRedisError *err)
+CbSocketRead(CbRedisConn *c, uint32 *wants, CbRedisError *err)
 {
 	static char chunk[CB_READ_CHUNK];
 
-	if (conn.ssl != NULL)
+	if (c->ssl != NULL)
 	{
 		char		reason[512];
 		size_t		n;
 
 		for (;;)
 		{
-			switch (CbTlsRead(conn.ssl, chunk, sizeof(chunk), &n, wants,
+			switch (CbTlsRead(c->ssl, chunk, sizeof(chunk), &n, wants,
 							  reason, sizeof(reason)))
 			{
 				case CB_TLS_DONE:
-					if (redisReaderFeed(conn.reader, chunk, n) != REDIS_OK)
+					if (redisReaderFeed(c->reader, chunk, n) != REDIS_OK)
 					{
-						CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
+						CbSetError(c, err, CB_REDIS_PROTOCOL, "%s.", c->reader->errstr);
 						return false;
 					}
 					*wants = WL_SOCKET_READABLE;
@@ -1236,29 +1466,29 @@ CbSocketRead(uint32 *wants, CbRedisError *err)
 				case CB_TLS_WAIT:
 					return true;
 				case CB_TLS_FAILED:
-					conn.tls_failed = true;
-					CbSetError(err, CB_REDIS_IO, "%s", reason);
+					c->tls_failed = true;
+					CbSetError(c, err, CB_REDIS_IO, "%s", reason);
 					return false;
 			}
 		}
 	}
 	else
 	{
-		ssize_t		n = recv(conn.fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+		ssize_t		n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
 
 		if (n == 0)
 		{
-			CbSetError(err, CB_REDIS_IO, "Server closed the connection.");
+			CbSetError(c, err, CB_REDIS_IO, "Server closed the connection.");
 			return false;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		{
-			CbSetError(err, CB_REDIS_IO, "%s.", strerror(errno));
+			CbSetError(c, err, CB_REDIS_IO, "%s.", strerror(errno));
 			return false;
 		}
-		if (n > 0 && redisReaderFeed(conn.reader, chunk, n) != REDIS_OK)
+		if (n > 0 && redisReaderFeed(c->reader, chunk, n) != REDIS_OK)
 		{
-			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
+			CbSetError(c, err, CB_REDIS_PROTOCOL, "%s.", c->reader->errstr);
 			return false;
 		}
 	}
@@ -1266,65 +1496,297 @@ CbSocketRead(uint32 *wants, CbRedisError *err)
 }
 
 /*
- * Sends buf (ncommands RESP commands) and reads ncommands replies, passing
- * each to callback.  On failure the connection must be closed by the caller.
+ * Starts a round trip on connection c: the ncommands RESP commands of
+ * buf[0..len) to send, their replies to hand to callback (the handshake's
+ * when NULL), a failure to report in err.
+ */
+static void
+CbConnBegin(CbRedisConn *c, const char *buf, size_t len, int ncommands,
+			CbReplyCallback callback, void *arg, CbRedisError *err)
+{
+	c->buf = buf;
+	c->len = len;
+	c->sent = 0;
+	c->ncommands = ncommands;
+	c->nreplies = 0;
+	c->write_wants = WL_SOCKET_WRITEABLE;
+	c->read_wants = WL_SOCKET_READABLE;
+	c->callback = callback != NULL ? callback : CbHandshakeReply;
+	c->arg = arg;
+	c->failed = false;
+	c->err = err;
+	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  cb_command_timeout);
+}
+
+/*
+ * Hands every reply already read on c to its callback.  True once the
+ * round trip of c is over: every reply handed over, or a failure.
  */
 static bool
-CbRoundTrip(const char *buf, size_t len, int ncommands,
-			CbReplyCallback callback, void *arg,
-			CbRedisError *err, int *nreplies)
+CbConnDeliver(CbRedisConn *c)
 {
-	TimestampTz deadline;
-	size_t		sent = 0;
-	uint32		write_wants = WL_SOCKET_WRITEABLE;
-	uint32		read_wants = WL_SOCKET_READABLE;
-
-	*nreplies = 0;
-	if (callback == NULL)
-		callback = CbHandshakeReply;
-
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   cb_command_timeout);
-	while (*nreplies < ncommands)
+	while (!c->failed && c->nreplies < c->ncommands)
 	{
 		void	   *reply = NULL;
-		uint32		want;
-		uint32		ready;
 
-		/* hand over every reply already read */
-		if (redisReaderGetReply(conn.reader, &reply) != REDIS_OK)
+		if (redisReaderGetReply(c->reader, &reply) != REDIS_OK)
 		{
-			CbSetError(err, CB_REDIS_PROTOCOL, "%s.", conn.reader->errstr);
-			return false;
+			CbSetError(c, c->err, CB_REDIS_PROTOCOL, "%s.", c->reader->errstr);
+			c->failed = true;
+			break;
 		}
-		if (reply != NULL)
+		if (reply == NULL)
+			return false;
+		if (!c->callback(c->nreplies, (redisReply *) reply, c->arg))
+			freeReplyObject(reply);
+		c->nreplies++;
+	}
+	return true;
+}
+
+/* The socket events the round trip of c waits for. */
+static uint32
+CbConnWants(CbRedisConn *c)
+{
+	return c->sent < c->len ? c->read_wants | c->write_wants : c->read_wants;
+}
+
+/*
+ * Writes what is left while reading what arrives, as the ready socket
+ * events of c allow; progress restarts its command_timeout.
+ */
+static void
+CbConnServe(CbRedisConn *c, uint32 ready)
+{
+	if (c->sent < c->len && (ready & c->write_wants) &&
+		!CbSocketWrite(c, c->buf + c->sent, c->len - c->sent, &c->sent,
+					   &c->write_wants, c->err))
+	{
+		c->failed = true;
+		return;
+	}
+	if ((ready & c->read_wants) && !CbSocketRead(c, &c->read_wants, c->err))
+	{
+		c->failed = true;
+		return;
+	}
+	c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  cb_command_timeout);
+}
+
+/*
+ * Waits until a socket of active[0..nactive) is ready as its round trip
+ * wants, or deadline, and serves what is ready.  The wait event set of
+ * them all is made for this one wait, and freed even if a query cancel
+ * ends it with an ERROR.
+ */
+static void
+CbWaitMany(CbRedisConn **active, int nactive, TimestampTz deadline,
+		   WaitEvent *events)
+{
+	WaitEventSet *wes;
+	long		timeout;
+
+	if (total_deadline != 0 && total_deadline < deadline)
+		deadline = total_deadline;
+	timeout = CbMillisLeft(deadline);
+	if (timeout <= 0)
+		return;
+	wes = CreateWaitEventSet(CurrentMemoryContext, nactive + 2);
+	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < nactive; i++)
+		AddWaitEventToSet(wes, CbConnWants(active[i]), active[i]->fd,
+						  NULL, active[i]);
+	PG_TRY();
+	{
+		int			nready = WaitEventSetWait(wes, timeout, events, nactive + 2,
+											  PG_WAIT_EXTENSION);
+
+		for (int i = 0; i < nready; i++)
 		{
-			if (!callback(*nreplies, (redisReply *) reply, arg))
-				freeReplyObject(reply);
-			(*nreplies)++;
+			if (events[i].events & WL_LATCH_SET)
+			{
+				/* not ours: CbExecuteBuffer sets it again for the caller */
+				ResetLatch(MyLatch);
+				latch_taken = true;
+				CHECK_FOR_INTERRUPTS();
+			}
+			else if (events[i].user_data != NULL)
+				CbConnServe((CbRedisConn *) events[i].user_data,
+							events[i].events &
+							(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE));
+		}
+	}
+	PG_CATCH();
+	{
+		FreeWaitEventSet(wes);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	FreeWaitEventSet(wes);
+}
+
+/*
+ * Runs the round trips begun on conns[0..n) (CbConnBegin) together: every
+ * connection writes as soon as its socket takes data and reads as soon as
+ * replies arrive, so n servers cost one round trip, not n.  Each ends on
+ * its own, done or failed (c->failed, with c->err filled); the caller
+ * closes the failed ones.  With one connection left, its own wait event
+ * set serves; with more, a set of them all is made for each wait.
+ */
+static void
+CbRoundTripMany(CbRedisConn **conns, int n)
+{
+	CbRedisConn **active = palloc(sizeof(CbRedisConn *) * n);
+	WaitEvent  *events = palloc(sizeof(WaitEvent) * (n + 2));
+
+	for (;;)
+	{
+		int			nactive = 0;
+		TimestampTz deadline = 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			if (CbConnDeliver(conns[i]))
+				continue;
+			active[nactive++] = conns[i];
+			if (deadline == 0 || conns[i]->deadline < deadline)
+				deadline = conns[i]->deadline;
+		}
+		if (nactive == 0)
+			break;
+		if (nactive == 1)
+		{
+			uint32		ready = CbWaitSocket(active[0], CbConnWants(active[0]),
+											 active[0]->deadline);
+
+			if (ready == 0)
+			{
+				CbSetTimeoutError(active[0], active[0]->err, CB_REDIS_TIMEOUT,
+								  "command_timeout", cb_command_timeout);
+				active[0]->failed = true;
+			}
+			else
+				CbConnServe(active[0], ready);
 			continue;
 		}
 
-		/* write what is left while reading what arrives */
-		want = read_wants;
-		if (sent < len)
-			want |= write_wants;
-		ready = CbWaitSocket(want, deadline);
-		if (ready == 0)
+		CbWaitMany(active, nactive, deadline, events);
+
+		/* a connection without progress by its deadline has timed out */
+		for (int i = 0; i < nactive; i++)
 		{
-			CbSetTimeoutError(err, CB_REDIS_TIMEOUT, "command_timeout", cb_command_timeout);
-			return false;
+			if (!active[i]->failed &&
+				(CbMillisLeft(active[i]->deadline) <= 0 || CbRedisPastDeadline()))
+			{
+				CbSetTimeoutError(active[i], active[i]->err, CB_REDIS_TIMEOUT,
+								  "command_timeout", cb_command_timeout);
+				active[i]->failed = true;
+			}
 		}
-		if (sent < len && (ready & write_wants) &&
-			!CbSocketWrite(buf + sent, len - sent, &sent, &write_wants, err))
-			return false;
-		if ((ready & read_wants) && !CbSocketRead(&read_wants, err))
-			return false;
-		/* progress was made: the timeout restarts */
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   cb_command_timeout);
 	}
-	return true;
+	pfree(active);
+	pfree(events);
+}
+
+/*
+ * Sends buf (ncommands RESP commands) on c and reads ncommands replies,
+ * passing each to callback.  On failure the connection must be closed by
+ * the caller.
+ */
+static bool
+CbRoundTrip(CbRedisConn *c, const char *buf, size_t len, int ncommands,
+			CbReplyCallback callback, void *arg,
+			CbRedisError *err, int *nreplies)
+{
+	CbConnBegin(c, buf, len, ncommands, callback, arg, err);
+	CbRoundTripMany(&c, 1);
+	*nreplies = c->nreplies;
+	return !c->failed;
+}
+
+/* True if c is open for the current target and settings, and not broken. */
+static bool
+CbConnUsable(CbRedisConn *c)
+{
+	return c->fd != PGINVALID_SOCKET && !c->busy &&
+		c->generation == target_generation &&
+		(c->ssl == NULL || c->tls_generation == CbTlsGeneration());
+}
+
+/*
+ * Runs jobs[0..njobs), each a pipeline for one connection, in one parallel
+ * round trip (see CbRoundTripMany), connecting first where need be.  A job
+ * that fails on a connection reused from an earlier call before any reply
+ * arrived (the server restarted, an idle timeout closed it) is retried
+ * once on a fresh connection.  Each job reports its own outcome.
+ */
+void
+CbRunJobs(CbConnJob *jobs, int njobs)
+{
+	CbRedisConn **conns = palloc(sizeof(CbRedisConn *) * njobs);
+	bool	   *reused = palloc(sizeof(bool) * njobs);
+	bool	   *ran = palloc(sizeof(bool) * njobs);
+	bool		any_ok = false;
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		int			n = 0;
+
+		for (int i = 0; i < njobs; i++)
+		{
+			CbConnJob  *job = &jobs[i];
+			CbRedisConn *c = job->conn;
+
+			if (attempt > 0 &&
+				!(reused[i] && !job->ok && job->nreplies == 0 &&
+				  job->err.failure == CB_REDIS_IO))
+				continue;
+			memset(&job->err, 0, sizeof(job->err));
+			ran[i] = false;
+			job->ok = false;
+			job->nreplies = 0;
+			if (!CbConnUsable(c))
+				CbConnClose(c);
+			reused[i] = (c->fd != PGINVALID_SOCKET && !c->fresh);
+			c->fresh = false;
+			c->busy = true;		/* until the connection is known good */
+			if (!reused[i] && !CbConnect(c, &job->err))
+				continue;
+			CbConnBegin(c, job->buf, job->len, job->ncommands,
+						job->callback, job->arg, &job->err);
+			ran[i] = true;
+			conns[n++] = c;
+		}
+		if (n == 0)
+			break;
+		CbRoundTripMany(conns, n);
+		for (int i = 0; i < njobs; i++)
+		{
+			CbRedisConn *c = jobs[i].conn;
+
+			if (!ran[i])
+				continue;
+			jobs[i].nreplies = c->nreplies;
+			jobs[i].ok = !c->failed;
+			c->err = NULL;
+			if (jobs[i].ok)
+				c->busy = false;
+			else
+				CbConnClose(c);
+			any_ok |= jobs[i].ok;
+		}
+	}
+	if (any_ok)
+		CbStatsCountRoundTrip();
+	for (int i = 0; i < njobs; i++)
+		if (!jobs[i].ok)
+			CbStatsRecordError(jobs[i].err.server, jobs[i].err.detail);
+	pfree(conns);
+	pfree(reused);
+	pfree(ran);
 }
 
 /*
@@ -1342,60 +1804,107 @@ CbPipelineExecute(CbPipeline *p, CbReplyCallback callback, void *arg,
 }
 
 /*
+ * Connects to the first seed of the target that answers, if the seed
+ * connection is not open: the one server of a single Redis, or the node a
+ * Redis Cluster is discovered through (the handshake tells which).
+ */
+static bool
+CbConnectSeed(CbRedisError *err)
+{
+	if (CbConnUsable(&conn))
+		return true;
+	CbConnClose(&conn);
+	if (cur_target == NULL)
+	{
+		CbSetError(NULL, err, CB_REDIS_CONNECT, "cachebridge.redis_url is not set.");
+		return false;
+	}
+	for (int i = 0; i < cur_target->nseeds; i++)
+	{
+		strlcpy(conn.host, cur_target->seeds[i].host, sizeof(conn.host));
+		conn.port = cur_target->seeds[i].port;
+		CbFormatAddress(conn.display, sizeof(conn.display), conn.host, conn.port);
+		conn.busy = true;
+		if (CbConnect(&conn, err))
+		{
+			conn.busy = false;
+			break;
+		}
+		if (CbRedisPastDeadline())
+			break;
+	}
+	if (conn.fd == PGINVALID_SOCKET)
+		return false;
+	if (conn.slots != NULL)
+	{
+		/* a Redis Cluster: its slot map comes from the seed */
+		cluster_mode = true;
+		cluster_mode_generation = target_generation;
+		CbClusterLoadSlots(conn.slots, conn.host);
+		/* the nodes get connections of their own */
+		CbConnClose(&conn);
+	}
+	else
+		cluster_mode = false;
+	return true;
+}
+
+/*
+ * True if the target is a Redis Cluster, connecting to a seed to find out
+ * if that is not known yet; false with err filled if no seed answers.
+ */
+bool
+CbRedisIsCluster(bool *is_cluster, CbRedisError *err)
+{
+	memset(err, 0, sizeof(*err));
+	if (!(cluster_mode && cluster_mode_generation == target_generation) &&
+		!CbConnectSeed(err))
+	{
+		CbStatsRecordError(err->server, err->detail);
+		return false;
+	}
+	*is_cluster = cluster_mode && cluster_mode_generation == target_generation;
+	return true;
+}
+
+/*
  * CbPipelineExecute on commands already RESP-encoded in buf (as stored in
- * the outbox).
+ * the outbox).  On a Redis Cluster, cluster.c routes them by slot.
  */
 bool
 CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 				CbReplyCallback callback, void *arg, CbRedisError *err)
 {
 	bool		ok = false;
+	bool		is_cluster;
 
 	memset(err, 0, sizeof(*err));
 	if (ncommands == 0)
 		return true;
 
-	for (int attempt = 0;; attempt++)
+	if (!CbRedisIsCluster(&is_cluster, err))
+		ok = false;
+	else if (is_cluster)
+		ok = CbClusterExecute(buf, len, ncommands, callback, arg, err);
+	else
 	{
-		bool		reused;
-		int			nreplies;
+		CbConnJob	job = {.conn = &conn, .buf = buf, .len = len,
+			.ncommands = ncommands, .callback = callback, .arg = arg};
 
-		/* an error thrown mid-call, or a new target: start afresh */
-		if (conn.busy ||
-			(conn.fd != PGINVALID_SOCKET &&
-			 (conn.generation != target_generation ||
-			  (conn.ssl != NULL && conn.tls_generation != CbTlsGeneration()))))
-			CbRedisDisconnect();
-
-		reused = (conn.fd != PGINVALID_SOCKET);
-		conn.busy = true;		/* until the connection is known good */
-		if (!reused && !CbConnect(err))
-			break;
-		if (CbRoundTrip(buf, len, ncommands, callback, arg, err, &nreplies))
-		{
-			conn.busy = false;
-			CbStatsCountRoundTrip();
-			ok = true;
-			break;
-		}
-		CbRedisDisconnect();
-
-		/* a stale connection dropped before any reply: retry once */
-		if (!(reused && attempt == 0 && nreplies == 0 &&
-			  err->failure == CB_REDIS_IO))
-			break;
+		CbRunJobs(&job, 1);
+		ok = job.ok;
+		if (!ok)
+			memcpy(err, &job.err, sizeof(*err));
 	}
-	if (!ok)
-		CbStatsRecordError(err->server, err->detail);
 
 	/*
 	 * A wake-up that came while waiting on the socket (the worker told of
 	 * new outbox rows, say) is the caller's: set the latch again, so that
 	 * its next wait returns at once rather than sleeping through it.
 	 */
-	if (conn.latch_taken)
+	if (latch_taken)
 	{
-		conn.latch_taken = false;
+		latch_taken = false;
 		SetLatch(MyLatch);
 	}
 	return ok;
@@ -1533,10 +2042,10 @@ CbScanReply(int index, redisReply *reply, void *arg)
  * error reply stops the scan and is returned in *error_reply.  Raises no
  * ERROR but out of memory.
  */
-bool
-CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
-					  int tombstone_ttl, int64 *count, char **error_reply,
-					  CbRedisError *err)
+static bool
+CbUnlinkMatchingOn(const char *match, size_t matchlen, const char *marker,
+				   int tombstone_ttl, int64 *count, char **error_reply,
+				   CbRedisError *err)
 {
 	MemoryContext stepcxt;
 	MemoryContext oldcxt;
@@ -1621,5 +2130,35 @@ CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
 	}
 	MemoryContextDelete(stepcxt);
 	pfree(vkey.data);
+	return ok;
+}
+
+/*
+ * CbUnlinkMatchingOn on the one server, or on each master of a Redis
+ * Cluster in turn (SCAN sees the keys of one node only).
+ */
+bool
+CbRedisUnlinkMatching(const char *match, size_t matchlen, const char *marker,
+					  int tombstone_ttl, int64 *count, char **error_reply,
+					  CbRedisError *err)
+{
+	bool		is_cluster;
+	int			nmasters = 1;
+	bool		ok = true;
+
+	*error_reply = NULL;
+	if (!CbRedisIsCluster(&is_cluster, err))
+		return false;
+	if (is_cluster && (nmasters = CbClusterMasters(err)) < 0)
+		return false;
+	for (int m = 0; m < nmasters && ok && *error_reply == NULL; m++)
+	{
+		if (is_cluster)
+			CbClusterPinMaster(m);
+		ok = CbUnlinkMatchingOn(match, matchlen, marker, tombstone_ttl, count,
+								error_reply, err);
+	}
+	if (is_cluster)
+		CbClusterPinMaster(-1);
 	return ok;
 }

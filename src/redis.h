@@ -28,16 +28,27 @@
  * A parsed cachebridge.redis_url.  Fixed-size, so that it can be the
  * malloc'd "extra" of the GUC; an empty string means "not given".
  */
+/* Most seed nodes cachebridge.redis_url may name. */
+#define CB_REDIS_MAX_SEEDS 8
+
+typedef struct CbRedisSeed
+{
+	char		host[256];
+	int			port;
+} CbRedisSeed;
+
 typedef struct CbRedisTarget
 {
-	char		host[256];		/* TCP host, or "" for a unix socket */
+	char		host[256];		/* TCP host (the first seed's), or "" for a unix socket */
 	int			port;
+	int			nseeds;			/* host:port pairs named, 1 for a unix socket */
+	CbRedisSeed seeds[CB_REDIS_MAX_SEEDS];	/* seeds[0] is host:port */
 	bool		tls;			/* rediss:// */
 	char		socket_path[108];	/* unix socket path, or "" */
 	int			db;				/* SELECT'ed database */
 	char		user[128];		/* ACL user */
 	char		password[CB_REDIS_PASSWORD_MAX];	/* AUTH password */
-	char		display[300];	/* "host:port" or the socket path, never a secret */
+	char		display[300];	/* "host:port[,host:port...]" or the socket path, never a secret */
 } CbRedisTarget;
 
 /* Why a pipeline failed. */
@@ -70,6 +81,26 @@ typedef struct CbPipeline
  * (the callback then frees it with freeReplyObject), false to have it freed.
  */
 typedef bool (*CbReplyCallback) (int index, redisReply *reply, void *arg);
+
+/* A connection to one server (redis.c); cluster.c keeps one per node. */
+typedef struct CbRedisConn CbRedisConn;
+
+/*
+ * One connection's part of a parallel round trip (CbRunJobs): its
+ * pipeline, where its replies go, and its outcome.
+ */
+typedef struct CbConnJob
+{
+	CbRedisConn *conn;
+	const char *buf;			/* RESP-encoded commands */
+	size_t		len;
+	int			ncommands;
+	CbReplyCallback callback;
+	void	   *arg;
+	bool		ok;				/* out: every reply handed over */
+	int			nreplies;		/* out: replies handed over */
+	CbRedisError err;			/* out: why not, if not ok */
+} CbConnJob;
 
 /* GUC plumbing (cachebridge.c defines the variables). */
 extern char *cb_redis_url;
@@ -108,6 +139,18 @@ extern bool CbRedisUnlinkMatching(const char *match, size_t matchlen,
 								  int64 *count, char **error_reply,
 								  CbRedisError *err);
 extern void CbRedisDisconnect(void);
+extern bool CbRedisIsCluster(bool *is_cluster, CbRedisError *err);
+extern void CbPipelineAppendRaw(CbPipeline *p, const char *cmd, size_t len);
+
+/* The transport's own parts, for cluster.c. */
+extern CbRedisConn *CbConnCreate(const char *host, int port);
+extern void CbConnFree(CbRedisConn *c);
+extern void CbConnClose(CbRedisConn *c);
+extern bool CbConnIsOpen(const CbRedisConn *c);
+extern const char *CbConnName(const CbRedisConn *c);
+extern void CbRunJobs(CbConnJob *jobs, int njobs);
+extern uint64 CbRedisTargetGeneration(void);
+extern const CbRedisTarget *CbRedisCurrentTarget(void);
 extern void CbRedisSetClientName(const char *role, const char *dbname);
 extern void CbRedisInit(void);
 

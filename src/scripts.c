@@ -61,7 +61,9 @@
 
 #include "common/cryptohash.h"
 #include "common/sha1.h"
+#include "utils/memutils.h"
 
+#include "key_slot.h"
 #include "scripts.h"
 #include "version.h"
 
@@ -292,28 +294,69 @@ static const char *const legacy_source[] = {
 	"return n\n",
 };
 
+/* How the KEYS of each script, and of each 1.2 script, are laid out. */
+static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
+	[CB_SCRIPT_APPLY] = CB_KEYS_KEY_MARKER,
+	[CB_SCRIPT_DELETE] = CB_KEYS_PAIRS,
+	[CB_SCRIPT_DELETE_FOUND] = CB_KEYS_PAIRS,
+	[CB_SCRIPT_FILL] = CB_KEYS_KEY_MARKER,
+	[CB_SCRIPT_FLOOR] = CB_KEYS_OTHER,
+	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
+};
+static const CbScriptKeys legacy_keys[] = {
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER
+};
+
 static char script_sha[CB_NSCRIPTS][41];
+static char legacy_sha[lengthof(legacy_source)][41];
+
+/* Writes the SHA1 of script text src, in hex, into sha (41 bytes). */
+static void
+CbComputeSha(const char *src, char *sha)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
+	uint8		digest[SHA1_DIGEST_LENGTH];
+
+	if (ctx == NULL ||
+		pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) src, strlen(src)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the SHA1 of a cachebridge script");
+	pg_cryptohash_free(ctx);
+	for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
+		snprintf(&sha[i * 2], 3, "%02x", digest[i]);
+}
 
 /* The SHA1 of a script, as EVALSHA wants it (computed once). */
 const char *
 CbScriptSha(CbScript script)
 {
 	if (script_sha[script][0] == '\0')
-	{
-		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
-		uint8		digest[SHA1_DIGEST_LENGTH];
-		const char *src = script_source[script];
-
-		if (ctx == NULL ||
-			pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) src, strlen(src)) < 0 ||
-			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-			elog(ERROR, "could not compute the SHA1 of a cachebridge script");
-		pg_cryptohash_free(ctx);
-		for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
-			snprintf(&script_sha[script][i * 2], 3, "%02x", digest[i]);
-	}
+		CbComputeSha(script_source[script], script_sha[script]);
 	return script_sha[script];
+}
+
+/*
+ * How the KEYS of the script called by SHA1 sha[0..len) are laid out, for
+ * a cluster router that must keep each call within one slot; CB_KEYS_OTHER
+ * for a script that is not cachebridge's.
+ */
+CbScriptKeys
+CbScriptKeyLayout(const char *sha, size_t len)
+{
+	if (len != 40)
+		return CB_KEYS_OTHER;
+	for (int s = 0; s < CB_NSCRIPTS; s++)
+		if (memcmp(CbScriptSha(s), sha, 40) == 0)
+			return script_keys[s];
+	for (int s = 0; s < lengthof(legacy_source); s++)
+	{
+		if (legacy_sha[s][0] == '\0')
+			CbComputeSha(legacy_source[s], legacy_sha[s]);
+		if (memcmp(legacy_sha[s], sha, 40) == 0)
+			return legacy_keys[s];
+	}
+	return CB_KEYS_OTHER;
 }
 
 /* Appends SCRIPT LOAD of script text src. */
@@ -348,6 +391,97 @@ CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
 }
 
 /*
+ * The slot tags: slot_tag[s] is a short string t of letters and digits
+ * such that t || CB_VERSION_SUFFIX hashes to slot s (see
+ * CbAppendClusterVersionKey).  Found once per process by trying every
+ * string of one, two, then three such characters (that covers all 16384
+ * slots; four are tried if ever not).
+ */
+static char (*slot_tag)[5] = NULL;
+
+static void
+CbMakeSlotTags(void)
+{
+	static const char alphabet[] =
+		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	const int	nchars = sizeof(alphabet) - 1;
+	char		(*tags)[5];
+	int			left = CB_CLUSTER_SLOTS;
+
+	tags = MemoryContextAllocZero(TopMemoryContext, sizeof(char[5]) * CB_CLUSTER_SLOTS);
+	for (int len = 1; len <= 4 && left > 0; len++)
+	{
+		int			combinations = 1;
+
+		for (int i = 0; i < len; i++)
+			combinations *= nchars;
+		for (int n = 0; n < combinations && left > 0; n++)
+		{
+			char		name[5 + sizeof(CB_VERSION_SUFFIX)];
+			int			v = n;
+			int			slot;
+
+			for (int i = 0; i < len; i++)
+			{
+				name[i] = alphabet[v % nchars];
+				v /= nchars;
+			}
+			memcpy(name + len, CB_VERSION_SUFFIX, sizeof(CB_VERSION_SUFFIX));
+			slot = CbKeySlot(name, strlen(name));
+			if (tags[slot][0] == '\0')
+			{
+				memcpy(tags[slot], name, len);
+				left--;
+			}
+		}
+	}
+	if (left > 0)
+		elog(ERROR, "could not find a tag for every Redis Cluster slot");
+	slot_tag = tags;
+}
+
+/*
+ * Appends the name of the version marker of key on a Redis Cluster, where
+ * a script can only touch keys of one slot, so the marker must hash like
+ * its key, whatever the key is:
+ *   - a key with a {hash tag}: key || '#cbv', as on a single Redis (the
+ *     tag is unchanged, so is the slot);
+ *   - a key without '{': key || '{' || t || '#cbv}#cbv', t a slot tag:
+ *     the hash tag "t#cbv" hashes to the key's slot, and the name still
+ *     begins with the key (so with its namespace, for ACL key patterns);
+ *   - a key with a '{' but no hash tag ("a{b", "a{}b"): '{' || t ||
+ *     '#cbv}' || key || '#cbv', since any '}' after the key would make a
+ *     tag of the key's own stray '{'.
+ * All end in '#cbv' and no key may contain '#cbv}' (CbIsMarkerName), so
+ * no key has one of these names, and no two keys share one.
+ */
+void
+CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t len)
+{
+	const char *tag;
+
+	if (CbKeyHasHashTag(key, len))
+	{
+		CbAppendVersionKey(buf, key, len);
+		return;
+	}
+	if (slot_tag == NULL)
+		CbMakeSlotTags();
+	tag = slot_tag[CbKeySlot(key, len)];
+	if (memchr(key, '{', len) == NULL)
+	{
+		appendBinaryStringInfo(buf, key, len);
+		appendStringInfo(buf, "{%s" CB_VERSION_SUFFIX "}" CB_VERSION_SUFFIX, tag);
+	}
+	else
+	{
+		appendStringInfo(buf, "{%s" CB_VERSION_SUFFIX "}", tag);
+		appendBinaryStringInfo(buf, key, len);
+		appendStringInfoString(buf, CB_VERSION_SUFFIX);
+	}
+}
+
+/*
  * Appends the name of the floor of a pattern deletion: the literal start of
  * the glob pattern match (up to its first unescaped *, ? or [, with its
  * escapes undone), then CB_VERSION_SUFFIX twice.  That name is a marker
@@ -372,7 +506,9 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 
 /*
  * True if the Redis key name (in full, as sent to Redis) is the name of a
- * version marker: it ends in CB_VERSION_SUFFIX.  Such names are reserved:
+ * version marker: it ends in CB_VERSION_SUFFIX, or holds CB_VERSION_SUFFIX
+ * and '}' (the hash tag of a marker on a Redis Cluster, see
+ * CbAppendClusterVersionKey).  Such names are reserved:
  * no key cachebridge writes or deletes for a trigger or a cache-aside call
  * may be one (it would overwrite another key's marker, or a stream's), and
  * pattern deletions never match them.
@@ -381,6 +517,12 @@ bool
 CbIsMarkerName(const char *name, size_t len)
 {
 	size_t		slen = strlen(CB_VERSION_SUFFIX);
+	const char	tagged[] = CB_VERSION_SUFFIX "}";
 
-	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+	if (len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0)
+		return true;
+	for (size_t i = 0; i + sizeof(tagged) - 1 <= len; i++)
+		if (name[i] == '#' && memcmp(name + i, tagged, sizeof(tagged) - 1) == 0)
+			return true;
+	return false;
 }
