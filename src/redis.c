@@ -1750,11 +1750,12 @@ CbRunJobs(CbConnJob *jobs, int njobs)
 			job->nreplies = 0;
 			if (!CbConnUsable(c))
 				CbConnClose(c);
+			/* only a connection from an earlier call can have gone stale */
 			reused[i] = (c->fd != PGINVALID_SOCKET && !c->fresh);
-			c->fresh = false;
 			c->busy = true;		/* until the connection is known good */
-			if (!reused[i] && !CbConnect(c, &job->err))
+			if (c->fd == PGINVALID_SOCKET && !CbConnect(c, &job->err))
 				continue;
+			c->fresh = false;
 			CbConnBegin(c, job->buf, job->len, job->ncommands,
 						job->callback, job->arg, &job->err);
 			ran[i] = true;
