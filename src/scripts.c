@@ -20,10 +20,13 @@
  * TRUNCATE's pattern deletion removes what the transaction wrote before
  * it, and a replay of a transaction ends in the same state.  A delete
  * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
- * late older SET cannot bring the key back.  A key and its marker share a
- * Redis Cluster slot when the key has a {hash tag}.  Names ending in '#cbv'
- * are markers only: CbIsMarkerName() is the one test of that, and no key
- * may have such a name, so row data cannot produce or overwrite a marker.
+ * late older SET cannot bring the key back.  On a Redis Cluster a script
+ * may only touch keys of one slot, so there the marker has a name that
+ * hashes like its key (CbAppendClusterVersionKey; the cluster router,
+ * cluster.c, puts it in place of key || '#cbv').  Names ending in '#cbv',
+ * or holding '#cbv}', are markers only: CbIsMarkerName() is the one test of
+ * that, and no key may have such a name, so row data cannot produce or
+ * overwrite a marker.
  *
  * Cache-aside fills (cachebridge.set) run the fill script with the
  * caller's snapshot and epoch: a marker whose transaction the snapshot does
