@@ -46,19 +46,15 @@
  */
 #include "postgres.h"
 
-#include "fmgr.h"
-#include "funcapi.h"
-#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "cluster.h"
 #include "key_slot.h"
 #include "reply.h"
+#include "resp.h"
 #include "scripts.h"
 #include "stats.h"
-
-PG_FUNCTION_INFO_V1(cluster_nodes);
 
 /* Most nodes known at once, masters and others. */
 #define CB_MAX_NODES 64
@@ -414,27 +410,6 @@ CbClusterDisconnect(void)
  * ---------------------------------------------------------------------
  */
 
-/* Reads a RESP header of kind at *pos: its number, false if malformed. */
-static bool
-CbReadHeader(const char *buf, size_t len, size_t *pos, char kind, long *n)
-{
-	size_t		p = *pos;
-
-	if (p >= len || buf[p] != kind)
-		return false;
-	*n = 0;
-	for (p++; p < len && buf[p] >= '0' && buf[p] <= '9'; p++)
-	{
-		*n = *n * 10 + (buf[p] - '0');
-		if (*n > (1L << 40))
-			return false;
-	}
-	if (p + 1 >= len || buf[p] != '\r' || buf[p + 1] != '\n')
-		return false;
-	*pos = p + 2;
-	return true;
-}
-
 /*
  * Parses the command at *pos of buf into *cmd (arguments point into buf)
  * and moves *pos past it; false if it is malformed.
@@ -442,9 +417,11 @@ CbReadHeader(const char *buf, size_t len, size_t *pos, char kind, long *n)
 static bool
 CbParseCommand(const char *buf, size_t len, size_t *pos, CbCommand *cmd)
 {
+	const char *data;
 	long		argc;
 
-	if (!CbReadHeader(buf, len, pos, '*', &argc) || argc < 1 || argc > len)
+	if (!CbRespNext(buf, len, pos, '*', &data, &argc) || argc < 1 ||
+		argc > (long) len)
 		return false;
 	cmd->argc = (int) argc;
 	/* freed with the route's memory context if the command is malformed */
@@ -454,11 +431,10 @@ CbParseCommand(const char *buf, size_t len, size_t *pos, CbCommand *cmd)
 	{
 		long		n;
 
-		if (!CbReadHeader(buf, len, pos, '$', &n) || *pos + n + 2 > len)
+		if (!CbRespNext(buf, len, pos, '$', &data, &n))
 			return false;
-		cmd->argv[i] = buf + *pos;
+		cmd->argv[i] = data;
 		cmd->argl[i] = n;
-		*pos += n + 2;
 	}
 	return true;
 }
@@ -761,44 +737,19 @@ CbShareAdd(CbNodeShare *share, int part)
 }
 
 /*
- * If reply is a redirection ("MOVED 3999 host:port", "ASK ..."), the slot
+ * If reply is a redirection (MOVED or ASK, see CbReplyRedirect), the slot
  * and the node it names; *ask tells which.
  */
 static bool
 CbParseRedirect(const redisReply *reply, bool *ask, int *slot, int *node)
 {
 	char		host[256];
-	const char *colon;
-	const char *addr;
-	char	   *end;
-	long		s;
-	long		port;
+	int			port;
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+	if (reply == NULL ||
+		!CbReplyRedirect(reply, ask, slot, host, sizeof(host), &port))
 		return false;
-	if (strncmp(reply->str, "MOVED ", 6) == 0)
-		*ask = false;
-	else if (strncmp(reply->str, "ASK ", 4) == 0)
-		*ask = true;
-	else
-		return false;
-	s = strtol(reply->str + (*ask ? 4 : 6), &end, 10);
-	if (*end != ' ' || s < 0 || s >= CB_CLUSTER_SLOTS)
-		return false;
-	addr = end + 1;
-	colon = strrchr(addr, ':');
-	if (colon == NULL || colon - addr >= (long) sizeof(host))
-		return false;
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port > 65535)
-		return false;
-	memcpy(host, addr, colon - addr);
-	host[colon - addr] = '\0';
-	/* "MOVED 3999 :6380": the node did not learn its own address */
-	if (host[0] == '\0')
-		return false;
-	*slot = (int) s;
-	*node = CbNodeFor(host, (int) port);
+	*node = CbNodeFor(host, port);
 	return true;
 }
 
@@ -1073,49 +1024,4 @@ CbClusterNodeInfos(CbClusterNodeInfo **infos)
 	}
 	*infos = out;
 	return nnodes;
-}
-
-/*
- * cluster_nodes() returns setof record
- *		The nodes of the Redis Cluster as this session knows them: address,
- *		whether it is a master of the current map and its slot ranges,
- *		whether this session has a connection open to it, and the round
- *		trips that failed on it with the last error.  The map is refreshed
- *		first if it is stale; no row on a single Redis.  Never raises an
- *		ERROR for an unreachable Redis: it shows what is known.
- */
-Datum
-cluster_nodes(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	CbClusterNodeInfo *infos;
-	CbRedisError err;
-	bool		is_cluster = false;
-	int			n;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (!CbRedisIsCluster(&is_cluster, &err) || !is_cluster)
-		PG_RETURN_VOID();
-	(void) CbClusterMasters(&err);
-	n = CbClusterNodeInfos(&infos);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[7];
-		bool		nulls[7] = {0};
-
-		values[0] = CStringGetTextDatum(infos[i].address);
-		values[1] = CStringGetTextDatum(infos[i].master ? "master" : "other");
-		values[2] = CStringGetTextDatum(infos[i].slots);
-		values[3] = BoolGetDatum(infos[i].connected);
-		values[4] = Int64GetDatum(infos[i].errors);
-		if (infos[i].last_error != NULL)
-		{
-			values[5] = CStringGetTextDatum(infos[i].last_error);
-			values[6] = TimestampTzGetDatum(infos[i].last_error_at);
-		}
-		else
-			nulls[5] = nulls[6] = true;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	PG_RETURN_VOID();
 }

@@ -9,7 +9,7 @@
 #ifndef CACHEBRIDGE_CLUSTER_H
 #define CACHEBRIDGE_CLUSTER_H
 
-#include "redis.h"
+#include "conn.h"
 
 /* What cluster_nodes() shows of one node this process knows. */
 typedef struct CbClusterNodeInfo

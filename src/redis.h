@@ -1,130 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * redis.h
- *		The Redis connection layer: target parsing, one lazily opened
- *		connection per backend, and pipelined command execution.
+ *		The transport: pipelines executed on the target (a single Redis or
+ *		a Redis Cluster), pattern deletion, and the errors of both.
  *
  * Every call into Redis goes through a CbPipeline: commands are appended
- * (each with the key that routes it, so a Redis Cluster target can later
- * group them by slot), then sent in one write and their replies read back
- * in order.  Execution never throws: it reports failure through CbRedisError
- * so that callers running after commit can turn it into a WARNING, while SQL
- * functions turn it into an ERROR with CbRedisReportError().
+ * (each with the key that routes it), then sent in one write -- per master
+ * of a Redis Cluster, all at once -- and their replies read back in order.
+ * Execution never throws: it reports failure through CbRedisError so that
+ * callers running after commit can turn it into a WARNING, while SQL
+ * functions turn it into an ERROR with CbRedisReportError().  The
+ * connection settings and deadlines are conn.h's.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef CACHEBRIDGE_REDIS_H
 #define CACHEBRIDGE_REDIS_H
 
-#include "lib/stringinfo.h"
-#include "utils/guc.h"
-
-#include <hiredis/hiredis.h>
-
-/* Longest AUTH password accepted, with its terminating NUL. */
-#define CB_REDIS_PASSWORD_MAX 512
-
-/*
- * A parsed cachebridge.redis_url.  Fixed-size, so that it can be the
- * malloc'd "extra" of the GUC; an empty string means "not given".
- */
-/* Most seed nodes cachebridge.redis_url may name. */
-#define CB_REDIS_MAX_SEEDS 8
-
-typedef struct CbRedisSeed
-{
-	char		host[256];
-	int			port;
-} CbRedisSeed;
-
-typedef struct CbRedisTarget
-{
-	char		host[256];		/* TCP host (the first seed's), or "" for a unix socket */
-	int			port;
-	int			nseeds;			/* host:port pairs named, 1 for a unix socket */
-	CbRedisSeed seeds[CB_REDIS_MAX_SEEDS];	/* seeds[0] is host:port */
-	bool		tls;			/* rediss:// */
-	char		socket_path[108];	/* unix socket path, or "" */
-	int			db;				/* SELECT'ed database */
-	char		user[128];		/* ACL user */
-	char		password[CB_REDIS_PASSWORD_MAX];	/* AUTH password */
-	char		display[300];	/* "host:port[,host:port...]" or the socket path, never a secret */
-} CbRedisTarget;
-
-/* Why a pipeline failed. */
-typedef enum CbRedisFailure
-{
-	CB_REDIS_OK = 0,
-	CB_REDIS_CONNECT,			/* could not connect, authenticate or select */
-	CB_REDIS_IO,				/* connection lost while talking */
-	CB_REDIS_TIMEOUT,			/* no progress within command_timeout */
-	CB_REDIS_PROTOCOL			/* unparseable reply */
-} CbRedisFailure;
-
-typedef struct CbRedisError
-{
-	CbRedisFailure failure;
-	char		server[256];	/* which server, for the message */
-	char		detail[512];	/* what happened, no secrets */
-} CbRedisError;
-
-/* Commands to be sent together. */
-typedef struct CbPipeline
-{
-	StringInfoData buf;			/* RESP-encoded commands */
-	int			ncommands;
-	int			args_left;		/* arguments still owed to the last command */
-} CbPipeline;
-
-/*
- * Called once per reply, in command order.  Returns true to keep the reply
- * (the callback then frees it with freeReplyObject), false to have it freed.
- */
-typedef bool (*CbReplyCallback) (int index, redisReply *reply, void *arg);
-
-/* A connection to one server (redis.c); cluster.c keeps one per node. */
-typedef struct CbRedisConn CbRedisConn;
-
-/*
- * One connection's part of a parallel round trip (CbRunJobs): its
- * pipeline, where its replies go, and its outcome.
- */
-typedef struct CbConnJob
-{
-	CbRedisConn *conn;
-	const char *buf;			/* RESP-encoded commands */
-	size_t		len;
-	int			ncommands;
-	CbReplyCallback callback;
-	void	   *arg;
-	bool		ok;				/* out: every reply handed over */
-	int			nreplies;		/* out: replies handed over */
-	CbRedisError err;			/* out: why not, if not ok */
-} CbConnJob;
-
-/* GUC plumbing (cachebridge.c defines the variables). */
-extern char *cb_redis_url;
-extern char *cb_redis_password_file;
-extern int	cb_connect_timeout;
-extern int	cb_command_timeout;
-
-extern bool CbParseRedisUrl(const char *url, CbRedisTarget *target,
-							char *errbuf, size_t errlen);
-extern bool CbRedisUrlCheckHook(char **newval, void **extra, GucSource source);
-extern void CbRedisUrlAssignHook(const char *newval, void *extra);
-extern void CbRedisPasswordFileAssignHook(const char *newval, void *extra);
-extern const char *CbRedisServerName(void);
-extern void CbRedisSetDeadline(int ms);
-extern void CbRedisClearDeadline(void);
-extern bool CbRedisPastDeadline(void);
-
-extern void CbPipelineInit(CbPipeline *p);
-extern void CbPipelineReset(CbPipeline *p);
-extern void CbPipelineBegin(CbPipeline *p, int argc,
-							const char *routekey, size_t routelen);
-extern void CbPipelineArg(CbPipeline *p, const char *data, size_t len);
-extern void CbPipelineArgStr(CbPipeline *p, const char *str);
-extern void CbPipelineArgInt(CbPipeline *p, int64 value);
+#include "conn.h"
 
 extern bool CbPipelineExecute(CbPipeline *p, CbReplyCallback callback,
 							  void *arg, CbRedisError *err);
@@ -140,18 +33,5 @@ extern bool CbRedisUnlinkMatching(const char *match, size_t matchlen,
 								  CbRedisError *err);
 extern void CbRedisDisconnect(void);
 extern bool CbRedisIsCluster(bool *is_cluster, CbRedisError *err);
-extern void CbPipelineAppendRaw(CbPipeline *p, const char *cmd, size_t len);
-
-/* The transport's own parts, for cluster.c. */
-extern CbRedisConn *CbConnCreate(const char *host, int port);
-extern void CbConnFree(CbRedisConn *c);
-extern void CbConnClose(CbRedisConn *c);
-extern bool CbConnIsOpen(const CbRedisConn *c);
-extern const char *CbConnName(const CbRedisConn *c);
-extern void CbRunJobs(CbConnJob *jobs, int njobs);
-extern uint64 CbRedisTargetGeneration(void);
-extern const CbRedisTarget *CbRedisCurrentTarget(void);
-extern void CbRedisSetClientName(const char *role, const char *dbname);
-extern void CbRedisInit(void);
 
 #endif							/* CACHEBRIDGE_REDIS_H */
