@@ -561,6 +561,7 @@ sub DESTROY
 #   CacheBridgeTest::set_redis_url($node, $cl->url);   # two seeds
 #   my $m = $cl->master_of('user:1');     # the CacheBridgeTest::Redis
 #   my $v = $cl->get('user:1');           # redis-cli -c
+#   my @d = $cl->diff('user:*', { 'user:1' => 'v' });   # every master
 #
 # Every node is a CacheBridgeTest::Redis with "cluster-enabled yes", so it
 # is stopped like any other server when the test ends, even on failure.
@@ -751,6 +752,101 @@ sub scan_keys
 	my ($self, $pattern) = @_;
 
 	return sort map { $_->scan_keys($pattern) } $self->masters;
+}
+
+# batch($node, @commands): runs each command (an array reference of words
+# without spaces) on $node in one redis-cli process and returns its replies,
+# one per command, each on one line (a missing value is '').
+sub batch
+{
+	my ($self, $node, @commands) = @_;
+	my $in = join('', map { join(' ', @$_) . "\n" } @commands);
+	my ($out, $err) = ('', '');
+
+	return () unless @commands;
+	IPC::Run::run([ 'redis-cli', '-h', '127.0.0.1', '-p', $node->port ],
+		'<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	my @lines = split(/\n/, $out, -1);
+	pop @lines if @lines && $lines[-1] eq '';
+	die "redis-cli answered " . scalar(@lines) . " lines to " . scalar(@commands) . " commands"
+	  unless @lines == @commands;
+	return @lines;
+}
+
+# slot_owners(): the port of the master of each slot (an array reference
+# indexed by slot), from one CLUSTER NODES.
+sub slot_owners
+{
+	my ($self) = @_;
+	my ($first) = grep { $_->{pid} } $self->nodes;
+	my @owner;
+
+	for my $line (split /\n/, $first->cli('CLUSTER', 'NODES'))
+	{
+		my @f = split / /, $line;
+		next unless $f[2] =~ /master/ && $f[2] !~ /fail/;
+		my ($port) = $f[1] =~ /:(\d+)@/;
+		for my $range (grep { !/^\[/ } @f[ 8 .. $#f ])
+		{
+			my ($lo, $hi) = split /-/, $range;
+			$owner[$_] = $port for $lo .. ($hi // $lo);
+		}
+	}
+	return \@owner;
+}
+
+# dump($pattern): every key matching $pattern on every master, markers
+# included, as { key => { value, port (where it is), slot, owner (the port
+# of its slot's master) } }; values of strings only ('' for other types).
+sub dump
+{
+	my ($self, $pattern) = @_;
+	my $owners = $self->slot_owners;
+	my %keys;
+
+	for my $m ($self->masters)
+	{
+		my @k = $m->scan_keys($pattern);
+		my @v = $self->batch($m, map { [ 'GET', $_ ] } @k);
+		my @s = $self->batch($m, map { [ 'CLUSTER', 'KEYSLOT', $_ ] } @k);
+		for my $i (0 .. $#k)
+		{
+			$keys{ $k[$i] } = {
+				value => $v[$i] =~ /WRONGTYPE/ ? '' : $v[$i],
+				port => $m->port,
+				slot => $s[$i],
+				owner => $owners->[ $s[$i] ] // -1,
+			};
+		}
+	}
+	return \%keys;
+}
+
+# diff($pattern, \%want): the differences between the keys matching
+# $pattern (markers left out) and %want (key => value): missing, wrong
+# value, unexpected, or held by a master that does not own its slot.
+sub diff
+{
+	my ($self, $pattern, $want) = @_;
+	my $have = $self->dump($pattern);
+	my @diff;
+
+	delete $have->{$_} for grep { /#cbv$/ } keys %$have;
+	for my $k (sort keys %$want)
+	{
+		my $h = $have->{$k};
+		push @diff, !defined $h ? "missing $k"
+		  : $h->{value} ne $want->{$k} ? "$k is $h->{value}, expected $want->{$k}"
+		  : ();
+	}
+	for my $k (sort keys %$have)
+	{
+		push @diff, "unexpected $k" unless exists $want->{$k};
+		push @diff, "$k is on $have->{$k}{port}, its slot on $have->{$k}{owner}"
+		  if $have->{$k}{port} != $have->{$k}{owner};
+	}
+	return @diff;
 }
 
 # mget(@keys): the values of @keys, each read on the master owning it.

@@ -43,23 +43,13 @@ sub rows
 }
 
 # Compares the keys of the cluster matching $pattern (markers left out)
-# with the (key, value) rows of $sql; returns the differences.
+# with the (key, value) rows of $sql, each key on its slot's master;
+# returns the differences.
 sub cluster_diff
 {
 	my ($pattern, $sql) = @_;
-	my $want = rows($sql);
-	my @keys = grep { !/#cbv$/ } $cl->scan_keys($pattern);
-	my %have = map { $_ => $cl->get($_) } @keys;
-	my @diff;
 
-	for my $k (sort keys %$want)
-	{
-		push @diff, !defined $have{$k} ? "missing $k"
-		  : $have{$k} ne $want->{$k} ? "$k is $have{$k}, expected $want->{$k}"
-		  : ();
-	}
-	push @diff, map { "unexpected $_" } grep { !exists $want->{$_} } sort keys %have;
-	return @diff;
+	return $cl->diff($pattern, rows($sql));
 }
 
 # The masters (by port) that hold at least one of @keys, each checked to be
