@@ -585,10 +585,15 @@ sub new
 
 	for my $i (1 .. $masters * (1 + $replicas))
 	{
+		# the cluster bus gets a free port of its own (by default it is the
+		# port + 10000, which another test's server may hold)
+		my $bus = PostgreSQL::Test::Cluster::get_free_port();
+
 		push @{ $self->{nodes} }, CacheBridgeTest::Redis->new(
 			name => "cluster$i",
 			conf => [
 				'cluster-enabled yes',
+				"cluster-port $bus",
 				'cluster-config-file nodes.conf',
 				'cluster-node-timeout 2000',
 				'enable-debug-command yes',
