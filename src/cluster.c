@@ -59,6 +59,9 @@
 /* Most nodes known at once, masters and others. */
 #define CB_MAX_NODES 64
 
+/* How long a node that failed a round trip is asked for the map last. */
+#define CB_NODE_FAILED_MS 10000
+
 /* Redirections (MOVED, ASK) followed for one command. */
 #define CB_MAX_REDIRECTS 5
 
@@ -276,10 +279,23 @@ CbClusterRefresh(CbRedisError *err)
 	int			ncandidates = 0;
 
 	CbClusterCheckTarget();
-	for (int pass = 0; pass < 2; pass++)
+
+	/*
+	 * Masters first, then the other nodes known, and last those that just
+	 * failed: a master that does not answer would cost a connect_timeout
+	 * on every refresh while its replica takes over.
+	 */
+	for (int pass = 0; pass < 3; pass++)
 		for (int i = 0; i < nnodes; i++)
-			if (nodes[i]->master == (pass == 0))
+		{
+			bool		failed = nodes[i]->last_error_at != 0 &&
+			!TimestampDifferenceExceeds(nodes[i]->last_error_at,
+										GetCurrentTimestamp(),
+										CB_NODE_FAILED_MS);
+
+			if (pass == 2 ? failed : (!failed && nodes[i]->master == (pass == 0)))
 				candidates[ncandidates++] = i;
+		}
 	if (target != NULL)
 	{
 		for (int i = 0; i < target->nseeds && ncandidates < CB_MAX_NODES; i++)

@@ -507,6 +507,15 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
 }
 
+/* True if name[0..len) ends in CB_VERSION_SUFFIX. */
+bool
+CbHasVersionSuffix(const char *name, size_t len)
+{
+	size_t		slen = strlen(CB_VERSION_SUFFIX);
+
+	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+}
+
 /*
  * True if the Redis key name (in full, as sent to Redis) is the name of a
  * version marker: it ends in CB_VERSION_SUFFIX, or holds CB_VERSION_SUFFIX
@@ -519,10 +528,9 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 bool
 CbIsMarkerName(const char *name, size_t len)
 {
-	size_t		slen = strlen(CB_VERSION_SUFFIX);
 	const char	tagged[] = CB_VERSION_SUFFIX "}";
 
-	if (len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0)
+	if (CbHasVersionSuffix(name, len))
 		return true;
 	for (size_t i = 0; i + sizeof(tagged) - 1 <= len; i++)
 		if (name[i] == '#' && memcmp(name + i, tagged, sizeof(tagged) - 1) == 0)

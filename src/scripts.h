@@ -41,5 +41,6 @@ extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
 extern bool CbIsMarkerName(const char *name, size_t len);
+extern bool CbHasVersionSuffix(const char *name, size_t len);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */

@@ -102,6 +102,52 @@ is($node->safe_psql('postgres', "SELECT cachebridge.get_hash('profile:9') ->> 'n
 	'ann', 'get_hash reads a hash from its master');
 
 # ---------------------------------------------------------------------
+# Hostile key names: stray braces, an empty tag, a tag, a '}' alone.  Each
+# key's marker must land in its key's slot (else the scripts would answer
+# CROSSSLOT), and a name holding a cluster marker's tag is refused.
+# ---------------------------------------------------------------------
+{
+	$node->safe_psql('postgres', q{
+		CREATE TABLE odd (id int PRIMARY KEY, k text NOT NULL, v int);
+		SELECT cachebridge.attach('odd', 'odd:{k}');
+		INSERT INTO odd VALUES (1, 'a{b', 1), (2, 'x{}y', 2), (3, 'a}b', 3),
+		  (4, '{tag}z', 4), (5, 'plain', 5), (6, '{', 6), (7, '}{', 7);
+		UPDATE odd SET v = v + 10;
+		DELETE FROM odd WHERE id = 7;
+	});
+	is(join("\n", cluster_diff('odd:*',
+		q{SELECT 'odd:' || k, row_to_json(odd)::text FROM odd})), '',
+		'keys with stray braces, an empty tag, a tag or a lone brace are written and updated on their masters');
+	my $all = $cl->dump('*odd:*');
+	my @markers = grep { /#cbv$/ } keys %$all;
+	my $misplaced = grep { $all->{$_}{port} != $all->{$_}{owner} } @markers;
+	ok(@markers >= 7, scalar(@markers) . ' markers of the odd keys, the deleted one included');
+	is($misplaced, 0, 'each on the master of its slot');
+	my %slot_of = map { $_ => $all->{$_}{slot} } keys %$all;
+	my $apart = 0;
+	for my $k (grep { !/#cbv$/ } keys %$all)
+	{
+		my @own = grep {
+			$_ eq "$k#cbv"
+			  || /^\Q$k\E\{[0-9A-Za-z]+#cbv\}#cbv$/
+			  || /^\{[0-9A-Za-z]+#cbv\}\Q$k\E#cbv$/
+		} @markers;
+		$apart++ unless @own == 1;
+		$apart++ if grep { $slot_of{$_} != $slot_of{$k} } @own;
+	}
+	is($apart, 0, 'and in the slot of its key');
+
+	my $r = CacheBridgeTest::run_sql($node, "SELECT cachebridge.set('x#cbv}y', 'v')");
+	like($r->{stderr}, qr/is reserved for a cachebridge version marker.*\n.*holding "#cbv\}"/,
+		'a key holding "#cbv}" is refused as a marker name');
+	$r = CacheBridgeTest::run_sql($node,
+		"INSERT INTO odd VALUES (8, 'evil{X#cbv}#cbv', 8), (9, 'evil{Y#cbv}', 9)");
+	like($r->{stderr}, qr/refused a key reserved for version markers/,
+		'a trigger refuses keys that would be cluster marker names');
+	is($cl->get('odd:evil{Y#cbv}'), undef, 'and writes nothing under them');
+}
+
+# ---------------------------------------------------------------------
 # Triggers: write_through, invalidate, publish and notify
 # ---------------------------------------------------------------------
 $node->safe_psql('postgres', q{
@@ -140,6 +186,7 @@ is(scalar(grep { defined } $cl->mget(map { "order:$_" } 1 .. 20)), 0,
 	'invalidate deletes twenty cached keys over the masters');
 is($node->safe_psql('postgres', "SELECT cachebridge.set('order:3', 'fresh')"), 't',
 	'a fill after the invalidation is taken');
+is($cl->get('order:3'), 'fresh', 'and written on the key\'s master');
 
 # A fill from a snapshot that does not see a committed invalidation is
 # refused: the script reads the key's marker, in the key's slot.
