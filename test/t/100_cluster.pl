@@ -107,14 +107,15 @@ is($node->safe_psql('postgres', "SELECT cachebridge.get_hash('profile:9') ->> 'n
 # CROSSSLOT), and a name holding a cluster marker's tag is refused.
 # ---------------------------------------------------------------------
 {
-	$node->safe_psql('postgres', q{
+	# (a here-document: the names' braces do not pair up)
+	$node->safe_psql('postgres', <<'SQL');
 		CREATE TABLE odd (id int PRIMARY KEY, k text NOT NULL, v int);
 		SELECT cachebridge.attach('odd', 'odd:{k}');
 		INSERT INTO odd VALUES (1, 'a{b', 1), (2, 'x{}y', 2), (3, 'a}b', 3),
 		  (4, '{tag}z', 4), (5, 'plain', 5), (6, '{', 6), (7, '}{', 7);
 		UPDATE odd SET v = v + 10;
 		DELETE FROM odd WHERE id = 7;
-	});
+SQL
 	is(join("\n", cluster_diff('odd:*',
 		q{SELECT 'odd:' || k, row_to_json(odd)::text FROM odd})), '',
 		'keys with stray braces, an empty tag, a tag or a lone brace are written and updated on their masters');
