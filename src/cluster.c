@@ -552,6 +552,25 @@ CbEncodeMarker(CbRoute *route, const CbCommand *cmd, int keyarg, int i,
 	CbPipelineArg(&route->encoded, scratch->data, scratch->len);
 }
 
+/* A key of a command to split, by slot. */
+typedef struct CbSlotKey
+{
+	int			slot;
+	int			index;			/* its place among the command's keys */
+} CbSlotKey;
+
+/* qsort comparator: by slot, then by place in the command. */
+static int
+CbSlotKeyCompare(const void *a, const void *b)
+{
+	const CbSlotKey *x = a;
+	const CbSlotKey *y = b;
+
+	if (x->slot != y->slot)
+		return x->slot < y->slot ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 /*
  * Splits a command whose key arguments, from first on (every step-th
  * being a key, each followed by step - 1 arguments of its own), may be of
@@ -565,25 +584,30 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 			  StringInfo scratch)
 {
 	int			nkeys = nkeyargs / step;
-	int		   *slot = palloc(sizeof(int) * nkeys);
-	bool	   *done = palloc0(sizeof(bool) * nkeys);
+	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * nkeys);
 
-	for (int k = 0; k < nkeys; k++)
-		slot[k] = CbKeySlot(cmd->argv[first + k * step], cmd->argl[first + k * step]);
+	/* the keys in slot order (and in their order within a slot) */
 	for (int k = 0; k < nkeys; k++)
 	{
-		int			n = 0;
-		int			node;
+		keys[k].slot = CbKeySlot(cmd->argv[first + k * step],
+								 cmd->argl[first + k * step]);
+		keys[k].index = k;
+	}
+	qsort(keys, nkeys, sizeof(CbSlotKey), CbSlotKeyCompare);
+
+	for (int k = 0; k < nkeys;)
+	{
+		int			n = 1;
 		int			ignored;
 		size_t		offset = route->encoded.buf.len;
 		CbPart	   *part;
 
-		if (done[k])
-			continue;
-		for (int j = k; j < nkeys; j++)
-			n += (slot[j] == slot[k]);
-		node = CbNodeOfKey(cmd->argv[first + k * step], cmd->argl[first + k * step], &ignored);
-		part = CbAddPart(route, command, node);
+		while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
+			n++;
+		part = CbAddPart(route, command,
+						 CbNodeOfKey(cmd->argv[first + keys[k].index * step],
+									 cmd->argl[first + keys[k].index * step],
+									 &ignored));
 		CbPipelineBegin(&route->encoded, cmd->argc - nkeyargs + n * step, NULL, 0);
 		for (int a = 0; a < first; a++)
 		{
@@ -592,13 +616,10 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 			else
 				CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
 		}
-		for (int j = k; j < nkeys; j++)
+		for (int j = k; j < k + n; j++)
 		{
-			int			keyarg = first + j * step;
+			int			keyarg = first + keys[j].index * step;
 
-			if (slot[j] != slot[k])
-				continue;
-			done[j] = true;
 			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
 			for (int a = 1; a < step; a++)
 				CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
@@ -606,10 +627,10 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 		for (int a = first + nkeyargs; a < cmd->argc; a++)
 			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
 		CbEndEncodedPart(route, part, offset);
+		k += n;
 	}
 	route->summed[command] = true;
-	pfree(slot);
-	pfree(done);
+	pfree(keys);
 }
 
 /* Routes command (cmd, the bytes buf[start..end)) into parts. */
