@@ -6,3 +6,93 @@
 -- 1.4: Redis Cluster, partitions that keep no stale keys, faster backfill.
 -- Every object is schema-qualified, as in cachebridge--1.0.sql; each
 -- section below says which change it belongs to.
+
+-- ==== partitions: DETACH, ATTACH and DROP of a partition (issue 12) ====
+-- PostgreSQL fires no row trigger when a partition leaves or joins its
+-- partitioned table, so DETACH PARTITION (and dropping the partition, or
+-- the detached table later) left the keys of its rows, and ATTACH
+-- PARTITION left whatever was cached for the rows it brings.  This event
+-- trigger applies a DETACH and a DROP TABLE of a partition as a DELETE of
+-- its rows, an ATTACH as an INSERT, through the partitioned table's cache
+-- triggers (src/partition.c says why, and why publish triggers are not
+-- fired), and drops the TRUNCATE copies a detached partition no longer
+-- needs.  It runs as the role whose statement moved the rows.
+CREATE FUNCTION cachebridge.partition_rows_moved()
+RETURNS pg_catalog.event_trigger
+AS 'MODULE_PATHNAME', 'cachebridge_partition_rows_moved'
+LANGUAGE C;
+COMMENT ON FUNCTION cachebridge.partition_rows_moved() IS
+'Event trigger function: applies DETACH PARTITION and DROP TABLE of a partition as a DELETE of its rows, ATTACH PARTITION as an INSERT';
+REVOKE ALL ON FUNCTION cachebridge.partition_rows_moved() FROM PUBLIC;
+
+CREATE EVENT TRIGGER cachebridge_partition_rows_moved ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION cachebridge.partition_rows_moved();
+CREATE EVENT TRIGGER cachebridge_partition_dropped ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE')
+    EXECUTE FUNCTION cachebridge.partition_rows_moved();
+
+-- attach() on a partitioned table with partitions two levels down failed:
+-- the copy made on a middle partition copied itself further down (its
+-- CREATE TRIGGER fires the event trigger again), and the outer loop then
+-- made the same copy a second time ("trigger ... already exists").
+CREATE OR REPLACE FUNCTION cachebridge.partition_truncate_triggers()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel pg_catalog.oid;
+    t record;
+BEGIN
+    FOR rel IN
+        SELECT DISTINCT CASE WHEN c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                             THEN (SELECT tg.tgrelid FROM pg_catalog.pg_trigger tg
+                                   WHERE tg.oid = c.objid)
+                             ELSE c.objid END
+        FROM pg_catalog.pg_event_trigger_ddl_commands() c
+        WHERE c.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
+                            'pg_catalog.pg_trigger'::pg_catalog.regclass)
+    LOOP
+        -- each table at or under rel, with each cachebridge TRUNCATE
+        -- trigger of a table above it, that has no copy yet
+        -- (each cachebridge TRUNCATE trigger made on an ancestor -- not a
+        -- copy -- gets a copy named after it: attach() may have made
+        -- several, one per attachment)
+        FOR t IN
+            SELECT DISTINCT ON (part.relid, tg.tgname)
+                   part.relid AS part, tg.oid AS tgoid,
+                   tg.tgname OPERATOR(pg_catalog.||) '_partition' AS copy
+            FROM pg_catalog.pg_partition_tree(rel) part
+            JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) part.relid
+            CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(part.relid)
+                 WITH ORDINALITY AS anc(relid, n)
+            JOIN pg_catalog.pg_trigger tg ON tg.tgrelid OPERATOR(pg_catalog.=) anc.relid
+            JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) tg.tgfoid
+            WHERE anc.relid OPERATOR(pg_catalog.<>) part.relid
+              AND pc.relkind IN ('r', 'p')
+              AND (tg.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 32) OPERATOR(pg_catalog.<>) 0
+              AND tg.tgname NOT LIKE '%\_partition'
+              AND p.pronamespace OPERATOR(pg_catalog.=) 'cachebridge'::pg_catalog.regnamespace
+              AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger own
+                              WHERE own.tgrelid OPERATOR(pg_catalog.=) part.relid
+                                AND own.tgname OPERATOR(pg_catalog.=)
+                                    (tg.tgname OPERATOR(pg_catalog.||) '_partition'))
+            ORDER BY part.relid, tg.tgname, anc.n
+        LOOP
+            -- the CREATE TRIGGER of a copy fires this function again, which
+            -- copies to the partitions under that one: a copy this loop
+            -- planned may exist by now
+            CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger own
+                                  WHERE own.tgrelid OPERATOR(pg_catalog.=) t.part
+                                    AND own.tgname OPERATOR(pg_catalog.=) t.copy);
+            EXECUTE pg_catalog.format(
+                'CREATE TRIGGER %I AFTER TRUNCATE ON %s '
+                'FOR EACH STATEMENT %s', t.copy, t.part::pg_catalog.regclass,
+                pg_catalog.substring(pg_catalog.pg_get_triggerdef(t.tgoid),
+                                     'EXECUTE FUNCTION .*$'));
+        END LOOP;
+    END LOOP;
+END
+$$;
+-- ==== end of partitions: DETACH, ATTACH and DROP ====

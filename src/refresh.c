@@ -54,6 +54,7 @@
 
 #include "cachebridge.h"
 #include "elevate.h"
+#include "refresh.h"
 
 PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
 PG_FUNCTION_INFO_V1(cachebridge_refresh_blocks);
@@ -86,37 +87,29 @@ CbRefreshOpen(Oid relid)
 	return rel;
 }
 
-/* A trigger that refresh fires, and how to call it. */
-typedef struct CbRefreshTrigger
-{
-	Trigger    *trigger;
-	FmgrInfo	flinfo;
-} CbRefreshTrigger;
-
 /*
- * The cachebridge row triggers of rel that fire on INSERT or UPDATE and
- * would fire in this session now (session_replication_role as the
- * trigger manager applies it); publish triggers only if events.  An ERROR
- * if there are none, or if one has a WHEN condition (which refresh does
- * not evaluate: it would apply effects the trigger would not).
+ * The cachebridge row triggers of rel (write_through and invalidate, and
+ * publish if asked) that would fire in this session now, as the trigger
+ * manager decides it from session_replication_role; *skipped says what
+ * was left out.  Triggers a partitioned table has are those its partitions
+ * have clones of.
  */
-static CbRefreshTrigger *
-CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
+CbRowTrigger *
+CbFiringRowTriggers(Relation rel, bool publish, int *ntriggers,
+					CbRowTriggersSkipped *skipped)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
-	CbRefreshTrigger *result;
+	CbRowTrigger *result;
 	int			n = 0;
-	bool		disabled = false;
-	bool		publish = false;
 
-	result = palloc0(sizeof(CbRefreshTrigger) * Max(1, trigdesc ? trigdesc->numtriggers : 0));
+	memset(skipped, 0, sizeof(CbRowTriggersSkipped));
+	result = palloc0(sizeof(CbRowTrigger) * Max(1, trigdesc ? trigdesc->numtriggers : 0));
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *trigger = &trigdesc->triggers[i];
 		FmgrInfo	flinfo;
 
-		if (!TRIGGER_FOR_ROW(trigger->tgtype) ||
-			!(TRIGGER_FOR_INSERT(trigger->tgtype) || TRIGGER_FOR_UPDATE(trigger->tgtype)))
+		if (!TRIGGER_FOR_ROW(trigger->tgtype))
 			continue;
 		fmgr_info(trigger->tgfoid, &flinfo);
 		if (flinfo.fn_addr != cachebridge_write_through &&
@@ -128,33 +121,59 @@ CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
 			 ? trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN
 			 : trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 		{
-			disabled = true;
+			skipped->disabled = true;
 			continue;
 		}
-		if (flinfo.fn_addr == cachebridge_publish && !events)
+		if (flinfo.fn_addr == cachebridge_publish && !publish)
 		{
-			publish = true;
+			skipped->publish = true;
 			continue;
 		}
+		result[n].trigger = trigger;
+		result[n].flinfo = flinfo;
+		result[n].publish = (flinfo.fn_addr == cachebridge_publish);
+		n++;
+	}
+	*ntriggers = n;
+	return result;
+}
+
+/*
+ * The triggers refresh fires on rel: its cachebridge row triggers that fire
+ * on INSERT or UPDATE in this session; publish triggers only if events.
+ * An ERROR if there are none, or if one has a WHEN condition (which
+ * refresh does not evaluate: it would apply effects the trigger would not).
+ */
+static CbRowTrigger *
+CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
+{
+	CbRowTriggersSkipped skipped;
+	CbRowTrigger *all = CbFiringRowTriggers(rel, events, ntriggers, &skipped);
+	int			n = 0;
+
+	for (int i = 0; i < *ntriggers; i++)
+	{
+		Trigger    *trigger = all[i].trigger;
+
+		if (!(TRIGGER_FOR_INSERT(trigger->tgtype) || TRIGGER_FOR_UPDATE(trigger->tgtype)))
+			continue;
 		if (trigger->tgqual != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot refresh table \"%s\": trigger \"%s\" has a WHEN condition",
 							RelationGetRelationName(rel), trigger->tgname),
 					 errhint("Refresh applies a trigger's effects to every row.")));
-		result[n].trigger = trigger;
-		result[n].flinfo = flinfo;
-		n++;
+		all[n++] = all[i];
 	}
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no cachebridge trigger to refresh",
 						RelationGetRelationName(rel)),
-				 publish ? errhint("Its publish triggers are refreshed only with events => true.") :
-				 disabled ? errdetail("Its cachebridge triggers do not fire in this session (disabled, or for another session_replication_role).") : 0));
+				 skipped.publish ? errhint("Its publish triggers are refreshed only with events => true.") :
+				 skipped.disabled ? errdetail("Its cachebridge triggers do not fire in this session (disabled, or for another session_replication_role).") : 0));
 	*ntriggers = n;
-	return result;
+	return all;
 }
 
 /* Runs a statement on cachebridge.refresh_state as the extension's owner. */
@@ -226,10 +245,14 @@ cachebridge_refresh_begin(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(next);
 }
 
-/* Fires the triggers on one row, as an UPDATE of the row to itself. */
-static void
-CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
-			 TupleTableSlot *slot)
+/*
+ * Fires triggers (which may be another relation's: a partitioned table's
+ * on the rows of its partition) on the row in slot, a row of rel, as the
+ * row event given: an UPDATE fires as an update of the row to itself.
+ */
+void
+CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
+				  TriggerEvent event, TupleTableSlot *slot)
 {
 	bool		shouldfree;
 	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
@@ -240,12 +263,15 @@ CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
 		TriggerData td = {0};
 
 		td.type = T_TriggerData;
-		td.tg_event = TRIGGER_EVENT_UPDATE | TRIGGER_EVENT_ROW | TRIGGER_EVENT_AFTER;
+		td.tg_event = event | TRIGGER_EVENT_ROW | TRIGGER_EVENT_AFTER;
 		td.tg_relation = rel;
 		td.tg_trigtuple = tuple;
-		td.tg_newtuple = tuple;
 		td.tg_trigslot = slot;
-		td.tg_newslot = slot;
+		if (TRIGGER_FIRED_BY_UPDATE(event))
+		{
+			td.tg_newtuple = tuple;
+			td.tg_newslot = slot;
+		}
 		td.tg_trigger = triggers[t].trigger;
 		InitFunctionCallInfoData(*fcinfo, &triggers[t].flinfo, 0, InvalidOid,
 								 (Node *) &td, NULL);
@@ -270,7 +296,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	int32		nblocks = PG_GETARG_INT32(2);
 	bool		events = PG_GETARG_BOOL(3);
 	Relation	rel;
-	CbRefreshTrigger *triggers;
+	CbRowTrigger *triggers;
 	int			ntriggers;
 	BlockNumber size;
 	int64		to;
@@ -347,7 +373,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 		cb_refresh_snapshot = true;
 		PG_TRY();
 		{
-			CbRefreshRow(rel, triggers, ntriggers, slot);
+			CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
 		}
 		PG_FINALLY();
 		{
