@@ -96,3 +96,75 @@ BEGIN
 END
 $$;
 -- ==== end of partitions: DETACH, ATTACH and DROP ====
+
+-- ==== monitoring: pg_monitor reads cachebridge.attachments (issue 16) ====
+-- Monitoring roles (pg_monitor, and pg_read_all_stats that it is a member
+-- of) read what is attached to every table, as they read cachebridge.stats,
+-- without the right to read cached data (cachebridge.get stays
+-- cachebridge_reader's).  The view is as in 1.3, with one more way to see
+-- a row; trigger_arguments() only splits a trigger's arguments.
+CREATE OR REPLACE VIEW cachebridge.attachments AS
+WITH t AS (
+    SELECT tg.tgrelid, tg.tgname, tg.tgfoid, tg.tgtype, tg.tgenabled,
+           tg.tgnargs, tg.tgargs, p.proname,
+           (tg.tgtype OPERATOR(pg_catalog.&) 1::pg_catalog.int2) OPERATOR(pg_catalog.<>) 0::pg_catalog.int2 AS for_row
+      FROM pg_catalog.pg_trigger tg
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) tg.tgfoid
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tg.tgrelid
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'cachebridge'::pg_catalog.regnamespace
+       AND p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['write_through', 'invalidate', 'publish']::pg_catalog.name[])
+       AND tg.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+       -- the copies of a TRUNCATE trigger on partitions (see the
+       -- partitions section) belong to their ancestor's attachment
+       AND NOT (c.relispartition AND tg.tgname OPERATOR(pg_catalog.~~) '%\_partition')
+       AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')
+            OR pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+            -- monitoring roles see every attachment (pg_monitor is a
+            -- member of pg_read_all_stats), as they see every table's
+            -- statistics
+            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE'))
+)
+SELECT r.tgrelid::pg_catalog.regclass AS "table",
+       r.tgname AS trigger,
+       r.proname AS function,
+       a.templates,
+       a.options,
+       pg_catalog.array_remove(ARRAY[
+           CASE WHEN (r.tgtype OPERATOR(pg_catalog.&) 4::pg_catalog.int2) OPERATOR(pg_catalog.<>) 0::pg_catalog.int2 THEN 'INSERT' END,
+           CASE WHEN (r.tgtype OPERATOR(pg_catalog.&) 16::pg_catalog.int2) OPERATOR(pg_catalog.<>) 0::pg_catalog.int2 THEN 'UPDATE' END,
+           CASE WHEN (r.tgtype OPERATOR(pg_catalog.&) 8::pg_catalog.int2) OPERATOR(pg_catalog.<>) 0::pg_catalog.int2 THEN 'DELETE' END],
+           NULL) AS events,
+       CASE r.tgenabled WHEN 'O' THEN 'origin' WHEN 'A' THEN 'always'
+                        WHEN 'R' THEN 'replica' ELSE 'disabled' END AS enabled,
+       tr.tgname AS truncate_trigger,
+       CASE tr.tgenabled WHEN 'O' THEN 'origin' WHEN 'A' THEN 'always'
+                         WHEN 'R' THEN 'replica' WHEN 'D' THEN 'disabled' END AS truncate_enabled
+  FROM t r
+  CROSS JOIN LATERAL cachebridge.trigger_arguments(r.tgnargs, r.tgargs) a
+  LEFT JOIN LATERAL (
+      SELECT x.tgname, x.tgenabled FROM t x
+       WHERE NOT x.for_row
+         AND x.tgrelid OPERATOR(pg_catalog.=) r.tgrelid
+         AND x.tgfoid OPERATOR(pg_catalog.=) r.tgfoid
+         AND x.tgargs OPERATOR(pg_catalog.=) r.tgargs
+       ORDER BY x.tgname LIMIT 1) tr ON true
+ WHERE r.for_row
+UNION ALL
+SELECT x.tgrelid::pg_catalog.regclass, NULL, x.proname, a.templates, a.options,
+       ARRAY[]::pg_catalog.text[], NULL, x.tgname,
+       CASE x.tgenabled WHEN 'O' THEN 'origin' WHEN 'A' THEN 'always'
+                        WHEN 'R' THEN 'replica' ELSE 'disabled' END
+  FROM t x
+  CROSS JOIN LATERAL cachebridge.trigger_arguments(x.tgnargs, x.tgargs) a
+ WHERE NOT x.for_row
+   AND NOT EXISTS (SELECT FROM t r
+                    WHERE r.for_row
+                      AND r.tgrelid OPERATOR(pg_catalog.=) x.tgrelid
+                      AND r.tgfoid OPERATOR(pg_catalog.=) x.tgfoid
+                      AND r.tgargs OPERATOR(pg_catalog.=) x.tgargs);
+COMMENT ON VIEW cachebridge.attachments IS
+'The cachebridge triggers of tables the caller owns or holds a privilege on (of every table, for pg_monitor and pg_read_all_stats): templates, options, events, enabled state, and the TRUNCATE trigger that covers each row trigger';
+GRANT SELECT ON cachebridge.attachments TO pg_monitor, pg_read_all_stats;
+GRANT EXECUTE ON FUNCTION cachebridge.trigger_arguments(pg_catalog.int2, pg_catalog.bytea)
+    TO pg_monitor, pg_read_all_stats;
+-- ==== end of monitoring ====
