@@ -17,10 +17,10 @@ CREATE TABLE pd_us PARTITION OF pd FOR VALUES IN ('us');
 CREATE TABLE pd_asia (v text, dropped int, region text, id int);
 ALTER TABLE pd_asia DROP COLUMN dropped;
 ALTER TABLE pd ATTACH PARTITION pd_asia FOR VALUES IN ('asia');
+SELECT cachebridge.attach('pd', 'pd:{id}');
 -- and one level deeper
 CREATE TABLE pd_sa PARTITION OF pd FOR VALUES IN ('sa') PARTITION BY RANGE (id);
 CREATE TABLE pd_sa_low PARTITION OF pd_sa FOR VALUES FROM (0) TO (100);
-SELECT cachebridge.attach('pd', 'pd:{id}');
 
 -- which of the keys pd:1 .. pd:8 are cached
 CREATE FUNCTION pd_cached() RETURNS text LANGUAGE sql AS $$
@@ -136,5 +136,33 @@ RESET ROLE;
 SELECT count(*) AS pi_eu_rows FROM pi_eu;
 DROP ROLE pd_stranger;
 
-DROP TABLE pd, pi, pi_us;
+-- two partitions with their columns at different positions, detached in
+-- one transaction from a table without a TRUNCATE trigger (so nothing else
+-- makes the trigger's arguments be parsed again in between): each row's
+-- key comes from its own partition's id column
+CREATE TABLE pl (id int, v text) PARTITION BY RANGE (id);
+CREATE TABLE pl_a PARTITION OF pl FOR VALUES FROM (0) TO (10);
+CREATE TABLE pl_b (v text, dropped int, id int);
+ALTER TABLE pl_b DROP COLUMN dropped;
+ALTER TABLE pl ATTACH PARTITION pl_b FOR VALUES FROM (10) TO (20);
+CREATE TRIGGER pl_cache AFTER INSERT OR UPDATE OR DELETE ON pl
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('pl:{id}');
+INSERT INTO pl VALUES (1, 'a'), (11, 'b');
+BEGIN;
+ALTER TABLE pl DETACH PARTITION pl_a;
+ALTER TABLE pl DETACH PARTITION pl_b;
+COMMIT;
+SELECT cachebridge.get('pl:1') AS pl_1, cachebridge.get('pl:11') AS pl_11;
+DROP TABLE pl, pl_a, pl_b;
+
+-- attach() of a table whose partitions go two levels down, made before it
+-- (1.3 failed: the copy of the TRUNCATE trigger was made twice)
+CREATE TABLE p2 (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE p2_eu PARTITION OF p2 FOR VALUES IN ('eu') PARTITION BY RANGE (id);
+CREATE TABLE p2_eu_low PARTITION OF p2_eu FOR VALUES FROM (0) TO (100);
+SELECT cachebridge.attach('p2', 'p2:{id}');
+SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relname LIKE 'p2%' AND NOT t.tgisinternal ORDER BY 1, 2;
+
+DROP TABLE pd, pi, pi_us, p2;
 DROP FUNCTION pd_cached();

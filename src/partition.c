@@ -34,8 +34,9 @@
  *		the last moment the rows can be read.  The partitioned table and
  *		then the partition are locked ACCESS EXCLUSIVE first, in the order
  *		and with the lock DROP TABLE takes them, so that no write can
- *		commit between the scan and the drop; only when the caller owns the
- *		partition (else the DROP fails anyway, and no lock is taken for it).
+ *		commit between the scan and the drop; only when the caller may drop
+ *		the partition, as its owner or its schema's (else the DROP fails
+ *		anyway, and no lock is taken for it).
  *
  * publish triggers are not fired: a stream carries the changes of rows,
  * and none of these statements changes a row (the detached rows still
