@@ -78,13 +78,9 @@
 #include "utils/snapmgr.h"
 
 #include "refresh.h"
+#include "trigger.h"
 
 PG_FUNCTION_INFO_V1(cachebridge_partition_rows_moved);
-
-/* the trigger functions (trigger.c) */
-extern PGDLLEXPORT Datum cachebridge_write_through(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum cachebridge_invalidate(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum cachebridge_publish(PG_FUNCTION_ARGS);
 
 /* The suffix of a TRUNCATE trigger's copy on a partition. */
 #define CB_COPY_SUFFIX "_partition"
