@@ -88,8 +88,10 @@ PG_FUNCTION_INFO_V1(cachebridge_partition_rows_moved);
 /*
  * Fires parent's cachebridge cache triggers on every row of the leaf
  * tables at or under relid, as the event given (TRIGGER_EVENT_DELETE or
- * TRIGGER_EVENT_INSERT).  The caller holds a lock on every one of them
- * that no writer can share.
+ * TRIGGER_EVENT_INSERT).  The caller holds a lock on relid that no writer
+ * can share; the partitions under it are locked here against writers (a
+ * DETACH does not lock them, and a row written straight into one of them
+ * would be missed), in the order PostgreSQL locks a partition tree.
  */
 static void
 CbRowsMoved(Oid parentid, Oid relid, TriggerEvent event)
@@ -131,7 +133,7 @@ CbRowsMoved(Oid parentid, Oid relid, TriggerEvent event)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 								   "cachebridge partition rows",
 								   ALLOCSET_DEFAULT_SIZES);
-	leaves = find_all_inheritors(relid, NoLock, NULL);
+	leaves = find_all_inheritors(relid, ShareLock, NULL);
 	foreach(lc, leaves)
 	{
 		Relation	leaf = table_open(lfirst_oid(lc), NoLock);
