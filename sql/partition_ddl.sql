@@ -127,6 +127,24 @@ ALTER TABLE pi DETACH PARTITION pi_us;
 SELECT cachebridge.wait_delivered();
 \! redis-cli -p $CB_REDIS_PORT xlen pi_events
 
+-- the owner of a partitioned table detaches without any cachebridge role
+-- (the event trigger needs none, as the row triggers need none to fire)
+CREATE ROLE pd_owner;
+GRANT CREATE ON SCHEMA public TO pd_owner;
+CREATE TABLE po (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE po_eu PARTITION OF po FOR VALUES IN ('eu');
+ALTER TABLE po OWNER TO pd_owner;
+ALTER TABLE po_eu OWNER TO pd_owner;
+SELECT cachebridge.attach('po', 'po:{id}');
+INSERT INTO po VALUES (1, 'eu');
+SET ROLE pd_owner;
+ALTER TABLE po DETACH PARTITION po_eu;
+DROP TABLE po, po_eu;
+RESET ROLE;
+SELECT cachebridge.get('po:1') AS after_detach_by_plain_owner;
+REVOKE CREATE ON SCHEMA public FROM pd_owner;
+DROP ROLE pd_owner;
+
 -- a role that may not drop the partition gets the usual error (and its
 -- rows are neither read nor locked for it)
 CREATE ROLE pd_stranger;
