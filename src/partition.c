@@ -78,7 +78,6 @@
 #include "utils/snapmgr.h"
 
 #include "refresh.h"
-#include "trigger.h"
 
 PG_FUNCTION_INFO_V1(cachebridge_partition_rows_moved);
 
@@ -206,16 +205,11 @@ CbDropStaleTruncateCopies(Oid relid)
 			Trigger    *trigger = &trigdesc->triggers[i];
 			size_t		len = strlen(trigger->tgname);
 			size_t		suffix = strlen(CB_COPY_SUFFIX);
-			FmgrInfo	flinfo;
 			char	   *original;
 
 			if (!TRIGGER_FOR_TRUNCATE(trigger->tgtype) || len <= suffix ||
-				strcmp(trigger->tgname + len - suffix, CB_COPY_SUFFIX) != 0)
-				continue;
-			fmgr_info(trigger->tgfoid, &flinfo);
-			if (flinfo.fn_addr != cachebridge_write_through &&
-				flinfo.fn_addr != cachebridge_invalidate &&
-				flinfo.fn_addr != cachebridge_publish)
+				strcmp(trigger->tgname + len - suffix, CB_COPY_SUFFIX) != 0 ||
+				!CbIsTriggerFunction(trigger->tgfoid, NULL))
 				continue;
 			original = pnstrdup(trigger->tgname, len - suffix);
 			if (!CbAncestorHasTrigger(RelationGetRelid(rel), original))

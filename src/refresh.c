@@ -80,6 +80,23 @@ CbRefreshOpen(Oid relid)
 }
 
 /*
+ * Whether funcoid is one of cachebridge's trigger functions; *publish says
+ * whether it is publish() (publish may be NULL).
+ */
+bool
+CbIsTriggerFunction(Oid funcoid, bool *publish)
+{
+	FmgrInfo	flinfo;
+
+	fmgr_info(funcoid, &flinfo);
+	if (publish != NULL)
+		*publish = (flinfo.fn_addr == cachebridge_publish);
+	return (flinfo.fn_addr == cachebridge_write_through ||
+			flinfo.fn_addr == cachebridge_invalidate ||
+			flinfo.fn_addr == cachebridge_publish);
+}
+
+/*
  * The cachebridge row triggers of rel (write_through and invalidate, and
  * publish if asked) that would fire in this session now, as the trigger
  * manager decides it from session_replication_role; *skipped says what
@@ -99,14 +116,10 @@ CbFiringRowTriggers(Relation rel, bool publish, int *ntriggers,
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *trigger = &trigdesc->triggers[i];
-		FmgrInfo	flinfo;
+		bool		is_publish;
 
-		if (!TRIGGER_FOR_ROW(trigger->tgtype))
-			continue;
-		fmgr_info(trigger->tgfoid, &flinfo);
-		if (flinfo.fn_addr != cachebridge_write_through &&
-			flinfo.fn_addr != cachebridge_invalidate &&
-			flinfo.fn_addr != cachebridge_publish)
+		if (!TRIGGER_FOR_ROW(trigger->tgtype) ||
+			!CbIsTriggerFunction(trigger->tgfoid, &is_publish))
 			continue;
 		if (trigger->tgenabled == TRIGGER_DISABLED ||
 			(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
@@ -116,14 +129,14 @@ CbFiringRowTriggers(Relation rel, bool publish, int *ntriggers,
 			skipped->disabled = true;
 			continue;
 		}
-		if (flinfo.fn_addr == cachebridge_publish && !publish)
+		if (is_publish && !publish)
 		{
 			skipped->publish = true;
 			continue;
 		}
 		result[n].trigger = trigger;
-		result[n].flinfo = flinfo;
-		result[n].publish = (flinfo.fn_addr == cachebridge_publish);
+		fmgr_info(trigger->tgfoid, &result[n].flinfo);
+		result[n].publish = is_publish;
 		n++;
 	}
 	*ntriggers = n;

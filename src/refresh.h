@@ -29,6 +29,7 @@ typedef struct CbRowTriggersSkipped
 	bool		publish;		/* a publish trigger, not asked for */
 } CbRowTriggersSkipped;
 
+extern bool CbIsTriggerFunction(Oid funcoid, bool *publish);
 extern CbRowTrigger *CbFiringRowTriggers(Relation rel, bool publish,
 										 int *ntriggers,
 										 CbRowTriggersSkipped *skipped);
