@@ -23,6 +23,11 @@
  * does.  Rows inserted or moved behind the walk fired their own triggers;
  * rows moved ahead of it are refreshed twice, harmlessly.
  *
+ * A batch reads its range with a TID range scan and locks each row as
+ * SELECT ... FOR SHARE would (without the executor's per-statement cost);
+ * where row-level security binds the caller it runs that statement
+ * instead, so that it copies only the rows the caller may read.
+ *
  * Runs as the caller, who needs SELECT and UPDATE (for the row locks) on
  * the table, and must own it or hold TRIGGER on it (what attaching needed).
  * Only the progress row is written as the extension's owner, through
@@ -49,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -286,6 +292,148 @@ CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
 		heap_freetuple(tuple);
 }
 
+/* Fires the refresh's triggers on one locked row, in rowcxt (reset after). */
+static void
+CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
+			 TupleTableSlot *slot, MemoryContext rowcxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+
+	cb_refresh_snapshot = true;
+	PG_TRY();
+	{
+		CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
+	}
+	PG_FINALLY();
+	{
+		cb_refresh_snapshot = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(rowcxt);
+}
+
+/*
+ * The rights SELECT ... FOR SHARE of the whole row would need: SELECT on
+ * the table, UPDATE on it or on one of its columns.
+ */
+static void
+CbRefreshCheckRights(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			user = GetUserId();
+
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) != ACLCHECK_OK ||
+		(pg_class_aclcheck(relid, user, ACL_UPDATE) != ACLCHECK_OK &&
+		 pg_attribute_aclcheck_all(relid, user, ACL_UPDATE, ACLMASK_ANY) != ACLCHECK_OK))
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+}
+
+/*
+ * Refreshes the rows of rel in [lo, hi) with a TID range scan, locking each
+ * row FOR SHARE as SELECT ... FOR SHARE does (the newest version, once its
+ * writer is done; a row deleted or moved to another partition meanwhile is
+ * skipped; under REPEATABLE READ or SERIALIZABLE a row changed since the
+ * snapshot is a serialization failure).  Returns the rows refreshed.
+ */
+static uint64
+CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
+			  CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+{
+	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	TupleTableSlot *scanslot = table_slot_create(rel, NULL);
+	TupleTableSlot *lockslot = table_slot_create(rel, NULL);
+	TableScanDesc scan;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			flags = IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	uint64		nrows = 0;
+
+	CbRefreshCheckRights(rel);
+	PushActiveSnapshot(snapshot);
+	scan = table_beginscan_tidrange(rel, snapshot, lo, hi);
+	while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, scanslot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		CHECK_FOR_INTERRUPTS();
+		result = table_tuple_lock(rel, &scanslot->tts_tid, snapshot, lockslot,
+								  cid, LockTupleShare, LockWaitBlock, flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				CbRefreshRow(rel, triggers, ntriggers, lockslot, rowcxt);
+				nrows++;
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				break;			/* gone, or in another partition: its
+								 * triggers fired there */
+			case TM_SelfModified:
+				break;			/* changed by this transaction: fired */
+			default:
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+		}
+		ExecClearTuple(lockslot);
+	}
+	table_endscan(scan);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(lockslot);
+	ExecDropSingleTupleTableSlot(scanslot);
+	return nrows;
+}
+
+/*
+ * As CbRefreshScan, through SELECT ... FOR SHARE run as the caller: for a
+ * table whose row-level security applies to the caller, so that the
+ * refresh copies only the rows the caller may read.
+ */
+static uint64
+CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
+			   CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+{
+	StringInfoData sql;
+	Oid			types[2] = {TIDOID, TIDOID};
+	Datum		values[2] = {PointerGetDatum(lo), PointerGetDatum(hi)};
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	uint64		nrows;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT ctid FROM ONLY %s "
+					 "WHERE ctid OPERATOR(pg_catalog.>=) $1 "
+					 "AND ctid OPERATOR(pg_catalog.<) $2 FOR SHARE",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	SPI_connect();
+	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of \"%s\" to refresh",
+			 RelationGetRelationName(rel));
+	nrows = SPI_processed;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc,
+															1, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		/* the version the lock was taken on: the newest committed */
+		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+			continue;
+		CbRefreshRow(rel, triggers, ntriggers, slot, rowcxt);
+		ExecClearTuple(slot);
+	}
+	SPI_finish();
+	ExecDropSingleTupleTableSlot(slot);
+	return nrows;
+}
+
 /*
  * SQL: cachebridge.refresh_blocks(tbl regclass, from_block bigint,
  * nblocks integer, events boolean) -- refreshes the rows in heap blocks
@@ -307,14 +455,9 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	int64		to;
 	ItemPointerData lo;
 	ItemPointerData hi;
-	StringInfoData sql;
-	Oid			types[2] = {TIDOID, TIDOID};
-	Datum		values[2];
 	bool		isnull;
 	uint64		nrows;
-	TupleTableSlot *slot;
 	MemoryContext rowcxt;
-	MemoryContext oldcxt;
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -343,55 +486,24 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	}
 	to = Min(from + nblocks, (int64) size);
 
-	/* lock the range's rows, as the caller, and read their addresses */
-	ItemPointerSet(&lo, (BlockNumber) from, 0);
-	ItemPointerSet(&hi, (BlockNumber) to, 0);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT ctid FROM ONLY %s "
-					 "WHERE ctid OPERATOR(pg_catalog.>=) $1 "
-					 "AND ctid OPERATOR(pg_catalog.<) $2 FOR SHARE",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												RelationGetRelationName(rel)));
-	values[0] = PointerGetDatum(&lo);
-	values[1] = PointerGetDatum(&hi);
-	SPI_connect();
-	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the rows of \"%s\" to refresh",
-			 RelationGetRelationName(rel));
-	nrows = SPI_processed;
-
-	slot = table_slot_create(rel, NULL);
+	/*
+	 * Lock the range's rows, as the caller, and refresh them: the last TID
+	 * of the range is the one before the first of block "to".
+	 */
+	ItemPointerSet(&lo, (BlockNumber) from, FirstOffsetNumber);
+	ItemPointerSet(&hi, (BlockNumber) (to - 1), MaxOffsetNumber);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
 								   ALLOCSET_DEFAULT_SIZES);
-	for (uint64 i = 0; i < nrows; i++)
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 	{
-		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc,
-															1, &isnull));
+		ItemPointerData end;
 
-		CHECK_FOR_INTERRUPTS();
-		/* the version the lock was taken on: the newest committed */
-		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
-			continue;
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		cb_refresh_snapshot = true;
-		PG_TRY();
-		{
-			CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
-		}
-		PG_FINALLY();
-		{
-			cb_refresh_snapshot = false;
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(rowcxt);
-		ExecClearTuple(slot);
+		ItemPointerSet(&end, (BlockNumber) to, 0);
+		nrows = CbRefreshQuery(rel, &lo, &end, triggers, ntriggers, rowcxt);
 	}
-	ExecDropSingleTupleTableSlot(slot);
+	else
+		nrows = CbRefreshScan(rel, &lo, &hi, triggers, ntriggers, rowcxt);
 	MemoryContextDelete(rowcxt);
-	SPI_finish();
 	table_close(rel, AccessShareLock);
 
 	{
