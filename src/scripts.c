@@ -537,3 +537,22 @@ CbIsMarkerName(const char *name, size_t len)
 			return true;
 	return false;
 }
+
+/*
+ * Where the version that a plan's call of the script with this SHA compares
+ * is among the call's arguments (EVALSHA being argument 0), when called with
+ * nkeys keys; -1 for scripts whose version a replay must not restamp (see
+ * CbPlanRestamp): stream appends, and the 1.2 scripts, whose markers carry
+ * no epoch.
+ */
+int
+CbScriptVersionArg(const char *sha, size_t len, long nkeys)
+{
+	/* EVALSHA sha nkeys keys... op marker ttl tombstone-ttl value... */
+	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_APPLY), 40) == 0)
+		return 3 + nkeys + 1;
+	/* EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl */
+	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_DELETE), 40) == 0)
+		return 3 + nkeys;
+	return -1;
+}

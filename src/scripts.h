@@ -42,5 +42,6 @@ extern void CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t le
 extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
 extern bool CbIsMarkerName(const char *name, size_t len);
 extern bool CbHasVersionSuffix(const char *name, size_t len);
+extern int	CbScriptVersionArg(const char *sha, size_t len, long nkeys);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */
