@@ -57,34 +57,39 @@ LittleEndian32(const uint8 *p)
 		((uint32) p[2] << 16) | ((uint32) p[3] << 24);
 }
 
+/* FNV-1a 64 of a key, bytes sign-extended as twemproxy's (signed) char is. */
+static inline uint64
+Fnv1a64(const char *key, int keylen)
+{
+	uint64		hash = FNV_64_INIT;
+
+	for (int i = 0; i < keylen; i++)
+	{
+		hash ^= (uint64) (int64) (signed char) key[i];
+		hash *= FNV_64_PRIME;
+	}
+	return hash;
+}
+
 /*
- * Hash a key the ring's way.  The low 32 bits are the hash ketama and
- * modulo rings use (twemproxy's md5 and fnv1a_64 hashes); jump rings use
- * all 64 bits.
+ * The 32-bit hash of a key that ketama and modulo rings use (twemproxy's
+ * md5 and fnv1a_64 hashes).  MD5 only needs to produce its first word.
  */
-static uint64
-RingKeyHashValue(RingKeyHash key_hash, const char *key, int keylen)
+static inline uint32
+RingKeyHash32(RingKeyHash key_hash, const char *key, int keylen)
 {
 	if (key_hash == RING_HASH_FNV1A_64)
-	{
-		uint64		hash = FNV_64_INIT;
+		return (uint32) Fnv1a64(key, keylen);
+	return CbMd5First32(key, keylen);
+}
 
-		/* bytes are sign-extended, as twemproxy's (signed) char is */
-		for (int i = 0; i < keylen; i++)
-		{
-			hash ^= (uint64) (int64) (signed char) key[i];
-			hash *= FNV_64_PRIME;
-		}
-		return hash;
-	}
-	else
-	{
-		uint8		digest[CB_MD5_DIGEST_LEN];
-
-		CbMd5(key, keylen, digest);
-		return (uint64) LittleEndian32(digest) |
-			((uint64) LittleEndian32(digest + 4) << 32);
-	}
+/* The 64-bit hash of a key that jump rings use; its low half is the above. */
+static inline uint64
+RingKeyHash64(RingKeyHash key_hash, const char *key, int keylen)
+{
+	if (key_hash == RING_HASH_FNV1A_64)
+		return Fnv1a64(key, keylen);
+	return CbMd5First64(key, keylen);
 }
 
 /*
@@ -401,27 +406,24 @@ RangeLookup(const CompiledRing *ring, const char *key, int keylen)
 int
 RingLookup(const CompiledRing *ring, const char *key, int keylen)
 {
-	uint64		hash;
-
 	if (ring->nnodes == 0)
 		return RING_NO_NODE;
-	if (ring->algorithm == RING_RANGE)
-		return RangeLookup(ring, key, keylen);
 
-	hash = RingKeyHashValue(ring->key_hash, key, keylen);
 	switch (ring->algorithm)
 	{
 		case RING_KETAMA:
 			if (ring->npoints == 0)
 				return RING_NO_NODE;
-			return KetamaLookup(ring, (uint32) hash);
+			return KetamaLookup(ring, RingKeyHash32(ring->key_hash, key, keylen));
 		case RING_JUMP:
 			return NodeOfBucket(ring,
-								JumpConsistentHash(hash, (int32) ring->totalweight));
+								JumpConsistentHash(RingKeyHash64(ring->key_hash, key, keylen),
+												   (int32) ring->totalweight));
 		case RING_MODULO:
-			return NodeOfBucket(ring, (uint32) hash % ring->totalweight);
+			return NodeOfBucket(ring, RingKeyHash32(ring->key_hash, key, keylen) %
+								ring->totalweight);
 		case RING_RANGE:
-			break;
+			return RangeLookup(ring, key, keylen);
 	}
 	return RING_NO_NODE;
 }
