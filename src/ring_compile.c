@@ -40,9 +40,12 @@
 #define KETAMA_POINTS_PER_HASH		4
 
 /*
- * The continuum index cuts the hash circle into up to 2^16 equal arcs, about
- * one per point, so that a lookup searches the few points of one arc.
+ * The continuum index cuts the hash circle into equal arcs, about four per
+ * point, so that most arcs hold no point or one (the search of an arc is
+ * then a comparison, not a loop whose branches depend on the hash); at most
+ * 2^16 arcs, so that the index of a large ring stays small.
  */
+#define KETAMA_ARCS_PER_POINT		4
 #define KETAMA_INDEX_MAX_BITS		16
 
 /* FNV-1a 64-bit parameters */
@@ -123,6 +126,10 @@ RingPointCompare(const void *a, const void *b)
  * are a, and pointindex[a] is the first point at or after the start of arc
  * a (npoints if none); pointindex[narcs] is npoints.  The points between
  * pointindex[a] and pointindex[a + 1] are those of arc a.
+ *
+ * points[npoints] is a sentinel: the largest value, owned by the node of
+ * the first point, which is where a hash past the last point wraps to.  A
+ * lookup that runs off the end of the continuum finds it without a test.
  */
 static void
 IndexKetama(CompiledRing *ring)
@@ -131,7 +138,8 @@ IndexKetama(CompiledRing *ring)
 	uint32		narcs;
 	int			p = 0;
 
-	while (bits < KETAMA_INDEX_MAX_BITS && (1 << bits) < ring->npoints)
+	while (bits < KETAMA_INDEX_MAX_BITS &&
+		   ((int64) 1 << bits) < (int64) ring->npoints * KETAMA_ARCS_PER_POINT)
 		bits++;
 	narcs = (uint32) 1 << bits;
 	ring->pointshift = 32 - bits;
@@ -146,6 +154,9 @@ IndexKetama(CompiledRing *ring)
 		ring->pointindex[arc] = p;
 	}
 	ring->pointindex[narcs] = ring->npoints;
+
+	ring->points[ring->npoints].value = PG_UINT32_MAX;
+	ring->points[ring->npoints].node = ring->npoints > 0 ? ring->points[0].node : 0;
 }
 
 /* Build the sorted ketama continuum of a ring. */
@@ -159,7 +170,8 @@ CompileKetama(CompiledRing *ring)
 		maxpoints += KetamaPointsForWeight(ring->nodes[i].weight,
 										   ring->totalweight, ring->nnodes);
 
-	ring->points = palloc(sizeof(RingPoint) * Max(maxpoints, 1));
+	/* one more for the sentinel */
+	ring->points = palloc(sizeof(RingPoint) * (maxpoints + 1));
 	ring->npoints = 0;
 	initStringInfo(&pointname);
 
@@ -341,26 +353,33 @@ NodeOfBucket(const CompiledRing *ring, uint64 bucket)
 /*
  * Ketama: the node of the first point >= hash, wrapping around.  Points
  * before the hash's arc are smaller than the hash and points after it are
- * larger, so the search is over the points of the arc and the one after.
+ * larger, so the answer is among the points of the arc or is the first
+ * point after it (the sentinel when the arc is the last one).
  */
-static int
+static inline int
 KetamaLookup(const CompiledRing *ring, uint32 hash)
 {
 	uint32		arc = hash >> ring->pointshift;
 	int			lo = ring->pointindex[arc];
 	int			hi = ring->pointindex[arc + 1];
 
-	while (lo < hi)
+	if (likely(hi - lo <= 1))
 	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (ring->points[mid].value < hash)
-			lo = mid + 1;
-		else
-			hi = mid;
+		/* step past the arc's one point if it is below the hash */
+		lo += (lo < hi) & (ring->points[lo].value < hash);
 	}
-	if (lo == ring->npoints)
-		lo = 0;
+	else
+	{
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (ring->points[mid].value < hash)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
 	return ring->points[lo].node;
 }
 
