@@ -118,6 +118,91 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"return n\n",
 
 	/*
+	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
+	 * tombstone ttl, then per key its op and ttl (0 for none) and: for 'S'
+	 * (set) the value, for 'H' (hash) the number of fields and values that
+	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
+	 * batch of one transaction's keys in one call, at a few Redis commands
+	 * per key instead of a script call: one MGET reads every marker, each
+	 * key not older than its marker is applied, then one UNLINK removes the
+	 * deleted keys, one MSET writes the markers and plain values, and
+	 * PEXPIREAT sets the expiry of values with a TTL (their markers expire
+	 * with them) and of tombstones, at an absolute time taken once (cheaper
+	 * than SET ... EX, which Redis rewrites for replication).  The keys of a
+	 * call are distinct (the queue keeps one effect per key), so the order
+	 * among them does not matter.  A marker MGET shows as missing may also
+	 * be a key of another type (changed behind cachebridge's back): EXISTS
+	 * tells, in one command for all of them; such a key is left alone and
+	 * the call answers WRONGTYPE once it has applied the others, so that
+	 * effect is rejected for good while its neighbours are applied.  Any
+	 * other error stops the call and is retried as a whole; what was
+	 * applied is applied again with the same version, which changes nothing.
+	 * Replies the number of keys applied.
+	 */
+	CB_LUA_VERSION
+	"local n = #KEYS / 2\n"
+	"local markers = {}\n"
+	"for i = 1, n do markers[i] = KEYS[2 * i] end\n"
+	"local cur = redis.call('MGET', unpack(markers))\n"
+	"local nils = {}\n"
+	"for i = 1, n do if not cur[i] then nils[#nils + 1] = markers[i] end end\n"
+	"local wrong = {}\n"
+	"if #nils > 0 and redis.call('EXISTS', unpack(nils)) > 0 then\n"
+	"  for i = 1, n do\n"
+	"    if not cur[i] and redis.call('TYPE', markers[i])['ok'] ~= 'none' then wrong[i] = true end\n"
+	"  end\n"
+	"end\n"
+	"local v = version(ARGV[1])\n"
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n"
+	"local tomb = at(tonumber(ARGV[2]))\n"
+	"local set, gone, expire = {}, {}, {}\n"
+	"local applied, failed = 0, false\n"
+	"local a = 3\n"
+	"for i = 1, n do\n"
+	"  local op, ttl, first, last = ARGV[a], tonumber(ARGV[a + 1]), a + 2, a + 2\n"
+	"  if op == 'H' then first = a + 3; last = first + tonumber(ARGV[a + 2]) end\n"
+	"  if op == 'D' then last = first end\n"
+	"  if op == 'S' then last = first + 1 end\n"
+	"  a = last\n"
+	"  local c = cur[i]\n"
+	"  if wrong[i] then\n"
+	"    failed = true\n"
+	"  elseif not c or version(c) <= v then\n"
+	"    local key, m = KEYS[2 * i - 1], KEYS[2 * i]\n"
+	"    set[#set + 1] = m\n"
+	"    set[#set + 1] = ARGV[1]\n"
+	"    if op == 'D' then\n"
+	"      gone[#gone + 1] = key\n"
+	"      expire[#expire + 1] = m\n"
+	"      expire[#expire + 1] = tomb\n"
+	"    else\n"
+	"      if op == 'S' then\n"
+	"        set[#set + 1] = key\n"
+	"        set[#set + 1] = ARGV[first]\n"
+	"      else\n"
+	"        redis.call('DEL', key)\n"
+	"        if last > first then redis.call('HSET', key, unpack(ARGV, first, last - 1)) end\n"
+	"      end\n"
+	"      if ttl > 0 then\n"
+	"        local when = at(ttl)\n"
+	"        expire[#expire + 1] = key\n"
+	"        expire[#expire + 1] = when\n"
+	"        expire[#expire + 1] = m\n"
+	"        expire[#expire + 1] = when\n"
+	"      end\n"
+	"    end\n"
+	"    applied = applied + 1\n"
+	"  end\n"
+	"end\n"
+	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
+	"if #set > 0 then redis.call('MSET', unpack(set)) end\n"
+	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n"
+	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker)') end\n"
+	"return applied\n",
+
+	/*
 	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
 	 * found: only cached values (strings, hashes) are deleted, never a
 	 * stream or anything else that shares the pattern, and a key whose
