@@ -44,7 +44,7 @@
 #include "storage/spin.h"
 
 #include "backlog.h"
-#include "outbox.h"
+#include "pending.h"
 
 /* Databases whose backlog is tracked; the others always have one. */
 #define CB_BACKLOG_DATABASES 64
@@ -226,7 +226,7 @@ CbBacklogTryClear(bool worker)
 	LockRelease(&tag, ExclusiveLock, false);
 
 	/* every backend that bumped up to "set" has ended: its row is visible */
-	if (!CbOutboxAllDelivered(worker))
+	if (!CbPendingNone(worker))
 		return false;
 
 	SpinLockAcquire(&backlog->mutex);

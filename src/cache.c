@@ -26,9 +26,10 @@
 #include "utils/json.h"
 #include "utils/snapmgr.h"
 
-#include "cachebridge.h"
-#include "delivery.h"
+#include "keys.h"
+#include "plan.h"
 #include "redis.h"
+#include "reply.h"
 #include "scripts.h"
 #include "stats.h"
 #include "version.h"
@@ -81,7 +82,7 @@ CbCheckReadReply(redisReply *reply, bool hash)
 
 	if (reply->type != REDIS_REPLY_ERROR)
 		return;
-	if (strncmp(reply->str, "WRONGTYPE", 9) != 0)
+	if (!CbReplyHasCode(reply, "WRONGTYPE"))
 		CbRedisCheckReply(reply, command);
 	detail = pnstrdup(reply->str, reply->len);
 	freeReplyObject(reply);
@@ -444,7 +445,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 		CbPipelineArgInt(&p, (int64) CbWidenXid(xids[i], next));
 
 	reply = CbRedisCommand(&p);
-	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+	if (CbReplyHasCode(reply, "NOSCRIPT"))
 	{
 		/* the script cache was flushed: a new connection loads it again */
 		freeReplyObject(reply);

@@ -1,13 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * cachebridge.c
- *		Module entry point: settings (GUCs), shared memory hooks, and key
- *		naming rules every part of cachebridge follows.
- *
- * Every key a cache-aside call writes, reads or deletes starts with the
- * session's cachebridge.key_prefix, and CbAppendKey() is the one place that
- * applies it; a trigger's keys start with its table's prefix instead (see
- * namespace.c).
+ *		Module entry point: settings (GUCs), shared memory, and the hooks
+ *		(ProcessUtility, emit_log) through which cachebridge watches the
+ *		statements that concern it.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,11 +25,13 @@
 #include "utils/memutils.h"
 
 #include "backlog.h"
-#include "cachebridge.h"
+#include "breaker.h"
 #include "delivery.h"
 #include "elevate.h"
+#include "keys.h"
+#include "mailbox.h"
 #include "namespace.h"
-#include "outbox.h"
+#include "pending.h"
 #include "queue.h"
 #include "redis.h"
 #include "scripts.h"
@@ -42,16 +40,11 @@
 
 PG_MODULE_MAGIC;
 
-#define CB_MAX_PREFIX_LEN 512
-
 /* GUC variables */
 char	   *cb_redis_url = NULL;
 char	   *cb_redis_password_file = NULL;
-char	   *cb_key_prefix = NULL;
 int			cb_connect_timeout = 1000;
 int			cb_command_timeout = 2000;
-
-bool		cb_preloaded = false;
 
 /* Saved hook values */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -61,7 +54,6 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
 
-static bool CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source);
 static void CbWarnUnprotectedPassword(void);
 
 /* Requests shared memory for every part that keeps state there. */
@@ -71,9 +63,9 @@ CbShmemRequest(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	CbStatsShmemRequest();
-	CbDeliveryShmemRequest();
+	CbBreakerShmemRequest();
 	CbBacklogShmemRequest();
-	CbWorkerShmemRequest();
+	CbMailboxShmemRequest();
 }
 
 /* Attaches to the shared memory requested by CbShmemRequest. */
@@ -84,9 +76,9 @@ CbShmemStartup(void)
 		prev_shmem_startup_hook();
 	CbStatsShmemStartup();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	CbDeliveryShmemStartup();
+	CbBreakerShmemStartup();
 	CbBacklogShmemStartup();
-	CbWorkerShmemStartup();
+	CbMailboxShmemStartup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -236,7 +228,7 @@ CbCheckDropExtension(Node *stmt)
 	{
 		if (strcmp(strVal(lfirst(lc)), "cachebridge") != 0)
 			continue;
-		undelivered = CbOutboxUndelivered();
+		undelivered = CbPendingRows();
 		if (undelivered > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),
@@ -551,71 +543,4 @@ _PG_init(void)
 	emit_log_hook = CbEmitLogHook;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = CbProcessUtility;
-}
-
-/* GUC check hook of cachebridge.key_prefix. */
-static bool
-CbKeyPrefixCheckHook(char **newval, void **extra, GucSource source)
-{
-	if (*newval != NULL && strlen(*newval) > CB_MAX_PREFIX_LEN)
-	{
-		GUC_check_errdetail("The prefix is %zu bytes long; the limit is %d.",
-							strlen(*newval), CB_MAX_PREFIX_LEN);
-		return false;
-	}
-	if (!CbNoteServerKeyPrefix(*newval, source))
-	{
-		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
-		GUC_check_errmsg("out of memory");
-		return false;
-	}
-	return true;
-}
-
-/*
- * Raises an ERROR for a key of a cache-aside call that cachebridge refuses
- * to use: an empty one, or one whose full name (after the session's
- * cachebridge.key_prefix) is that of a version marker.
- */
-void
-CbCheckKey(const char *key, size_t len)
-{
-	StringInfoData full;
-
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("Redis key must not be empty")));
-	initStringInfo(&full);
-	CbAppendKey(&full, key, len);
-	if (CbIsMarkerName(full.data, full.len))
-		ereport(ERROR,
-				(errcode(ERRCODE_RESERVED_NAME),
-				 errmsg("Redis key \"%s\" is reserved for a cachebridge version marker",
-						full.data),
-				 errdetail("Keys ending in \"%s\" hold the versions of other keys.",
-						   CB_VERSION_SUFFIX),
-				 errhint("Use a key that does not end in \"%s\".", CB_VERSION_SUFFIX)));
-	pfree(full.data);
-}
-
-/* Appends cachebridge.key_prefix and then key to buf. */
-void
-CbAppendKey(StringInfo buf, const char *key, size_t len)
-{
-	if (cb_key_prefix != NULL)
-		appendStringInfoString(buf, cb_key_prefix);
-	appendBinaryStringInfo(buf, key, len);
-}
-
-/* Appends s to buf with Redis glob metacharacters escaped. */
-void
-CbAppendGlobEscaped(StringInfo buf, const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-	{
-		if (strchr("*?[]\\", s[i]) != NULL && s[i] != '\0')
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, s[i]);
-	}
 }

@@ -1,22 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.c
- *		The cachebridge.outbox table: one row per committed transaction
- *		whose effects Redis has not acknowledged yet, and
- *		cachebridge.wait_delivered().
+ *		The cachebridge.outbox table: storing, claiming, reading, deleting
+ *		and marking the rows of committed transactions whose effects Redis
+ *		has not acknowledged yet.  Nothing here talks to Redis.
  *
  * A row is written in the committing transaction itself (so it exists if
- * and only if the transaction commits), holds the encoded plan (see
- * delivery.c) and is deleted by the worker once Redis acknowledged it,
- * whether the committing backend or the worker delivered it.  Rows are
- * written as the table's owner, so that any role whose writes fire a
- * cachebridge trigger can queue effects without rights on the table.
+ * and only if the transaction commits), holds the encoded plan (plan.c) and
+ * is deleted by the worker once Redis acknowledged it, whether the
+ * committing backend or the worker delivered it.  Rows are written as the
+ * table's owner, so that any role whose writes fire a cachebridge trigger
+ * can queue effects without rights on the table.
+ *
+ * A committing backend that will send its own row claims it (an advisory
+ * lock on the row's id, taken before commit and released once it has
+ * delivered or given up); the worker never sends a claimed row, nor any
+ * row after it, so that who delivers a row is never a guess.
  *
  * Every statement here runs with more rights than the session it serves
  * (as the outbox's owner, or in the worker as the extension's owner), so
  * each goes through CbElevate() and names every function and operator
- * with its schema.  wait_delivered(), which any role may call, reads the
- * table directly through its primary key and runs no SQL at all.
+ * with its schema.  The scans that any role's wait_delivered() uses
+ * (pending.c) read the table directly through its primary key and run no
+ * SQL at all.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,13 +57,11 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "cachebridge.h"
-#include "delivery.h"
 #include "elevate.h"
 #include "outbox.h"
-#include "stats.h"
 
-PG_FUNCTION_INFO_V1(cachebridge_wait_delivered);
+/* field4 of the advisory lock of a backend's claim on its outbox row */
+#define CB_ROW_LOCK_FIELD4 0xCB03
 
 static SPIPlanPtr insert_plan = NULL;
 
@@ -250,8 +254,11 @@ CbOutboxDelete(int64 *ids, int nids)
 	CommandCounterIncrement();
 }
 
-/* Marks a row the worker cannot deliver (it is kept for inspection). */
-static void
+/*
+ * Marks a row the worker could not deliver: one more attempt, the reason,
+ * and whether it is dead (kept for inspection, never sent again).
+ */
+void
 CbOutboxMark(int64 id, const char *error, bool dead)
 {
 	static SPIPlanPtr plan = NULL;
@@ -264,234 +271,28 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 				 3, types, values, SPI_OK_UPDATE);
 }
 
-/* A row of a batch: where its commands are, and its encoded plan. */
-typedef struct CbBatchRow
-{
-	int64		id;
-	TimestampTz created_at;
-	int			first_command;
-	int			ncommands;
-	int			neffects;
-	const char *blob;
-	size_t		bloblen;
-} CbBatchRow;
 
-/* Outbox rows sent together, in one round trip. */
-typedef struct CbOutboxBatch
-{
-	StringInfoData cmds;
-	int			ncommands;
-	int			neffects;
-	int			nrows;
-	int			maxrows;
-	CbBatchRow *rows;
-} CbOutboxBatch;
 
-/* Most bytes of commands the worker sends in one round trip. */
-#define CB_BATCH_BYTES (8 * 1024 * 1024)
 
-/* Most bytes of outbox rows the worker reads in one pass. */
-#define CB_DRAIN_BYTES (64 * 1024 * 1024)
 
 /*
- * Redis did not take the effects of the rows from first_id on, for now:
- * it could not be reached, or answered with a retryable error.  The rows
- * stay; the breaker opens so that backends leave their effects to the
- * worker, which backs off and tries again.
- */
-static void
-CbOutboxKeep(CbDeliveryResult result, int64 first_id, const char *detail)
-{
-	CbBreakerTrip();
-	CbDeliveryCountError(result, detail);
-	CbOutboxMark(first_id, detail, false);
-}
-
-/*
- * Counts the effects of a delivered row, and the lag since its
- * transaction wrote it (at commit: see CbDeliveryPreCommit).
- */
-static void
-CbOutboxCount(int neffects, int failed, TimestampTz created_at)
-{
-	CbStatsAdd(CB_STAT_RETRIED, neffects);
-	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
-	CbStatsRecordLag(CB_LAG_WORKER, created_at);
-}
-
-/*
- * Redis rejected failed effects of row id for good (the others are
- * applied): the row is kept as dead, with the reason, and never sent
- * again.
- */
-static void
-CbOutboxDead(int64 id, TimestampTz created_at, int neffects, int failed,
-			 const char *detail)
-{
-	ereport(WARNING,
-			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-			 errmsg("Redis rejected %d effect(s) of cachebridge outbox row %lld",
-					failed, (long long) id),
-			 errdetail_internal("%s", detail),
-			 errhint("The row is kept with dead = true in cachebridge.outbox; its other effects were applied.")));
-	CbOutboxCount(neffects, failed, created_at);
-	CbStatsAdd(CB_STAT_FAILED, failed);
-	CbDeliveryCountError(CB_REJECTED, detail);
-	CbOutboxMark(id, detail, true);
-}
-
-/*
- * Sends one row alone and accounts for it; returns false, leaving it, if
- * Redis did not take it for now.  *done says whether it is to be deleted.
- */
-static bool
-CbOutboxDeliverRow(int64 id, TimestampTz created_at, const char *blob,
-				   size_t len, int neffects,
-				   bool *done)
-{
-	int			failed;
-	char		detail[512];
-	CbDeliveryResult result = CbDeliverBlob(blob, len, false, true, &failed,
-											detail, sizeof(detail));
-
-	*done = false;
-	switch (result)
-	{
-		case CB_DELIVERED:
-			CbBreakerReset();
-			CbOutboxCount(neffects, 0, created_at);
-			*done = true;
-			break;
-		case CB_REJECTED:
-			CbBreakerReset();
-			CbOutboxDead(id, created_at, neffects, failed, detail);
-			break;
-		case CB_CORRUPT:
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cachebridge skipped outbox row %lld: its effects cannot be decoded",
-							(long long) id),
-					 errdetail_internal("%s", detail),
-					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
-			CbStatsAdd(CB_STAT_FAILED, neffects);
-			CbOutboxMark(id, detail, true);
-			break;
-		case CB_RETRYABLE:
-		case CB_UNREACHABLE:
-			CbOutboxKeep(result, id, detail);
-			return false;
-	}
-	return true;
-}
-
-/*
- * Sends the batch, if it has rows; its rows are the last nrows of the
- * *ndone rows to delete.  Rows Redis rejected effects of are sent again
- * alone, to learn each one's reason, and kept as dead.  If Redis did not
- * take the batch for now, takes its rows back off the rows to delete and
- * returns false.
- */
-static bool
-CbOutboxFlush(CbOutboxBatch *batch, int64 *done, int *ndone)
-{
-	int			failed;
-	char		detail[512];
-	CbDeliveryResult result;
-	bool	   *rejected;
-	bool		ok = true;
-	int			keep = *ndone - batch->nrows;
-
-	if (batch->nrows == 0)
-		return true;
-	rejected = palloc0(sizeof(bool) * batch->ncommands);
-	result = CbDeliverCommands(batch->cmds.data, batch->cmds.len,
-							   batch->ncommands, batch->neffects,
-							   rejected, &failed, detail, sizeof(detail));
-	if (CbDeliveryPending(result))
-	{
-		CbOutboxKeep(result, batch->rows[0].id, detail);
-		*ndone = keep;
-		ok = false;
-	}
-	else
-	{
-		CbBreakerReset();
-		for (int r = 0; r < batch->nrows; r++)
-		{
-			CbBatchRow *row = &batch->rows[r];
-			bool		any = false;
-			bool		rowdone;
-
-			for (int c = 0; c < row->ncommands; c++)
-				any |= rejected[row->first_command + c];
-			if (!any)
-			{
-				CbOutboxCount(row->neffects, 0, row->created_at);
-				done[keep++] = row->id;
-				continue;
-			}
-			if (!CbOutboxDeliverRow(row->id, row->created_at, row->blob, row->bloblen,
-									row->neffects, &rowdone))
-			{
-				ok = false;
-				break;
-			}
-			if (rowdone)
-				done[keep++] = row->id;
-		}
-		*ndone = keep;
-	}
-	pfree(rejected);
-	resetStringInfo(&batch->cmds);
-	batch->ncommands = batch->neffects = batch->nrows = 0;
-	return ok;
-}
-
-/*
- * The end of the WAL inserted so far.  When nothing is on the current page
- * yet, GetXLogInsertRecPtr() points past that page's header, which no flush
- * can reach until more WAL is written (XLogFlush would fail on an idle
- * server, pass after pass): take the page's start then.
- */
-static XLogRecPtr
-CbWalInsertedEnd(void)
-{
-	XLogRecPtr	ptr = GetXLogInsertRecPtr();
-	uint32		header = XLogSegmentOffset(ptr, wal_segment_size) < XLOG_BLCKSZ ?
-		SizeOfXLogLongPHD : SizeOfXLogShortPHD;
-
-	if (ptr % XLOG_BLCKSZ == header)
-		ptr -= header;
-	return ptr;
-}
-
-/*
- * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
- * them) in id order.  It stops at a row its committing backend is still
- * delivering itself (it holds the row's lock: see CbOutboxRowFree), so
- * that no row is sent before an older one; a row that backend has since
- * acknowledged is left for the next pass to delete.  Consecutive rows made
- * of pipelines only go out together in one round trip.  Delivered rows are
- * deleted, rows that do not parse are marked dead and reported.  Stops at
- * the first failure to reach Redis, setting *unreachable.  Returns the
- * number of rows handled.  Runs inside the worker's transaction, with SPI
- * connected.
+ * Reads, in id order, up to limit live (not dead) rows, and at most about
+ * bytes of them (but always the first): the rows a worker pass delivers.
+ * Returns how many; *rows points to them, in the current memory context
+ * (their effects stay valid until SPI_finish).  Runs inside the worker's
+ * transaction, with SPI connected.
  */
 int
-CbOutboxDrain(int limit, bool *unreachable)
+CbOutboxFetch(int limit, int64 bytes, CbOutboxRow **rows)
 {
-	static SPIPlanPtr drain_plan = NULL;
+	static SPIPlanPtr fetch_plan = NULL;
 	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(limit), Int64GetDatum(CB_DRAIN_BYTES)};
-	int64	   *done;
-	int			ndone = 0;
-	int			handled = 0;
-	uint64		nrows;
-	SPITupleTable *rows;
-	CbOutboxBatch batch = {0};
+	Datum		values[2] = {Int64GetDatum(limit), Int64GetDatum(bytes)};
+	SPITupleTable *tuples;
+	uint64		n;
+	CbOutboxRow *r;
 
-	*unreachable = false;
-	CbOutboxExec(&drain_plan, "SELECT id, effects, neffects, direct, created_at FROM ("
+	CbOutboxExec(&fetch_plan, "SELECT id, effects, neffects, direct, created_at FROM ("
 				 "SELECT id, effects, neffects, direct, created_at, "
 				 "pg_catalog.row_number() OVER w AS n, "
 				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
@@ -501,86 +302,24 @@ CbOutboxDrain(int limit, bool *unreachable)
 				 "WHERE n OPERATOR(pg_catalog.=) 1 OR upto OPERATOR(pg_catalog.<=) $2 "
 				 "ORDER BY id",
 				 2, types, values, SPI_OK_SELECT);
-	rows = SPI_tuptable;
-	nrows = SPI_processed;
-
-	/*
-	 * A row is visible once its transaction's commit record is in WAL, but
-	 * with synchronous_commit off not yet flushed: a crash now would undo
-	 * the transaction.  Its effects must not reach Redis before it is
-	 * durable, so flush WAL up to every commit record written so far (a
-	 * no-op when they all are).
-	 */
-	if (nrows > 0)
-		XLogFlush(CbWalInsertedEnd());
-	done = palloc(sizeof(int64) * Max(nrows, 1));
-	initStringInfo(&batch.cmds);
-
-	for (uint64 i = 0; i < nrows && !*unreachable; i++)
+	tuples = SPI_tuptable;
+	n = SPI_processed;
+	r = palloc(sizeof(CbOutboxRow) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = rows->vals[i];
+		HeapTuple	tup = tuples->vals[i];
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
-		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, rows->tupdesc, 2, &isnull));
-		int			neffects = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 3, &isnull));
-		bool		direct = DatumGetBool(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
-		TimestampTz created_at = DatumGetTimestampTz(SPI_getbinval(tup, rows->tupdesc, 5, &isnull));
-		int			first_command = batch.ncommands;
-		int			first_effect = batch.neffects;
-		bool		rowdone;
+		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, tuples->tupdesc, 2, &isnull));
 
-		/* its backend is still sending it: it goes first, so wait for it */
-		if (direct && !CbOutboxRowFree(id))
-			break;
-		/* it sent it: the next pass deletes it */
-		if (direct && CbWorkerAcknowledged(id))
-			continue;
-
-		/* rows of pipelines only join the batch */
-		if (CbBlobAppendPipelines(VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
-								  &batch.cmds, &batch.ncommands, &batch.neffects))
-		{
-			CbBatchRow *row;
-
-			if (batch.nrows == batch.maxrows)
-			{
-				batch.maxrows = Max(64, batch.maxrows * 2);
-				batch.rows = batch.rows == NULL
-					? palloc(sizeof(CbBatchRow) * batch.maxrows)
-					: repalloc(batch.rows, sizeof(CbBatchRow) * batch.maxrows);
-			}
-			row = &batch.rows[batch.nrows++];
-			row->id = id;
-			row->created_at = created_at;
-			row->first_command = first_command;
-			row->ncommands = batch.ncommands - first_command;
-			row->neffects = batch.neffects - first_effect;
-			row->blob = VARDATA_ANY(effects);
-			row->bloblen = VARSIZE_ANY_EXHDR(effects);
-			done[ndone++] = id;
-			handled++;
-			if (batch.cmds.len >= CB_BATCH_BYTES && !CbOutboxFlush(&batch, done, &ndone))
-				*unreachable = true;
-			continue;
-		}
-
-		/* anything else goes alone, after the batch before it */
-		if (!CbOutboxFlush(&batch, done, &ndone) ||
-			!CbOutboxDeliverRow(id, created_at, VARDATA_ANY(effects), VARSIZE_ANY_EXHDR(effects),
-								neffects, &rowdone))
-		{
-			*unreachable = true;
-			break;
-		}
-		if (rowdone)
-			done[ndone++] = id;
-		handled++;
+		r[i].id = DatumGetInt64(SPI_getbinval(tup, tuples->tupdesc, 1, &isnull));
+		r[i].effects = VARDATA_ANY(effects);
+		r[i].len = VARSIZE_ANY_EXHDR(effects);
+		r[i].neffects = DatumGetInt32(SPI_getbinval(tup, tuples->tupdesc, 3, &isnull));
+		r[i].direct = DatumGetBool(SPI_getbinval(tup, tuples->tupdesc, 4, &isnull));
+		r[i].created_at = DatumGetTimestampTz(SPI_getbinval(tup, tuples->tupdesc, 5, &isnull));
 	}
-	if (!*unreachable && !CbOutboxFlush(&batch, done, &ndone))
-		*unreachable = true;
-	if (ndone > 0)
-		CbOutboxDelete(done, ndone);
-	return handled;
+	*rows = r;
+	return (int) n;
 }
 
 /*
@@ -601,19 +340,8 @@ CbOutboxIdle(void)
 									  1, &isnull));
 }
 
-/*
- * A scan of the outbox in id order, through its primary key, under a
- * fresh snapshot: what has committed by now.
- */
-typedef struct CbOutboxScan
-{
-	Snapshot	snapshot;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-} CbOutboxScan;
-
 /* Starts a scan of the rows with id <= upto, or of every row if upto < 0. */
-static void
+void
 CbOutboxScanBegin(CbOutboxScan *s, Relation rel, Relation pkey, int64 upto)
 {
 	ScanKeyData key;
@@ -628,7 +356,7 @@ CbOutboxScanBegin(CbOutboxScan *s, Relation rel, Relation pkey, int64 upto)
 }
 
 /* Ends a scan that CbOutboxScanBegin started. */
-static void
+void
 CbOutboxScanEnd(CbOutboxScan *s)
 {
 	index_endscan(s->scan);
@@ -648,17 +376,8 @@ CbOutboxColumn(CbOutboxScan *s, AttrNumber attnum)
 	return d;
 }
 
-/* cachebridge.outbox opened for reading through its primary key. */
-typedef struct CbOutboxRel
-{
-	Relation	rel;
-	Relation	pkey;
-	AttrNumber	att_id;
-	AttrNumber	att_dead;
-} CbOutboxRel;
-
 /* Opens the outbox and its primary key for reading. */
-static void
+void
 CbOutboxOpen(CbOutboxRel *o)
 {
 	Oid			pkey_oid;
@@ -675,7 +394,7 @@ CbOutboxOpen(CbOutboxRel *o)
 }
 
 /* Closes what CbOutboxOpen opened (its locks are kept). */
-static void
+void
 CbOutboxClose(CbOutboxRel *o)
 {
 	index_close(o->pkey, NoLock);
@@ -683,7 +402,7 @@ CbOutboxClose(CbOutboxRel *o)
 }
 
 /* The highest id in the outbox now, or -1 if it is empty. */
-static int64
+int64
 CbOutboxLastId(CbOutboxRel *o)
 {
 	CbOutboxScan s;
@@ -697,112 +416,81 @@ CbOutboxLastId(CbOutboxRel *o)
 }
 
 /*
- * How many rows with id <= upto (every row if upto < 0) wait for delivery
- * now, counting up to limit.  A dead row is done with: its rejected
- * effects are counted and kept for inspection; so is one its committing
- * backend delivered, which only waits for the worker to delete it.
- */
-static int64
-CbOutboxCountLive(CbOutboxRel *o, int64 upto, int64 limit)
-{
-	CbOutboxScan s;
-	int64		n = 0;
-
-	CbOutboxScanBegin(&s, o->rel, o->pkey, upto);
-	while (n < limit && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
-		if (!DatumGetBool(CbOutboxColumn(&s, o->att_dead)) &&
-			!CbOutboxAcknowledged(MyDatabaseId,
-								  DatumGetInt64(CbOutboxColumn(&s, o->att_id))))
-			n++;
-	CbOutboxScanEnd(&s);
-	return n;
-}
-
-/* How many outbox rows of this database wait for delivery now. */
-int64
-CbOutboxUndelivered(void)
-{
-	CbOutboxRel o;
-	int64		n;
-
-	CbOutboxOpen(&o);
-	n = CbOutboxCountLive(&o, -1, PG_INT64_MAX);
-	CbOutboxClose(&o);
-	return n;
-}
-
-/*
- * True if no outbox row of this database is left to deliver now, under a
- * fresh snapshot (see backlog.c).  In the worker, a row whose backend is
- * still sending it is waited for (its lock is held at most about
- * delivery_timeout), then counts as delivered if that backend acknowledged
- * it; elsewhere every live row counts as undelivered.
+ * The next row of a scan, with its id and whether it is dead; false at the
+ * end.
  */
 bool
-CbOutboxAllDelivered(bool worker)
+CbOutboxScanNext(CbOutboxScan *s, const CbOutboxRel *o, int64 *id, bool *dead)
 {
-	CbOutboxRel o;
-	CbOutboxScan s;
-	bool		all = true;
+	if (!index_getnext_slot(s->scan, ForwardScanDirection, s->slot))
+		return false;
+	*id = DatumGetInt64(CbOutboxColumn(s, o->att_id));
+	*dead = DatumGetBool(CbOutboxColumn(s, o->att_dead));
+	return true;
+}
 
-	CbOutboxOpen(&o);
-	CbOutboxScanBegin(&s, o.rel, o.pkey, -1);
-	while (all && index_getnext_slot(s.scan, ForwardScanDirection, s.slot))
-	{
-		int64		id = DatumGetInt64(CbOutboxColumn(&s, o.att_id));
+/* ---------------------------------------------------------------------
+ * Claims: which rows a committing backend is sending itself
+ * ---------------------------------------------------------------------
+ */
 
-		if (DatumGetBool(CbOutboxColumn(&s, o.att_dead)))
-			continue;
-		all = worker && CbOutboxRowWait(id) && CbWorkerAcknowledged(id);
-	}
-	CbOutboxScanEnd(&s);
-	CbOutboxClose(&o);
-	return all;
+/* The advisory lock tag of outbox row id's claim. */
+static void
+CbOutboxClaimTag(LOCKTAG *tag, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (id >> 32), (uint32) id,
+						 CB_ROW_LOCK_FIELD4);
 }
 
 /*
- * SQL: cachebridge.wait_delivered(timeout_ms) -- true once every effect
- * committed before the call is applied in Redis, false if that did not
- * happen within timeout_ms.
- *
- * Any role may wait.  The outbox is read directly, not through SQL and not
- * as another role, so nothing the caller defines can run here.
+ * Claims outbox row id for the committing backend, which will send it
+ * itself after commit: a session lock, so that it outlives the commit, and
+ * CbOutboxUnclaim lets go of it.
  */
-Datum
-cachebridge_wait_delivered(PG_FUNCTION_ARGS)
+void
+CbOutboxClaim(int64 id)
 {
-	int32		timeout_ms = PG_GETARG_INT32(0);
-	TimestampTz deadline;
-	CbOutboxRel o;
-	int64		maxid;
-	bool		applied = true;
+	LOCKTAG		tag;
 
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout must not be negative, not %d", timeout_ms)));
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cachebridge.wait_delivered() must be called in a READ COMMITTED transaction"),
-				 errdetail("It watches the outbox empty, which a transaction snapshot cannot see.")));
+	CbOutboxClaimTag(&tag, id);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+}
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	CbOutboxOpen(&o);
-	maxid = CbOutboxLastId(&o);
-	while (maxid >= 0 && CbOutboxCountLive(&o, maxid, 1) > 0)
-	{
-		if (GetCurrentTimestamp() >= deadline)
-		{
-			applied = false;
-			break;
-		}
-		CbWorkerWake(MyDatabaseId);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	CbOutboxClose(&o);
-	PG_RETURN_BOOL(applied);
+/* Lets go of the claim of row id.  Raises no ERROR (after commit). */
+void
+CbOutboxUnclaim(int64 id)
+{
+	LOCKTAG		tag;
+
+	CbOutboxClaimTag(&tag, id);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+/* True if no backend has claimed outbox row id. */
+bool
+CbOutboxRowFree(int64 id)
+{
+	LOCKTAG		tag;
+
+	CbOutboxClaimTag(&tag, id);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, ShareLock, false);
+	return true;
+}
+
+/*
+ * Waits until no backend has claimed outbox row id; true (the wait is
+ * interruptible, and the holder lets go after delivery_timeout at the
+ * latest).
+ */
+bool
+CbOutboxRowWait(int64 id)
+{
+	LOCKTAG		tag;
+
+	CbOutboxClaimTag(&tag, id);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	LockRelease(&tag, ShareLock, false);
+	return true;
 }

@@ -9,16 +9,7 @@
 #ifndef CACHEBRIDGE_QUEUE_H
 #define CACHEBRIDGE_QUEUE_H
 
-/* What an effect does to its key (or, for a pattern, to every match). */
-typedef enum CbEffectOp
-{
-	CB_OP_SET,					/* SET key value [EX ttl] */
-	CB_OP_HASH,					/* replace the hash at key by fields [EXPIRE] */
-	CB_OP_DEL,					/* DEL key */
-	CB_OP_PATTERN,				/* SCAN + UNLINK every key matching a glob */
-	CB_OP_XADD,					/* append an entry to the stream at key */
-	CB_OP_PUBLISH				/* PUBLISH a key (or pattern) on a channel */
-} CbEffectOp;
+#include "plan.h"
 
 /*
  * CB_OP_PUBLISH effects are queued under "channel\0key", so that a key

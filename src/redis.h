@@ -19,6 +19,8 @@
 #include "lib/stringinfo.h"
 #include "utils/guc.h"
 
+#include "resp.h"
+
 #include <hiredis/hiredis.h>
 
 /* Longest AUTH password accepted, with its terminating NUL. */
@@ -57,14 +59,6 @@ typedef struct CbRedisError
 	char		detail[512];	/* what happened, no secrets */
 } CbRedisError;
 
-/* Commands to be sent together. */
-typedef struct CbPipeline
-{
-	StringInfoData buf;			/* RESP-encoded commands */
-	int			ncommands;
-	int			args_left;		/* arguments still owed to the last command */
-} CbPipeline;
-
 /*
  * Called once per reply, in command order.  Returns true to keep the reply
  * (the callback then frees it with freeReplyObject), false to have it freed.
@@ -86,14 +80,6 @@ extern const char *CbRedisServerName(void);
 extern void CbRedisSetDeadline(int ms);
 extern void CbRedisClearDeadline(void);
 extern bool CbRedisPastDeadline(void);
-
-extern void CbPipelineInit(CbPipeline *p);
-extern void CbPipelineReset(CbPipeline *p);
-extern void CbPipelineBegin(CbPipeline *p, int argc,
-							const char *routekey, size_t routelen);
-extern void CbPipelineArg(CbPipeline *p, const char *data, size_t len);
-extern void CbPipelineArgStr(CbPipeline *p, const char *str);
-extern void CbPipelineArgInt(CbPipeline *p, int64 value);
 
 extern bool CbPipelineExecute(CbPipeline *p, CbReplyCallback callback,
 							  void *arg, CbRedisError *err);

@@ -52,19 +52,11 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "cachebridge.h"
 #include "elevate.h"
+#include "trigger.h"
 
 PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
 PG_FUNCTION_INFO_V1(cachebridge_refresh_blocks);
-
-/* the trigger functions (trigger.c) */
-extern PGDLLEXPORT Datum cachebridge_write_through(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum cachebridge_invalidate(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum cachebridge_publish(PG_FUNCTION_ARGS);
-
-/* Set while refresh fires publish triggers: they append op READ entries. */
-bool		cb_refresh_snapshot = false;
 
 /*
  * Opens relid for a refresh, checking the caller may refresh it: a plain

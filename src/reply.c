@@ -67,6 +67,17 @@ CbErrorVerdict(const char *text, size_t textlen)
 	return CB_VERDICT_PERMANENT;
 }
 
+/*
+ * True if reply is an error reply with code (such as "NOSCRIPT"): for the
+ * callers that act on one code, so that codes are read only here.
+ */
+bool
+CbReplyHasCode(const redisReply *reply, const char *code)
+{
+	return reply->type == REDIS_REPLY_ERROR &&
+		CbErrorHasCode(reply->str, reply->len, code);
+}
+
 /* What reply, the answer to one effect's command, means for the effect. */
 CbVerdict
 CbReplyVerdict(const redisReply *reply)

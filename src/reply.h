@@ -20,5 +20,6 @@ typedef enum CbVerdict
 
 extern CbVerdict CbErrorVerdict(const char *text, size_t textlen);
 extern CbVerdict CbReplyVerdict(const redisReply *reply);
+extern bool CbReplyHasCode(const redisReply *reply, const char *code);
 
 #endif							/* CACHEBRIDGE_REPLY_H */

@@ -10,7 +10,7 @@
 #ifndef CACHEBRIDGE_SCRIPTS_H
 #define CACHEBRIDGE_SCRIPTS_H
 
-#include "redis.h"
+#include "resp.h"
 
 typedef enum CbScript
 {

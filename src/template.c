@@ -29,7 +29,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "cachebridge.h"
+#include "keys.h"
 #include "template.h"
 
 static bool CbTemplateRenderSegments(const CbTemplate *tmpl, const char *prefix,

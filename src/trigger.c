@@ -68,12 +68,12 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "cachebridge.h"
 #include "namespace.h"
 #include "queue.h"
 #include "scripts.h"
 #include "stats.h"
 #include "template.h"
+#include "trigger.h"
 #include "version.h"
 
 /* Bytes of a refused key shown in its WARNING. */
@@ -113,6 +113,9 @@ typedef struct CbTriggerInfo
 } CbTriggerInfo;
 
 static HTAB *trigger_cache = NULL;
+
+/* Set while refresh fires publish triggers: they append op READ entries. */
+bool		cb_refresh_snapshot = false;
 
 PG_FUNCTION_INFO_V1(cachebridge_write_through);
 PG_FUNCTION_INFO_V1(cachebridge_invalidate);

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		Background workers that drain cachebridge.outbox: a launcher, and
- *		one worker per database that has outbox rows.
+ *		Background workers that deliver cachebridge.outbox: a launcher,
+ *		and one worker per database that has outbox rows.
  *
  * A background worker connects to one database, so cachebridge runs one
  * worker per database with work to do, started on demand: a backend that
@@ -11,14 +11,16 @@
  * has stayed empty for a while, so it does not hold a connection (or a
  * worker slot) for an idle database, whatever prepared transactions it
  * has; and it steps aside for statements that need its database without
- * other sessions (DROP, CREATE DATABASE ... TEMPLATE, RENAME).  After a start or crash restart, the
- * launcher starts a worker for every database once, so rows left by a
- * crash are delivered.
+ * other sessions (DROP, CREATE DATABASE ... TEMPLATE, RENAME).  After a
+ * start or crash restart, the launcher starts a worker for every database
+ * once, so rows left by a crash are delivered.
  *
- * Backends acknowledge the rows they delivered themselves through a ring
- * in shared memory; the worker deletes those rows.  A lost
- * acknowledgement (the ring was full) only means a second, harmless,
- * versioned delivery.
+ * Backends wake the worker and acknowledge the rows they delivered
+ * themselves through its slot in shared memory (mailbox.c); the worker
+ * deletes those rows.  Each pass reads the other rows in id order
+ * (outbox.c), sends them through the apply layer (apply.c) and, by what
+ * came of it, deletes them, keeps them for a retry with the breaker open
+ * (breaker.c), or keeps them dead with the reason.
  *
  * A worker connects as the bootstrap superuser (a background worker must
  * connect as someone before it can look the extension up), then fixes the
@@ -34,12 +36,12 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -49,9 +51,6 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -59,17 +58,15 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include <dlfcn.h>
-
+#include "apply.h"
 #include "backlog.h"
-#include "cachebridge.h"
-#include "delivery.h"
+#include "breaker.h"
 #include "elevate.h"
+#include "mailbox.h"
 #include "outbox.h"
+#include "plan.h"
 #include "redis.h"
-
-#define CB_MAX_WORKERS 32
-#define CB_ACK_RING 1024
+#include "stats.h"
 
 /* How long a worker woken by an acknowledgement waits for more (ms). */
 #define CB_ACK_LINGER_MS 20
@@ -83,289 +80,14 @@
  */
 #define CB_IDLE_EXIT_MS 2000
 
-typedef struct CbWorkerSlot
-{
-	Oid			dboid;			/* InvalidOid: slot free */
-	bool		pending;		/* work announced since the worker looked */
-	bool		dropping;		/* asked to leave the database (CbWorkerStepAside) */
-	pid_t		pid;			/* 0 until the worker runs */
-	Latch	   *latch;
-	int			nacks;
-	int64		acks[CB_ACK_RING];
-} CbWorkerSlot;
+/* Most bytes of commands the worker sends in one round trip. */
+#define CB_BATCH_BYTES (8 * 1024 * 1024)
 
-typedef struct CbWorkerShared
-{
-	slock_t		mutex;
-	CbWorkerSlot slots[CB_MAX_WORKERS];
-} CbWorkerShared;
-
-static CbWorkerShared *workers = NULL;
-static CbWorkerSlot *my_slot = NULL;
+/* Most bytes of outbox rows the worker reads in one pass. */
+#define CB_DRAIN_BYTES (64 * 1024 * 1024)
 
 PGDLLEXPORT void CbLauncherMain(Datum arg);
 PGDLLEXPORT void CbWorkerMain(Datum arg);
-
-/* Asks for the worker slots (from the shmem_request_hook). */
-void
-CbWorkerShmemRequest(void)
-{
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CbWorkerShared)));
-}
-
-/* Attaches to the worker slots. */
-void
-CbWorkerShmemStartup(void)
-{
-	bool		found;
-
-	workers = ShmemInitStruct("cachebridge workers", sizeof(CbWorkerShared), &found);
-	if (!found)
-	{
-		memset(workers, 0, sizeof(*workers));
-		SpinLockInit(&workers->mutex);
-	}
-}
-
-/* The slot of dboid; caller holds the mutex. */
-static CbWorkerSlot *
-CbFindSlot(Oid dboid)
-{
-	for (int i = 0; i < CB_MAX_WORKERS; i++)
-		if (workers->slots[i].dboid == dboid)
-			return &workers->slots[i];
-	return NULL;
-}
-
-/*
- * The library the workers load: the file this code was loaded from, so that
- * a server preloading a build by path (a benchmark comparing two builds) runs
- * that build in its workers too, not whatever "$libdir/cachebridge" is.
- */
-static void
-CbSetLibraryName(BackgroundWorker *worker)
-{
-	Dl_info		info;
-
-	if (dladdr((void *) CbSetLibraryName, &info) != 0 && info.dli_fname != NULL &&
-		strlen(info.dli_fname) < BGW_MAXLEN && is_absolute_path(info.dli_fname))
-		strlcpy(worker->bgw_library_name, info.dli_fname, BGW_MAXLEN);
-	else
-		strlcpy(worker->bgw_library_name, "cachebridge", BGW_MAXLEN);
-}
-
-/* Registers the worker of a database; false if there is no room. */
-static bool
-CbRegisterWorker(Oid dboid)
-{
-	BackgroundWorker worker = {0};
-	BackgroundWorkerHandle *handle;
-
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	CbSetLibraryName(&worker);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbWorkerMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge worker for database %u", dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
-
-/*
- * Signals the worker of dboid, starting it if none runs: with ack 0,
- * announces work for its drain; otherwise hands it outbox row ack, which
- * the committing backend delivered itself, to delete (or, if its ring is
- * full, announces work: the drain then sends the row again, harmlessly).
- * Safe after commit: raises no ERROR.  Returns false if no worker could be
- * started.
- */
-static bool
-CbWorkerSignal(Oid dboid, int64 ack)
-{
-	CbWorkerSlot *slot;
-	Latch	   *latch = NULL;
-	bool		start = false;
-
-	if (workers == NULL)
-		return false;
-	SpinLockAcquire(&workers->mutex);
-	slot = CbFindSlot(dboid);
-	if (slot == NULL && (slot = CbFindSlot(InvalidOid)) != NULL)
-	{
-		slot->dboid = dboid;
-		slot->pid = 0;
-		slot->latch = NULL;
-		slot->nacks = 0;
-		slot->dropping = false;
-		start = true;
-	}
-	if (slot != NULL)
-	{
-		/*
-		 * Acknowledgements only need deleting, which can wait: wake the
-		 * worker for the first (it then lingers to gather more, see
-		 * CbWorkerMain) and when the ring is half full.
-		 */
-		if (ack != 0 && slot->nacks < CB_ACK_RING)
-		{
-			slot->acks[slot->nacks++] = ack;
-			if (slot->nacks == 1 || slot->nacks == CB_ACK_RING / 2)
-				latch = slot->latch;
-		}
-		else
-		{
-			slot->pending = true;
-			latch = slot->latch;
-		}
-	}
-	SpinLockRelease(&workers->mutex);
-
-	if (slot == NULL)
-		return false;
-	if (latch != NULL)
-		SetLatch(latch);
-	if (start && !CbRegisterWorker(dboid))
-	{
-		SpinLockAcquire(&workers->mutex);
-		if (slot->dboid == dboid && slot->pid == 0)
-			slot->dboid = InvalidOid;
-		SpinLockRelease(&workers->mutex);
-		return false;
-	}
-	return true;
-}
-
-/* Announces work for the worker of dboid, starting it if none runs. */
-bool
-CbWorkerWake(Oid dboid)
-{
-	return CbWorkerSignal(dboid, 0);
-}
-
-/* A failure to start a worker, for a committing backend: a WARNING. */
-static void
-CbWorkerWarnNoSlot(void)
-{
-	ereport(WARNING,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("could not start the cachebridge worker for this database"),
-			 errdetail("The effects stay in cachebridge.outbox until a worker runs."),
-			 errhint("Raise max_worker_processes.")));
-}
-
-/* CbWorkerWake for a committing backend: a failure is a WARNING. */
-void
-CbWorkerNotify(Oid dboid)
-{
-	if (workers != NULL && !CbWorkerWake(dboid))
-		CbWorkerWarnNoSlot();
-}
-
-/*
- * Records that the committing backend delivered outbox row id itself.  The
- * worker only deletes it: no drain of the outbox for a row that needs none.
- */
-void
-CbOutboxAcknowledge(Oid dboid, int64 id)
-{
-	if (workers != NULL && !CbWorkerSignal(dboid, id))
-		CbWorkerWarnNoSlot();
-}
-
-/*
- * True if a backend acknowledged outbox row id since this worker last
- * took the acknowledgements.
- */
-bool
-CbWorkerAcknowledged(int64 id)
-{
-	return CbOutboxAcknowledged(MyDatabaseId, id);
-}
-
-/*
- * True if the committing backend delivered outbox row id of database dboid
- * and its worker has not taken the acknowledgement yet: the row is only
- * waiting to be deleted.
- */
-bool
-CbOutboxAcknowledged(Oid dboid, int64 id)
-{
-	CbWorkerSlot *slot;
-	bool		found = false;
-
-	if (workers == NULL)
-		return false;
-	SpinLockAcquire(&workers->mutex);
-	slot = CbFindSlot(dboid);
-	for (int i = 0; slot != NULL && i < slot->nacks && !found; i++)
-		found = (slot->acks[i] == id);
-	SpinLockRelease(&workers->mutex);
-	return found;
-}
-
-/*
- * A statement that needs the database without other sessions (DROP,
- * CREATE DATABASE from it, RENAME) is about to run: ask the database's
- * worker to leave, and not to come back until CbWorkerComeBack.  From the
- * ProcessUtility hook, for a role that may run the statement.
- */
-void
-CbWorkerStepAside(Oid dboid)
-{
-	CbWorkerSlot *slot;
-	pid_t		pid = 0;
-
-	if (workers == NULL)
-		return;
-	SpinLockAcquire(&workers->mutex);
-	slot = CbFindSlot(dboid);
-	if (slot != NULL)
-	{
-		slot->dropping = true;
-		pid = slot->pid;
-	}
-	SpinLockRelease(&workers->mutex);
-	if (pid != 0)
-		kill(pid, SIGTERM);
-}
-
-/*
- * The statement announced by CbWorkerStepAside is over, or failed: the
- * database stays, so its worker may come back, and is started again for
- * the rows its outbox may hold.  Also called while an error propagates:
- * raises none.
- */
-void
-CbWorkerComeBack(Oid dboid)
-{
-	CbWorkerSlot *slot;
-
-	if (workers == NULL)
-		return;
-	SpinLockAcquire(&workers->mutex);
-	slot = CbFindSlot(dboid);
-	if (slot != NULL)
-		slot->dropping = false;
-	SpinLockRelease(&workers->mutex);
-	(void) CbWorkerWake(dboid);
-}
-
-/* Registers the launcher (from _PG_init, when preloaded). */
-void
-CbWorkerRegisterLauncher(void)
-{
-	BackgroundWorker worker = {0};
-
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	CbSetLibraryName(&worker);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "CbLauncherMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "cachebridge launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "cachebridge launcher");
-	RegisterBackgroundWorker(&worker);
-}
 
 /* The databases a worker may serve: every connectable non-template one. */
 static List *
@@ -431,88 +153,314 @@ CbLauncherMain(Datum arg)
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * Draining the outbox
+ * ---------------------------------------------------------------------
+ */
+
+/* A row of a batch: where its commands are, and its encoded plan. */
+typedef struct CbBatchRow
+{
+	int64		id;
+	TimestampTz created_at;
+	int			first_command;
+	int			ncommands;
+	int			neffects;
+	const char *blob;
+	size_t		bloblen;
+} CbBatchRow;
+
+/* Outbox rows sent together, in one round trip. */
+typedef struct CbDrainBatch
+{
+	StringInfoData cmds;
+	int			ncommands;
+	int			neffects;
+	int			nrows;
+	int			maxrows;
+	CbBatchRow *rows;
+} CbDrainBatch;
+
 /*
- * Exit callback of a worker: leave the slot to the worker's restart.  (An
- * idle exit has freed it already.)
+ * Redis did not take the effects of the rows from first_id on, for now:
+ * it could not be reached, or answered with a retryable error.  The rows
+ * stay; the breaker opens so that backends leave their effects to the
+ * worker, which backs off and tries again.
  */
 static void
-CbWorkerDetach(int code, Datum arg)
+CbDrainKeep(CbApplyResult result, int64 first_id, const char *detail)
 {
-	if (my_slot == NULL)
-		return;
-	SpinLockAcquire(&workers->mutex);
-	if (my_slot->pid == MyProcPid)
-	{
-		my_slot->pid = 0;
-		my_slot->latch = NULL;
-	}
-	SpinLockRelease(&workers->mutex);
-	my_slot = NULL;
+	CbBreakerTrip();
+	CbApplyCountError(result, detail);
+	CbOutboxMark(first_id, detail, false);
 }
 
 /*
- * Takes the slot of dboid for this process.  Exits (code 0: not restarted)
- * if another worker already serves the database -- after a crash restart
- * the postmaster restarts the old worker while the launcher may start a
- * new one -- or if the database is being dropped.
+ * Counts the effects of a delivered row, and the lag since its
+ * transaction wrote it (at commit: see CbDeliveryPreCommit).
  */
 static void
-CbWorkerAttach(Oid dboid)
+CbDrainCount(int neffects, int failed, TimestampTz created_at)
 {
-	bool		duplicate = false;
+	CbStatsAdd(CB_STAT_RETRIED, neffects);
+	CbStatsAdd(CB_STAT_DELIVERED, neffects - failed);
+	CbStatsRecordLag(CB_LAG_WORKER, created_at);
+}
 
-	SpinLockAcquire(&workers->mutex);
-	my_slot = CbFindSlot(dboid);
-	if (my_slot != NULL && (my_slot->dropping ||
-							(my_slot->pid != 0 && my_slot->pid != MyProcPid)))
+/*
+ * Redis rejected failed effects of row id for good (the others are
+ * applied): the row is kept as dead, with the reason, and never sent
+ * again.
+ */
+static void
+CbDrainDead(int64 id, TimestampTz created_at, int neffects, int failed,
+			 const char *detail)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("Redis rejected %d effect(s) of cachebridge outbox row %lld",
+					failed, (long long) id),
+			 errdetail_internal("%s", detail),
+			 errhint("The row is kept with dead = true in cachebridge.outbox; its other effects were applied.")));
+	CbDrainCount(neffects, failed, created_at);
+	CbStatsAdd(CB_STAT_FAILED, failed);
+	CbApplyCountError(CB_REJECTED, detail);
+	CbOutboxMark(id, detail, true);
+}
+
+/*
+ * Sends one row alone and accounts for it; returns false, leaving it, if
+ * Redis did not take it for now.  *done says whether it is to be deleted.
+ */
+static bool
+CbDrainRow(int64 id, TimestampTz created_at, const char *blob,
+				   size_t len, int neffects,
+				   bool *done)
+{
+	int			failed;
+	char		detail[512];
+	CbApplyResult result = CbApplyBlob(blob, len, false, true, &failed,
+											detail, sizeof(detail));
+
+	*done = false;
+	switch (result)
 	{
-		if (my_slot->dropping)
-			my_slot->dboid = InvalidOid;
-		my_slot = NULL;
-		duplicate = true;
+		case CB_APPLIED:
+			CbBreakerReset();
+			CbDrainCount(neffects, 0, created_at);
+			*done = true;
+			break;
+		case CB_REJECTED:
+			CbBreakerReset();
+			CbDrainDead(id, created_at, neffects, failed, detail);
+			break;
+		case CB_CORRUPT:
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("cachebridge skipped outbox row %lld: its effects cannot be decoded",
+							(long long) id),
+					 errdetail_internal("%s", detail),
+					 errhint("The row is kept with dead = true in cachebridge.outbox.")));
+			CbStatsAdd(CB_STAT_FAILED, neffects);
+			CbOutboxMark(id, detail, true);
+			break;
+		case CB_RETRYABLE:
+		case CB_UNREACHABLE:
+			CbDrainKeep(result, id, detail);
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Sends the batch, if it has rows; its rows are the last nrows of the
+ * *ndone rows to delete.  Rows Redis rejected effects of are sent again
+ * alone, to learn each one's reason, and kept as dead.  If Redis did not
+ * take the batch for now, takes its rows back off the rows to delete and
+ * returns false.
+ */
+static bool
+CbDrainFlush(CbDrainBatch *batch, int64 *done, int *ndone)
+{
+	int			failed;
+	char		detail[512];
+	CbApplyResult result;
+	bool	   *rejected;
+	bool		ok = true;
+	int			keep = *ndone - batch->nrows;
+
+	if (batch->nrows == 0)
+		return true;
+	rejected = palloc0(sizeof(bool) * batch->ncommands);
+	result = CbApplyCommands(batch->cmds.data, batch->cmds.len,
+							   batch->ncommands, batch->neffects,
+							   rejected, &failed, detail, sizeof(detail));
+	if (CbApplyPending(result))
+	{
+		CbDrainKeep(result, batch->rows[0].id, detail);
+		*ndone = keep;
+		ok = false;
 	}
 	else
 	{
-		if (my_slot == NULL && (my_slot = CbFindSlot(InvalidOid)) != NULL)
+		CbBreakerReset();
+		for (int r = 0; r < batch->nrows; r++)
 		{
-			my_slot->dboid = dboid;
-			my_slot->nacks = 0;
-			my_slot->dropping = false;
+			CbBatchRow *row = &batch->rows[r];
+			bool		any = false;
+			bool		rowdone;
+
+			for (int c = 0; c < row->ncommands; c++)
+				any |= rejected[row->first_command + c];
+			if (!any)
+			{
+				CbDrainCount(row->neffects, 0, row->created_at);
+				done[keep++] = row->id;
+				continue;
+			}
+			if (!CbDrainRow(row->id, row->created_at, row->blob, row->bloblen,
+									row->neffects, &rowdone))
+			{
+				ok = false;
+				break;
+			}
+			if (rowdone)
+				done[keep++] = row->id;
 		}
-		if (my_slot != NULL)
-		{
-			my_slot->pid = MyProcPid;
-			my_slot->latch = MyLatch;
-		}
+		*ndone = keep;
 	}
-	SpinLockRelease(&workers->mutex);
-	if (duplicate)
-		proc_exit(0);
-	if (my_slot == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free cachebridge worker slot for database %u", dboid)));
-	before_shmem_exit(CbWorkerDetach, (Datum) 0);
+	pfree(rejected);
+	resetStringInfo(&batch->cmds);
+	batch->ncommands = batch->neffects = batch->nrows = 0;
+	return ok;
 }
+
+/*
+ * The end of the WAL inserted so far.  When nothing is on the current page
+ * yet, GetXLogInsertRecPtr() points past that page's header, which no flush
+ * can reach until more WAL is written (XLogFlush would fail on an idle
+ * server, pass after pass): take the page's start then.
+ */
+static XLogRecPtr
+CbWalInsertedEnd(void)
+{
+	XLogRecPtr	ptr = GetXLogInsertRecPtr();
+	uint32		header = XLogSegmentOffset(ptr, wal_segment_size) < XLOG_BLCKSZ ?
+		SizeOfXLogLongPHD : SizeOfXLogShortPHD;
+
+	if (ptr % XLOG_BLCKSZ == header)
+		ptr -= header;
+	return ptr;
+}
+
+/*
+ * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
+ * them) in id order.  It stops at a row its committing backend is still
+ * delivering itself (it claimed the row: see CbOutboxClaim), so
+ * that no row is sent before an older one; a row that backend has since
+ * acknowledged is left for the next pass to delete.  Consecutive rows made
+ * of pipelines only go out together in one round trip.  Delivered rows are
+ * deleted, rows that do not parse are marked dead and reported.  Stops at
+ * the first failure to reach Redis, setting *unreachable.  Returns the
+ * number of rows handled.  Runs inside the worker's transaction, with SPI
+ * connected.
+ */
+static int
+CbWorkerDrain(int limit, bool *unreachable)
+{
+	CbOutboxRow *rows;
+	int			nrows;
+	int64	   *done;
+	int			ndone = 0;
+	int			handled = 0;
+	CbDrainBatch batch = {0};
+
+	*unreachable = false;
+	nrows = CbOutboxFetch(limit, CB_DRAIN_BYTES, &rows);
+
+	/*
+	 * A row is visible once its transaction's commit record is in WAL, but
+	 * with synchronous_commit off not yet flushed: a crash now would undo
+	 * the transaction.  Its effects must not reach Redis before it is
+	 * durable, so flush WAL up to every commit record written so far (a
+	 * no-op when they all are).
+	 */
+	if (nrows > 0)
+		XLogFlush(CbWalInsertedEnd());
+	done = palloc(sizeof(int64) * Max(nrows, 1));
+	initStringInfo(&batch.cmds);
+
+	for (int i = 0; i < nrows && !*unreachable; i++)
+	{
+		const CbOutboxRow *r = &rows[i];
+		int			first_command = batch.ncommands;
+		int			first_effect = batch.neffects;
+		bool		rowdone;
+
+		/* its backend is still sending it: it goes first, so wait for it */
+		if (r->direct && !CbOutboxRowFree(r->id))
+			break;
+		/* it sent it: the next pass deletes it */
+		if (r->direct && CbWorkerAcknowledged(r->id))
+			continue;
+
+		/* rows of pipelines only join the batch */
+		if (CbBlobAppendPipelines(r->effects, r->len,
+								  &batch.cmds, &batch.ncommands, &batch.neffects))
+		{
+			CbBatchRow *row;
+
+			if (batch.nrows == batch.maxrows)
+			{
+				batch.maxrows = Max(64, batch.maxrows * 2);
+				batch.rows = batch.rows == NULL
+					? palloc(sizeof(CbBatchRow) * batch.maxrows)
+					: repalloc(batch.rows, sizeof(CbBatchRow) * batch.maxrows);
+			}
+			row = &batch.rows[batch.nrows++];
+			row->id = r->id;
+			row->created_at = r->created_at;
+			row->first_command = first_command;
+			row->ncommands = batch.ncommands - first_command;
+			row->neffects = batch.neffects - first_effect;
+			row->blob = r->effects;
+			row->bloblen = r->len;
+			done[ndone++] = r->id;
+			handled++;
+			if (batch.cmds.len >= CB_BATCH_BYTES && !CbDrainFlush(&batch, done, &ndone))
+				*unreachable = true;
+			continue;
+		}
+
+		/* anything else goes alone, after the batch before it */
+		if (!CbDrainFlush(&batch, done, &ndone) ||
+			!CbDrainRow(r->id, r->created_at, r->effects, r->len, r->neffects,
+						&rowdone))
+		{
+			*unreachable = true;
+			break;
+		}
+		if (rowdone)
+			done[ndone++] = r->id;
+		handled++;
+	}
+	if (!*unreachable && !CbDrainFlush(&batch, done, &ndone))
+		*unreachable = true;
+	if (ndone > 0)
+		CbOutboxDelete(done, ndone);
+	return handled;
+}
+
+/* ---------------------------------------------------------------------
+ * The worker's loop
+ * ---------------------------------------------------------------------
+ */
 
 /* Exits because the outbox is idle, unless work was announced meanwhile. */
 static void
 CbWorkerExitIfIdle(void)
 {
-	bool		idle;
-
-	SpinLockAcquire(&workers->mutex);
-	idle = !my_slot->pending && my_slot->nacks == 0;
-	if (idle)
-	{
-		/* from here on, a backend's wake registers a new worker */
-		my_slot->dboid = InvalidOid;
-		my_slot->pid = 0;
-		my_slot->latch = NULL;
-		my_slot = NULL;
-	}
-	SpinLockRelease(&workers->mutex);
-	if (idle)
+	if (CbMailboxLeaveIfIdle())
 		proc_exit(0);			/* exit code 0: not restarted */
 }
 
@@ -533,16 +481,12 @@ CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
 	int			nacks;
 	int			handled = 0;
 	bool		drain;
+	bool		announced;
 	Oid			owner;
 	CbElevation elevation;
 
-	SpinLockAcquire(&workers->mutex);
-	drain = try_redis && (force || my_slot->pending);
-	my_slot->pending = false;
-	nacks = my_slot->nacks;
-	memcpy(acks, my_slot->acks, sizeof(int64) * nacks);
-	my_slot->nacks = 0;
-	SpinLockRelease(&workers->mutex);
+	nacks = CbMailboxTake(&announced, acks);
+	drain = try_redis && (force || announced);
 
 	*unreachable = false;
 	*idle = false;
@@ -562,7 +506,7 @@ CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
 		if (nacks > 0)
 			CbOutboxDelete(acks, nacks);
 		if (drain)
-			handled = CbOutboxDrain(CB_DRAIN_BATCH, unreachable);
+			handled = CbWorkerDrain(CB_DRAIN_BATCH, unreachable);
 		/* all sent: backends may send their own rows again (backlog.c) */
 		if (drain && !*unreachable && handled < CB_DRAIN_BATCH &&
 			CbBacklogPending())
@@ -587,13 +531,7 @@ CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
 static void
 CbWorkerLinger(void)
 {
-	bool		linger;
-
-	SpinLockAcquire(&workers->mutex);
-	linger = !my_slot->pending && !my_slot->dropping &&
-		my_slot->nacks > 0 && my_slot->nacks < CB_ACK_RING / 2;
-	SpinLockRelease(&workers->mutex);
-	if (linger)
+	if (CbMailboxOnlyAcks())
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 CB_ACK_LINGER_MS, PG_WAIT_EXTENSION);
@@ -657,7 +595,7 @@ CbWorkerMain(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	CbWorkerAttach(dboid);
+	CbMailboxAttach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	CbWorkerFixSettings();
 	pgstat_report_appname("cachebridge worker");

@@ -304,18 +304,21 @@ my %faults = (
 	},
 	restart => sub {
 		$redis->stop;
-		Time::HiRes::sleep(0.2);
+		Time::HiRes::sleep(0.5);
 		$redis->start;
 		return 1;
 	},
 );
 
-# A restart without persistence is not among them yet: run this way, its
-# phase covered no row changed after Redis last lost its data (and on some
-# runs no delivery failed at all), so it tested nothing reliably.
-# test/t/092_backlog_order.pl restarts Redis without persistence under
-# backlogged rows deterministically.
-for my $fault (qw(oom readonly))
+# How often each fault comes, and for how long pgbench runs.  A restart
+# (without persistence: the harness's Redis saves nothing) takes about a
+# second, so it comes twice, and pgbench runs on for seconds after the
+# last one: every phase must cover rows changed after Redis last lost its
+# data, and deliveries that failed while it was down (both are checked).
+my %cycles = (oom => 4, readonly => 4, restart => 2);
+my %seconds = (oom => 4, readonly => 4, restart => 8);
+
+for my $fault (qw(oom readonly restart))
 {
 	# the faults come from a child process while pgbench runs; it reports
 	# when Redis last lost its data
@@ -325,7 +328,7 @@ for my $fault (qw(oom readonly))
 	if ($pid == 0)
 	{
 		Time::HiRes::sleep(0.2);
-		for (1 .. 4)
+		for (1 .. $cycles{$fault})
 		{
 			if ($faults{$fault}->())
 			{
@@ -342,10 +345,10 @@ for my $fault (qw(oom readonly))
 		$node,
 		script => $script,
 		clients => $clients,
-		# for as long as the faults last (0.2 s + 4 x ~0.8 s), however fast
-		# this machine runs the transactions: a run that ends before the
-		# faults tests nothing
-		seconds => 4,
+		# for as long as the faults last (0.2 s + 4 x ~0.8 s, or 2 restarts),
+		# and after, however fast this machine runs the transactions: a run
+		# that ends before the faults tests nothing
+		seconds => $seconds{$fault},
 		vars => { tbl => 'wf', nkeys => 200, fill => 0 },
 		args => ['--max-tries=100'],
 		timeout => 300);
@@ -381,6 +384,9 @@ WHERE cachebridge.get('wf:' || id) IS NULL
 	my @phantoms = grep { !$ids{$_} } cached_keys('wf:*');
 	my $changed = $node->safe_psql('postgres', qq{
 SELECT count(*) FROM wf WHERE at > to_timestamp($lost_at)});
+	cmp_ok($lost_at, '>', 0, "$fault: Redis lost its data during the run")
+	  if $fault ne 'oom';
+	cmp_ok($changed, '>', 0, "$fault: rows were changed after Redis last lost its data");
 	is($stale, '0', "$fault: 0 stale keys");
 	is($lost, '0', "$fault: 0 lost changes (of $changed rows changed since Redis last lost its data)");
 	is(scalar(@phantoms), 0, "$fault: 0 phantom keys")

@@ -1,0 +1,575 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan.c
+ *		The plan codec: a committed transaction's effects encoded as the
+ *		versioned Redis commands that apply them, and read back.
+ *
+ * At PRE_COMMIT the queue (queue.c) hands the effects, in the order they
+ * were made, to a CbPlan: writes become EVALSHA calls of the apply script,
+ * deletions are batched into calls of the delete script, and every call
+ * carries the transaction's version marker (see scripts.c; what a version
+ * is, and why it follows commit order, is version.c's).  The plan is one
+ * blob of RESP-encoded pipelines ("steps"), with pattern invalidations as
+ * steps of their own; PUBLISHes of changed keys (notify=) follow the
+ * effects they announce, and stream entries (publish()) come last, in a
+ * step of their own, as calls of the xadd script per stream.  The blob is
+ * what the outbox stores and what the worker replays.
+ *
+ * Blob format: the magic CB_BLOB_MAGIC, then steps, each a kind byte and
+ * uint32s in native byte order:
+ *	'P' neffects ncommands len commands	a pipeline of cache effects
+ *	'E' neffects ncommands len commands	a pipeline of stream entries
+ *	'S' len patlen pattern marker		a pattern deletion
+ *
+ * Pure: nothing here talks to Redis (apply.c sends plans) or to the
+ * outbox (outbox.c stores them).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+#include "plan.h"
+#include "scripts.h"
+#include "version.h"
+
+/* Keys per call of the delete script. */
+#define CB_KEYS_PER_DELETE 500
+
+/* Most entries, and about the most bytes, per call of the xadd script. */
+#define CB_EVENTS_PER_XADD 256
+#define CB_BYTES_PER_XADD (1024 * 1024)
+
+/* cachebridge.tombstone_ttl, in seconds */
+int			cb_tombstone_ttl = 300;
+
+/* ---------------------------------------------------------------------
+ * Encoding
+ * ---------------------------------------------------------------------
+ */
+
+/* Appends a uint32 to the blob. */
+static void
+CbBlobPutInt(StringInfo blob, uint32 v)
+{
+	appendBinaryStringInfo(blob, (char *) &v, sizeof(v));
+}
+
+/* Starts the plan of the current transaction, fixing its version marker. */
+void
+CbPlanBegin(CbPlan *plan)
+{
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	memset(plan, 0, sizeof(*plan));
+	initStringInfo(&plan->blob);
+	/* room for a varlena header, so the outbox stores the blob as it is */
+	appendStringInfoSpaces(&plan->blob, VARHDRSZ);
+	appendStringInfoString(&plan->blob, CB_BLOB_MAGIC);
+	CbPipelineInit(&plan->pipeline);
+	initStringInfo(&plan->scratch);
+
+	/*
+	 * The WAL insert position now, just before the commit record, in the
+	 * epoch of this history (version.c): a later transaction that changed
+	 * the same row waited for this one to commit, so its position is
+	 * higher.
+	 */
+	plan->version = CbCurrentEpoch(&plan->epoch, true);
+	plan->fxid = fxid;
+	plan->committed_at = GetCurrentTimestamp();
+	CbFormatVersion(plan->marker, &plan->epoch, plan->version);
+	snprintf(plan->marker + CB_VERSION_LEN, sizeof(plan->marker) - CB_VERSION_LEN,
+			 ":" UINT64_FORMAT, U64FromFullTransactionId(fxid));
+}
+
+/*
+ * Closes the pipeline step being built, if it has commands: a step of kind
+ * 'P', or 'E' for stream entries.
+ */
+static void
+CbPlanFlushPipeline(CbPlan *plan, char kind)
+{
+	if (plan->pipeline.ncommands == 0)
+		return;
+	appendStringInfoChar(&plan->blob, kind);
+	CbBlobPutInt(&plan->blob, plan->pipeline_effects);
+	CbBlobPutInt(&plan->blob, plan->pipeline.ncommands);
+	CbBlobPutInt(&plan->blob, plan->pipeline.buf.len);
+	appendBinaryStringInfo(&plan->blob, plan->pipeline.buf.data, plan->pipeline.buf.len);
+	CbPipelineReset(&plan->pipeline);
+	plan->pipeline_effects = 0;
+}
+
+/*
+ * Appends to the command being built the fields of a hash or stream entry:
+ * nfields pairs of (uint32 length, bytes), as the triggers encode them.
+ */
+static void
+CbPipelineArgFields(CbPipeline *p, const char *fields, int nfields)
+{
+	for (int i = 0; i < 2 * nfields; i++)
+	{
+		uint32		flen;
+
+		memcpy(&flen, fields, sizeof(uint32));
+		CbPipelineArg(p, fields + sizeof(uint32), flen);
+		fields += sizeof(uint32) + flen;
+	}
+}
+
+/* Grows an array of the plan to hold one more element. */
+static void *
+CbPlanGrow(void *array, int *max, size_t elemsize)
+{
+	*max = Max(1024, *max * 2);
+	return array == NULL ? palloc(elemsize * *max) : repalloc(array, elemsize * *max);
+}
+
+/* Appends a key reference to an array of the plan. */
+static void
+CbKeyRefPush(CbKeyRef **refs, int *n, int *max, const char *data, size_t len)
+{
+	if (*n == *max)
+		*refs = CbPlanGrow(*refs, max, sizeof(CbKeyRef));
+	(*refs)[*n].data = data;
+	(*refs)[*n].len = len;
+	(*n)++;
+}
+
+/* Sends the batched deletions as calls of the delete script. */
+static void
+CbPlanFlushDeletes(CbPlan *plan)
+{
+	int			left = plan->ndels;
+	int			inbatch = 0;
+
+	for (int i = 0; i < plan->ndels; i++)
+	{
+		const char *key = plan->dels[i].data;
+		size_t		keylen = plan->dels[i].len;
+
+		if (inbatch == 0)
+		{
+			inbatch = Min(left, CB_KEYS_PER_DELETE);
+			left -= inbatch;
+			CbPipelineBegin(&plan->pipeline, 3 + 2 * inbatch + 2, key, keylen);
+			CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+			CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_DELETE));
+			CbPipelineArgInt(&plan->pipeline, 2 * inbatch);
+		}
+		resetStringInfo(&plan->scratch);
+		CbAppendVersionKey(&plan->scratch, key, keylen);
+		CbPipelineArg(&plan->pipeline, key, keylen);
+		CbPipelineArg(&plan->pipeline, plan->scratch.data, plan->scratch.len);
+		plan->pipeline_effects++;
+		if (--inbatch == 0)
+		{
+			CbPipelineArgStr(&plan->pipeline, plan->marker);
+			CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
+		}
+	}
+	plan->ndels = 0;
+}
+
+/*
+ * Sends what is batched: deletions, then the PUBLISHes of keys changed so
+ * far, so that a subscriber told of a key finds it already changed.
+ */
+static void
+CbPlanFlushKeys(CbPlan *plan)
+{
+	CbPlanFlushDeletes(plan);
+	for (int i = 0; i < plan->npubs; i++)
+	{
+		const char *channel = plan->pubs[i].data;
+		size_t		chanlen = strlen(channel);
+
+		CbPipelineBegin(&plan->pipeline, 3, channel, chanlen);
+		CbPipelineArgStr(&plan->pipeline, "PUBLISH");
+		CbPipelineArg(&plan->pipeline, channel, chanlen);
+		CbPipelineArg(&plan->pipeline, channel + chanlen + 1,
+					  plan->pubs[i].len - chanlen - 1);
+		plan->pipeline_effects++;
+	}
+	plan->npubs = 0;
+}
+
+/* True if two stream entries go to the same stream. */
+static bool
+CbSameStream(const CbPlanEvent *a, const CbPlanEvent *b)
+{
+	return a->stream.len == b->stream.len &&
+		memcmp(a->stream.data, b->stream.data, a->stream.len) == 0;
+}
+
+/* Orders stream entries by stream, then by when they were made. */
+static int
+CbPlanEventCompare(const void *a, const void *b)
+{
+	const CbPlanEvent *ea = (const CbPlanEvent *) a;
+	const CbPlanEvent *eb = (const CbPlanEvent *) b;
+	int			c;
+
+	c = memcmp(ea->stream.data, eb->stream.data, Min(ea->stream.len, eb->stream.len));
+	if (c == 0)
+		c = (ea->stream.len > eb->stream.len) - (ea->stream.len < eb->stream.len);
+	if (c == 0)
+		c = (ea->order > eb->order) - (ea->order < eb->order);
+	return c;
+}
+
+/*
+ * Sends the stream entries: per stream, in the order they were made, in
+ * calls of the xadd script of at most CB_EVENTS_PER_XADD entries.  Each
+ * entry gets the fields lsn, xid and committed_at of the transaction.
+ */
+static void
+CbPlanFlushEvents(CbPlan *plan)
+{
+	char		source[64];
+	char		lsn[32];
+	char		xid[32];
+	char		committed_at[64];
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			start = 0;
+	int			chunk = 0;
+
+	if (plan->nevents == 0)
+		return;
+	qsort(plan->events, plan->nevents, sizeof(CbPlanEvent), CbPlanEventCompare);
+
+	snprintf(source, sizeof(source), UINT64_FORMAT ":%u",
+			 GetSystemIdentifier(), MyDatabaseId);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(plan->version));
+	snprintf(xid, sizeof(xid), UINT64_FORMAT, U64FromFullTransactionId(plan->fxid));
+	if (timestamp2tm(plan->committed_at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "commit timestamp out of range");
+	snprintf(committed_at, sizeof(committed_at),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, (int) fsec);
+
+	while (start < plan->nevents)
+	{
+		const CbPlanEvent *first = &plan->events[start];
+		int			end = start;
+		size_t		bytes = 0;
+		int			nargs = 7;
+		StringInfo	marker = &plan->scratch;
+		char		version[64];
+
+		/* the chunk: entries of first's stream, up to the limits */
+		while (end < plan->nevents && end - start < CB_EVENTS_PER_XADD &&
+			   bytes < CB_BYTES_PER_XADD &&
+			   CbSameStream(&plan->events[end], first))
+		{
+			bytes += plan->events[end].len + 128;
+			nargs += 2 + 2 * (plan->events[end].nfields + 3);
+			end++;
+		}
+
+		resetStringInfo(marker);
+		CbAppendVersionKey(marker, first->stream.data, first->stream.len);
+		CbFormatVersion(version, &plan->epoch, plan->version);
+		snprintf(version + CB_VERSION_LEN, sizeof(version) - CB_VERSION_LEN,
+				 ":%08d", chunk);
+
+		CbPipelineBegin(&plan->pipeline, nargs, first->stream.data, first->stream.len);
+		CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+		CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_XADD));
+		CbPipelineArgStr(&plan->pipeline, "2");
+		CbPipelineArg(&plan->pipeline, first->stream.data, first->stream.len);
+		CbPipelineArg(&plan->pipeline, marker->data, marker->len);
+		CbPipelineArgStr(&plan->pipeline, source);
+		CbPipelineArgStr(&plan->pipeline, version);
+		for (int i = start; i < end; i++)
+		{
+			const CbPlanEvent *e = &plan->events[i];
+
+			CbPipelineArgInt(&plan->pipeline, e->maxlen);
+			CbPipelineArgInt(&plan->pipeline, e->nfields + 3);
+			CbPipelineArgFields(&plan->pipeline, e->fields, e->nfields);
+			CbPipelineArgStr(&plan->pipeline, "lsn");
+			CbPipelineArgStr(&plan->pipeline, lsn);
+			CbPipelineArgStr(&plan->pipeline, "xid");
+			CbPipelineArgStr(&plan->pipeline, xid);
+			CbPipelineArgStr(&plan->pipeline, "committed_at");
+			CbPipelineArgStr(&plan->pipeline, committed_at);
+			plan->pipeline_effects++;
+		}
+
+		/* the next chunk of the same stream is numbered on */
+		chunk = (end < plan->nevents && CbSameStream(&plan->events[end], first))
+			? chunk + 1 : 0;
+		start = end;
+	}
+	plan->nevents = 0;
+}
+
+/*
+ * Adds one effect.  Effects must come in the order they were made; each
+ * key comes at most once.
+ */
+void
+CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
+		  const char *payload, size_t len, int nfields, int ttl)
+{
+	StringInfo	marker = &plan->scratch;
+
+	plan->neffects++;
+
+	/* keys and payloads stay valid until the plan ends: they are the queue's */
+	if (op == CB_OP_DEL)
+	{
+		CbKeyRefPush(&plan->dels, &plan->ndels, &plan->maxdels, key, keylen);
+		return;
+	}
+	if (op == CB_OP_PUBLISH)
+	{
+		CbKeyRefPush(&plan->pubs, &plan->npubs, &plan->maxpubs, key, keylen);
+		return;
+	}
+	if (op == CB_OP_XADD)
+	{
+		CbPlanEvent *e;
+
+		if (plan->nevents == plan->maxevents)
+			plan->events = CbPlanGrow(plan->events, &plan->maxevents, sizeof(CbPlanEvent));
+		e = &plan->events[plan->nevents];
+		e->stream.data = key;
+		e->stream.len = keylen;
+		e->fields = payload;
+		e->len = len;
+		e->nfields = nfields;
+		e->maxlen = ttl;
+		e->order = plan->nevents++;
+		plan->nentries++;
+		return;
+	}
+	if (op == CB_OP_PATTERN)
+	{
+		/* everything made before the pattern goes first */
+		CbPlanFlushKeys(plan);
+		CbPlanFlushPipeline(plan, 'P');
+		/* S, step length, pattern length, pattern, the plan's marker */
+		appendStringInfoChar(&plan->blob, 'S');
+		CbBlobPutInt(&plan->blob, sizeof(uint32) + keylen + strlen(plan->marker));
+		CbBlobPutInt(&plan->blob, keylen);
+		appendBinaryStringInfo(&plan->blob, key, keylen);
+		appendStringInfoString(&plan->blob, plan->marker);
+		return;
+	}
+
+	/* EVALSHA sha 2 key marker-key op marker ttl tombstone-ttl value... */
+	resetStringInfo(marker);
+	CbAppendVersionKey(marker, key, keylen);
+	CbPipelineBegin(&plan->pipeline, 9 + (op == CB_OP_SET ? 1 : 2 * nfields),
+					key, keylen);
+	CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+	CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_APPLY));
+	CbPipelineArgStr(&plan->pipeline, "2");
+	CbPipelineArg(&plan->pipeline, key, keylen);
+	CbPipelineArg(&plan->pipeline, marker->data, marker->len);
+	CbPipelineArgStr(&plan->pipeline, op == CB_OP_SET ? "S" : "H");
+	CbPipelineArgStr(&plan->pipeline, plan->marker);
+	CbPipelineArgInt(&plan->pipeline, ttl);
+	CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
+	if (op == CB_OP_SET)
+		CbPipelineArg(&plan->pipeline, payload, len);
+	else
+		CbPipelineArgFields(&plan->pipeline, payload, nfields);
+	plan->pipeline_effects++;
+}
+
+/*
+ * Finishes the plan; after this it no longer refers to the queue.
+ * Returns the encoded effects as a bytea.
+ */
+bytea *
+CbPlanEnd(CbPlan *plan)
+{
+	bytea	   *effects;
+
+	CbPlanFlushKeys(plan);
+	CbPlanFlushPipeline(plan, 'P');
+	CbPlanFlushEvents(plan);
+	CbPlanFlushPipeline(plan, 'E');
+	if (plan->dels != NULL)
+		pfree(plan->dels);
+	if (plan->pubs != NULL)
+		pfree(plan->pubs);
+	if (plan->events != NULL)
+		pfree(plan->events);
+	plan->dels = NULL;
+	plan->pubs = NULL;
+	plan->events = NULL;
+	pfree(plan->pipeline.buf.data);
+	pfree(plan->scratch.data);
+	effects = (bytea *) plan->blob.data;
+	SET_VARSIZE(effects, plan->blob.len);
+	return effects;
+}
+
+/* ---------------------------------------------------------------------
+ * Reading a plan back
+ * ---------------------------------------------------------------------
+ */
+
+/* Reads a uint32 of the blob at *pos, if there is one. */
+static bool
+CbBlobGetInt(const char *blob, size_t len, size_t *pos, uint32 *v)
+{
+	if (*pos + sizeof(uint32) > len)
+		return false;
+	memcpy(v, blob + *pos, sizeof(uint32));
+	*pos += sizeof(uint32);
+	return true;
+}
+
+/*
+ * Describes the key command index of encoded commands acts on, for a
+ * message: the first key of a script call (with how many more it holds),
+ * or the first argument of another command.
+ */
+void
+CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
+{
+	size_t		pos = 0;
+	const char *data;
+	long		n;
+
+	for (int c = 0; c <= index; c++)
+	{
+		long		argc;
+		const char *args[4] = {0};
+		long		arglens[4] = {0};
+
+		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc))
+			return;
+		for (long a = 0; a < argc; a++)
+		{
+			if (!CbRespNext(cmds, len, &pos, '$', &data, &n))
+				return;
+			if (a < 4)
+			{
+				args[a] = data;
+				arglens[a] = n;
+			}
+		}
+		if (c < index || argc < 2)
+			continue;
+		if (argc >= 4 && arglens[0] == 7 && pg_strncasecmp(args[0], "EVALSHA", 7) == 0)
+		{
+			long		nkeys = strtol(args[2], NULL, 10);
+
+			appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
+			/* the delete script names each key with its marker */
+			if (nkeys > 2)
+				appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+		}
+		else
+			appendBinaryStringInfo(out, args[1], Min(arglens[1], 200));
+	}
+}
+
+/* Checks the magic of an encoded plan; *pos is then at its first step. */
+bool
+CbBlobStart(const char *blob, size_t len, size_t *pos)
+{
+	*pos = strlen(CB_BLOB_MAGIC);
+	return len >= *pos && memcmp(blob, CB_BLOB_MAGIC, *pos) == 0;
+}
+
+/*
+ * Reads the step of blob at *pos and moves *pos past it; false if it is
+ * malformed.  With check, a pipeline step must also hold exactly the
+ * commands it claims: a plan read back from the outbox is checked, the
+ * committing backend's own (just built) is not.
+ */
+bool
+CbBlobNextStep(const char *blob, size_t len, size_t *pos, bool check,
+			   CbBlobStep *step)
+{
+	bool		pipeline;
+
+	step->kind = blob[(*pos)++];
+	step->neffects = step->ncommands = 0;
+	pipeline = (step->kind == 'P' || step->kind == 'E');
+	if ((pipeline && (!CbBlobGetInt(blob, len, pos, &step->neffects) ||
+					  !CbBlobGetInt(blob, len, pos, &step->ncommands))) ||
+		(!pipeline && step->kind != 'S') ||
+		!CbBlobGetInt(blob, len, pos, &step->len) ||
+		step->len > len - *pos ||
+		(check && pipeline &&
+		 !CbRespWellFormed(blob + *pos, step->len, step->ncommands)))
+		return false;
+	step->data = blob + *pos;
+	*pos += step->len;
+	return true;
+}
+
+/*
+ * If blob holds only pipeline steps, each holding the commands it claims,
+ * appends their commands to cmds, adds to *ncommands and *neffects, and
+ * returns true; otherwise (a pattern step, or a blob that does not parse)
+ * leaves cmds alone and returns false.  Lets the worker send many outbox
+ * rows in one round trip.
+ */
+bool
+CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
+					  int *ncommands, int *neffects)
+{
+	size_t		pos;
+	int			oldlen = cmds->len;
+	int			nc = 0;
+	int			ne = 0;
+
+	if (!CbBlobStart(blob, len, &pos))
+		return false;
+	while (pos < len)
+	{
+		CbBlobStep	s;
+
+		if (!CbBlobNextStep(blob, len, &pos, true, &s) || s.kind == 'S')
+		{
+			cmds->len = oldlen;
+			cmds->data[oldlen] = '\0';
+			return false;
+		}
+		appendBinaryStringInfo(cmds, s.data, s.len);
+		nc += s.ncommands;
+		ne += s.neffects;
+	}
+	*ncommands += nc;
+	*neffects += ne;
+	return true;
+}
+
+/*
+ * Reads a pattern step: the pattern, and the marker of the plan that made
+ * it (copied to marker, of markerlen bytes); false if it is malformed.
+ */
+bool
+CbBlobPattern(const CbBlobStep *step, const char **pattern, uint32 *patlen,
+			  char *marker, size_t markerlen)
+{
+	size_t		pos = 0;
+
+	if (step->kind != 'S' ||
+		!CbBlobGetInt(step->data, step->len, &pos, patlen) ||
+		*patlen > step->len - pos ||
+		step->len - pos - *patlen >= markerlen)
+		return false;
+	*pattern = step->data + pos;
+	snprintf(marker, markerlen, "%.*s", (int) (step->len - pos - *patlen),
+			 step->data + pos + *patlen);
+	return true;
+}
