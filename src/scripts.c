@@ -79,44 +79,6 @@
 	"end\n"
 
 static const char *const script_source[CB_NSCRIPTS] = {
-	/* CB_SCRIPT_APPLY: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
-	CB_LUA_VERSION
-	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur and version(cur) > version(ARGV[2]) then return 0 end\n"
-	"local ttl = tonumber(ARGV[3])\n"
-	"if ARGV[1] == 'D' then\n"
-	"  redis.call('DEL', KEYS[1])\n"
-	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
-	"  return 1\n"
-	"end\n"
-	"if ARGV[1] == 'S' then\n"
-	"  redis.call('SET', KEYS[1], ARGV[5])\n"
-	"else\n"
-	"  redis.call('DEL', KEYS[1])\n"
-	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
-	"end\n"
-	"if ttl > 0 then\n"
-	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
-	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
-	"else\n"
-	"  redis.call('SET', KEYS[2], ARGV[2])\n"
-	"end\n"
-	"return 1\n",
-
-	/* CB_SCRIPT_DELETE: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
-	CB_LUA_VERSION
-	"local n = 0\n"
-	"local v = version(ARGV[1])\n"
-	"for i = 1, #KEYS, 2 do\n"
-	"  local cur = redis.call('GET', KEYS[i + 1])\n"
-	"  if not cur or version(cur) <= v then\n"
-	"    redis.call('DEL', KEYS[i])\n"
-	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
-	"    n = n + 1\n"
-	"  end\n"
-	"end\n"
-	"return n\n",
-
 	/*
 	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
 	 * tombstone ttl, then per key its op and ttl (0 for none) and: for 'S'
@@ -203,8 +165,8 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"return applied\n",
 
 	/*
-	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
-	 * found: only cached values (strings, hashes) are deleted, never a
+	 * CB_SCRIPT_DELETE_FOUND: as the deletions of CB_SCRIPT_WRITE, for keys
+	 * a pattern's SCAN found: only cached values (strings, hashes) are deleted, never a
 	 * stream or anything else that shares the pattern, and a key whose
 	 * marker cannot be read is left rather than failing the whole call
 	 */
@@ -298,14 +260,55 @@ static const char *const script_source[CB_NSCRIPTS] = {
 };
 
 /*
- * The 1.2 scripts that outbox rows call by SHA1 (all but the fill, which
- * is never stored), loaded unchanged so that rows written by 1.2 and not
- * yet delivered when the library was upgraded are still applied, rather
- * than answered NOSCRIPT for ever.  Their comparisons hold against 1.3
- * markers: a 1.2 version is a hex digit first, below every "V..." one, so
- * they refuse to overwrite anything 1.3 wrote.  Never edit them.
+ * Scripts of earlier versions that outbox rows call by SHA1, loaded
+ * unchanged so that rows written by an earlier library and not yet
+ * delivered when it was upgraded are still applied, rather than answered
+ * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
+ * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
+ * is never stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * the same markers; 1.2's hold against newer markers: a 1.2 version is a
+ * hex digit first, below every "V..." one, so they refuse to overwrite
+ * anything 1.3 or 1.4 wrote.  Never edit them.
  */
 static const char *const legacy_source[] = {
+	/* 1.3 apply: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
+	CB_LUA_VERSION
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and version(cur) > version(ARGV[2]) then return 0 end\n"
+	"local ttl = tonumber(ARGV[3])\n"
+	"if ARGV[1] == 'D' then\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
+	"  return 1\n"
+	"end\n"
+	"if ARGV[1] == 'S' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
+	"else\n"
+	"  redis.call('SET', KEYS[2], ARGV[2])\n"
+	"end\n"
+	"return 1\n",
+
+	/* 1.3 delete: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
+	CB_LUA_VERSION
+	"local n = 0\n"
+	"local v = version(ARGV[1])\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local cur = redis.call('GET', KEYS[i + 1])\n"
+	"  if not cur or version(cur) <= v then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
 	/* 1.2 apply */
 	"local cur = redis.call('GET', KEYS[2])\n"
 	"if cur and string.sub(cur, 1, 16) > string.sub(ARGV[2], 1, 16) then return 0 end\n"
