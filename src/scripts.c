@@ -86,11 +86,13 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
 	 * batch of one transaction's keys in one call, at a few Redis commands
 	 * per key instead of a script call: one MGET reads every marker, each
-	 * key not older than its marker is applied, then one UNLINK removes the
-	 * deleted keys, one MSET writes the markers and plain values, and
-	 * PEXPIREAT sets the expiry of values with a TTL (their markers expire
-	 * with them) and of tombstones, at an absolute time taken once (cheaper
-	 * than SET ... EX, which Redis rewrites for replication).  The keys of a
+	 * key not older than its marker is applied: one MSET writes the markers
+	 * and plain values first (so that Redis refusing writes -- OOM -- stops
+	 * the call before it changed anything), then one UNLINK removes the
+	 * deleted keys, each hash is replaced, and PEXPIREAT sets the
+	 * expiry of values with a TTL (their markers expire with them) and of
+	 * tombstones, at an absolute time taken once (cheaper than SET ... EX,
+	 * which Redis rewrites for replication).  The keys of a
 	 * call are distinct (the queue keeps one effect per key), so the order
 	 * among them does not matter.  A marker MGET shows as missing may also
 	 * be a key of another type (changed behind cachebridge's back): EXISTS
@@ -119,7 +121,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n"
 	"local tomb = at(tonumber(ARGV[2]))\n"
-	"local set, gone, expire = {}, {}, {}\n"
+	"local set, gone, hashes, expire = {}, {}, {}, {}\n"
 	"local applied, failed = 0, false\n"
 	"local a = 3\n"
 	"for i = 1, n do\n"
@@ -144,8 +146,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"        set[#set + 1] = key\n"
 	"        set[#set + 1] = ARGV[first]\n"
 	"      else\n"
-	"        redis.call('DEL', key)\n"
-	"        if last > first then redis.call('HSET', key, unpack(ARGV, first, last - 1)) end\n"
+	"        hashes[#hashes + 1] = {key, first, last}\n"
 	"      end\n"
 	"      if ttl > 0 then\n"
 	"        local when = at(ttl)\n"
@@ -158,8 +159,12 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"    applied = applied + 1\n"
 	"  end\n"
 	"end\n"
-	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
 	"if #set > 0 then redis.call('MSET', unpack(set)) end\n"
+	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
+	"for _, h in ipairs(hashes) do\n"
+	"  redis.call('DEL', h[1])\n"
+	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n"
+	"end\n"
 	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n"
 	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker)') end\n"
 	"return applied\n",
