@@ -75,9 +75,10 @@ FROM bt WHERE id <= 500;
 \! redis-cli -p $CB_REDIS_PORT del 'bt:20#cbv' > /dev/null
 
 -- values of about 256 kB or more go in calls of their own, so that a value
--- Redis refuses (over proto-max-bulk-len) is rejected alone
+-- Redis refuses (over proto-max-bulk-len) is rejected alone; and a plan of
+-- more than 1 MB (these 1.6 MB) is sent as several pipeline steps, all applied
 \! redis-cli -p $CB_REDIS_PORT config resetstat
-INSERT INTO bt SELECT 20000 + i, repeat(i::text, 200000) FROM generate_series(1, 3) i;
+INSERT INTO bt SELECT 20000 + i, repeat(i::text, 200000) FROM generate_series(1, 8) i;
 \! redis-cli -p $CB_REDIS_PORT info commandstats | grep -o 'cmdstat_evalsha:calls=[0-9]*'
 SELECT id, cachebridge.get('bt:' || id) = row_to_json(bt)::text AS written
 FROM bt WHERE id > 20000 ORDER BY id;

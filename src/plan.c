@@ -46,6 +46,15 @@
 #define CB_KEYS_PER_WRITE 500
 #define CB_BYTES_PER_WRITE (256 * 1024)
 
+/*
+ * About the most bytes of commands per pipeline step of writes.  A bulk
+ * change is cut into steps of this size as its plan is built, so that the
+ * step being built never holds a second copy of the whole plan beside the
+ * blob (a 1,000,000-row change encodes to some 60 MB); each step costs a
+ * round trip more, which this size makes negligible.
+ */
+#define CB_BYTES_PER_STEP (1024 * 1024)
+
 /* Most entries, and about the most bytes, per call of the xadd script. */
 #define CB_EVENTS_PER_XADD 256
 #define CB_BYTES_PER_XADD (1024 * 1024)
@@ -232,6 +241,8 @@ CbPlanFlushWrites(CbPlan *plan)
 		}
 		plan->pipeline_effects += end - start;
 		start = end;
+		if (plan->pipeline.buf.len >= CB_BYTES_PER_STEP)
+			CbPlanFlushPipeline(plan, 'P');
 	}
 	plan->nwrites = 0;
 }
