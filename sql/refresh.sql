@@ -102,5 +102,44 @@ SET ROLE rf_writer;
 CALL cachebridge.refresh('rf_users');
 RESET ROLE;
 
-DROP TABLE rf_users, rf_orders, rf_events, rf_parts, rf_plain, rf_when CASCADE;
+-- the rights of SELECT ... FOR SHARE: SELECT, and UPDATE on the table or
+-- on one of its columns (1.4 reads the rows without SQL, so checks them
+-- itself)
+REVOKE UPDATE ON rf_users FROM rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_users');
+RESET ROLE;
+GRANT UPDATE (name) ON rf_users TO rf_writer;
+REVOKE SELECT ON rf_users FROM rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_users');
+RESET ROLE;
+GRANT SELECT ON rf_users TO rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_users');
+SELECT state, rows_done FROM cachebridge.refresh_progress WHERE "table" = 'rf_users'::regclass;
+RESET ROLE;
+
+-- row-level security applies to what the caller's refresh copies: only
+-- the rows its policy shows are cached (the owner, a superuser here, whom
+-- the policy does not bind, copies them all)
+CREATE TABLE rf_tenants (id int PRIMARY KEY, tenant text);
+INSERT INTO rf_tenants SELECT i, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END
+FROM generate_series(1, 10) i;
+SELECT cachebridge.attach('rf_tenants', 'rft:{id}');
+ALTER TABLE rf_tenants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY rf_even ON rf_tenants USING (tenant = 'even');
+GRANT SELECT, UPDATE, TRIGGER ON rf_tenants TO rf_writer;
+SET ROLE rf_writer;
+CALL cachebridge.refresh('rf_tenants');
+RESET ROLE;
+SELECT cachebridge.wait_delivered();
+SELECT string_agg(id::text, ',' ORDER BY id) AS cached_for_the_policy
+FROM rf_tenants WHERE cachebridge.get('rft:' || id) IS NOT NULL;
+CALL cachebridge.refresh('rf_tenants');
+SELECT cachebridge.wait_delivered();
+SELECT count(*) AS cached_by_the_owner
+FROM rf_tenants WHERE cachebridge.get('rft:' || id) IS NOT NULL;
+
+DROP TABLE rf_users, rf_orders, rf_events, rf_parts, rf_plain, rf_when, rf_tenants CASCADE;
 DROP ROLE rf_writer;

@@ -51,4 +51,29 @@ SELECT has_table_privilege('public', 'cachebridge.stats', 'SELECT') AS public_re
        has_table_privilege('cachebridge_reader', 'cachebridge.stats', 'SELECT') AS reader_reads,
        has_function_privilege('public', 'cachebridge.delivery_lag()', 'EXECUTE') AS public_runs_lag;
 DROP TABLE lagged;
+
+-- pg_monitor (and pg_read_all_stats) read cachebridge.attachments, for
+-- every table, even one it holds no privilege on, and still cannot read
+-- the table or the cache (1.4)
+CREATE ROLE att_owner;
+CREATE TABLE monitored (id int PRIMARY KEY, secret text);
+ALTER TABLE monitored OWNER TO att_owner;
+SELECT cachebridge.attach('monitored', 'mon:{id}');
+INSERT INTO monitored VALUES (1, 'hunter2');
+SET ROLE monitor_only;
+SELECT "table", trigger, function, templates, truncate_trigger
+FROM cachebridge.attachments WHERE "table" = 'monitored'::regclass;
+SELECT * FROM monitored;
+SELECT cachebridge.get('mon:1');
+RESET ROLE;
+SET ROLE stats_only;
+SELECT count(*) AS seen_by_read_all_stats FROM cachebridge.attachments
+WHERE "table" = 'monitored'::regclass;
+RESET ROLE;
+-- a role that is neither sees nothing
+SET ROLE nobody_special;
+SELECT count(*) FROM cachebridge.attachments;
+RESET ROLE;
+DROP TABLE monitored;
+DROP ROLE att_owner;
 DROP ROLE monitor_only, stats_only, nobody_special;

@@ -198,6 +198,34 @@ SELECT generation FROM cachebridge.epoch;
 \c :regress_db
 DROP DATABASE cb_at_1_2;
 
+-- ==== partitions: DETACH, ATTACH and DROP (1.4) ====
+-- a database updated from 1.3 gets the event triggers, as members of the
+-- extension, their function not runnable by PUBLIC, and an attach() on a
+-- table with partitions two levels down no longer fails
+CREATE DATABASE cb_from_1_3;
+\c cb_from_1_3
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.3';
+CREATE TABLE up_pd (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE up_pd_eu PARTITION OF up_pd FOR VALUES IN ('eu') PARTITION BY RANGE (id);
+CREATE TABLE up_pd_eu_low PARTITION OF up_pd_eu FOR VALUES FROM (0) TO (100);
+SELECT cachebridge.attach('up_pd', 'up_pd:{id}') AS attach_at_1_3;
+ALTER EXTENSION cachebridge UPDATE;
+RESET client_min_messages;
+SELECT e.evtname, e.evtevent, e.evttags, d.deptype AS member
+FROM pg_event_trigger e
+JOIN pg_depend d ON d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass
+WHERE e.evtname IN ('cachebridge_partition_rows_moved', 'cachebridge_partition_dropped')
+ORDER BY 1;
+SELECT has_function_privilege('public', 'cachebridge.partition_rows_moved()', 'EXECUTE') AS public_runs;
+SELECT cachebridge.attach('up_pd', 'up_pd:{id}') AS attach_at_1_4;
+INSERT INTO up_pd VALUES (1, 'eu');
+\! redis-cli -p $CB_REDIS_PORT exists up_pd:1
+ALTER TABLE up_pd DETACH PARTITION up_pd_eu;
+\! redis-cli -p $CB_REDIS_PORT exists up_pd:1
+\c :regress_db
+DROP DATABASE cb_from_1_3;
+
 -- 1.4 (issue 13): writes and deletions go out in batched calls of a new
 -- write script.  Outbox rows the 1.3 library left undelivered call 1.3's
 -- per-key apply and its delete script by SHA1: both stay loaded, so such a

@@ -631,3 +631,121 @@ CbBlobPattern(const CbBlobStep *step, const char **pattern, uint32 *patlen,
 			 step->data + pos + *patlen);
 	return true;
 }
+
+/* ---------------------------------------------------------------------
+ * Replaying a plan in a newer history
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * If the version at blob[at], of vlen bytes, is from an epoch older than
+ * to (a formatted epoch), counts it and, with out, writes to's epoch over
+ * its own in out (a copy of blob).
+ */
+static int
+CbRestampVersion(const char *blob, size_t at, size_t vlen, const char *to,
+				 char *out)
+{
+	if (vlen < CB_VERSION_LEN || blob[at] != 'V' ||
+		memcmp(blob + at, to, CB_EPOCH_LEN) >= 0)
+		return 0;
+	if (out != NULL)
+		memcpy(out + at, to, CB_EPOCH_LEN);
+	return 1;
+}
+
+/*
+ * Restamps the cache effects of a plan read back from the outbox with the
+ * epoch of the history replaying it, when they were made in an older one.
+ *
+ * An outbox row replicated to a standby before a failover (or kept through
+ * a point-in-time recovery, or pg_upgrade) belongs to the history that
+ * continues: its transaction committed in it.  But its versions carry the
+ * old timeline, and Redis may hold markers of the abandoned history's last
+ * transactions -- same old timeline, higher WAL positions -- which would
+ * refuse its writes and deletions as older, leaving the abandoned values
+ * cached.  Its WAL positions are below everything the new history writes
+ * (a new timeline starts where the row's history left off), so giving its
+ * versions the new epoch and keeping their WAL positions orders it before
+ * the new history's writes and after every write of the abandoned one.
+ *
+ * Stream appends keep their versions: the abandoned history may have
+ * appended this row's entries already, before it lost the row's deletion,
+ * and appending them again would repeat them; their order is the stream's
+ * marker's to keep (scripts.c).
+ *
+ * Returns the number of versions older than to (with out NULL, only
+ * whether there is one: a plan has one epoch); with out, a copy of the
+ * len bytes of blob, writes the restamped plan there.  A plan that does
+ * not parse is left alone (the apply layer reports it).
+ */
+int
+CbPlanRestamp(const char *blob, size_t len, const CbEpoch *to, char *out)
+{
+	char		epoch[CB_EPOCH_LEN + 1];
+	size_t		pos;
+	int			n = 0;
+
+	CbFormatEpoch(epoch, to);
+	if (!CbBlobStart(blob, len, &pos))
+		return 0;
+	while (pos < len)
+	{
+		CbBlobStep	s;
+
+		if (!CbBlobNextStep(blob, len, &pos, true, &s))
+			return n;
+		if (s.kind == 'S')
+		{
+			const char *pattern;
+			uint32		patlen;
+			char		marker[64];
+
+			if (CbBlobPattern(&s, &pattern, &patlen, marker, sizeof(marker)))
+				n += CbRestampVersion(blob, (pattern + patlen) - blob,
+									  strlen(marker), epoch, out);
+		}
+		else if (s.kind == 'P')
+		{
+			size_t		cpos = 0;
+
+			for (uint32 c = 0; c < s.ncommands; c++)
+			{
+				const char *data;
+				const char *sha = NULL;
+				long		argc;
+				long		alen;
+				long		shalen = 0;
+				long		nkeys = 0;
+				long		target = -1;
+
+				if (!CbRespNext(s.data, s.len, &cpos, '*', &data, &argc))
+					return n;
+				for (long a = 0; a < argc; a++)
+				{
+					if (!CbRespNext(s.data, s.len, &cpos, '$', &data, &alen))
+						return n;
+					if (a == 0 && !(alen == 7 && pg_strncasecmp(data, "EVALSHA", 7) == 0))
+						target = -2;	/* not a script call */
+					else if (a == 1 && target == -1)
+					{
+						sha = data;
+						shalen = alen;
+					}
+					else if (a == 2 && target == -1)
+					{
+						nkeys = strtol(data, NULL, 10);
+						target = CbScriptVersionArg(sha, shalen, nkeys);
+					}
+					else if (a == target)
+						n += CbRestampVersion(blob, data - blob, alen, epoch, out);
+				}
+				if (n > 0 && out == NULL)
+					return n;
+			}
+		}
+		if (n > 0 && out == NULL)
+			return n;
+	}
+	return n;
+}

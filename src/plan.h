@@ -122,4 +122,8 @@ extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 extern void CbPlanDescribeKey(const char *cmds, size_t len, int index,
 							  StringInfo out);
 
+/* replaying */
+extern int	CbPlanRestamp(const char *blob, size_t len, const CbEpoch *to,
+						  char *out);
+
 #endif							/* CACHEBRIDGE_PLAN_H */

@@ -23,6 +23,11 @@
  * does.  Rows inserted or moved behind the walk fired their own triggers;
  * rows moved ahead of it are refreshed twice, harmlessly.
  *
+ * A batch reads its range with a TID range scan and locks each row as
+ * SELECT ... FOR SHARE would (without the executor's per-statement cost);
+ * where row-level security binds the caller it runs that statement
+ * instead, so that it copies only the rows the caller may read.
+ *
  * Runs as the caller, who needs SELECT and UPDATE (for the row locks) on
  * the table, and must own it or hold TRIGGER on it (what attaching needed).
  * Only the progress row is written as the extension's owner, through
@@ -49,10 +54,12 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "elevate.h"
+#include "refresh.h"
 #include "trigger.h"
 
 PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
@@ -78,75 +85,106 @@ CbRefreshOpen(Oid relid)
 	return rel;
 }
 
-/* A trigger that refresh fires, and how to call it. */
-typedef struct CbRefreshTrigger
+/*
+ * Whether funcoid is one of cachebridge's trigger functions; *publish says
+ * whether it is publish() (publish may be NULL).
+ */
+bool
+CbIsTriggerFunction(Oid funcoid, bool *publish)
 {
-	Trigger    *trigger;
 	FmgrInfo	flinfo;
-} CbRefreshTrigger;
+
+	fmgr_info(funcoid, &flinfo);
+	if (publish != NULL)
+		*publish = (flinfo.fn_addr == cachebridge_publish);
+	return (flinfo.fn_addr == cachebridge_write_through ||
+			flinfo.fn_addr == cachebridge_invalidate ||
+			flinfo.fn_addr == cachebridge_publish);
+}
 
 /*
- * The cachebridge row triggers of rel that fire on INSERT or UPDATE and
- * would fire in this session now (session_replication_role as the
- * trigger manager applies it); publish triggers only if events.  An ERROR
- * if there are none, or if one has a WHEN condition (which refresh does
- * not evaluate: it would apply effects the trigger would not).
+ * The cachebridge row triggers of rel (write_through and invalidate, and
+ * publish if asked) that would fire in this session now, as the trigger
+ * manager decides it from session_replication_role; *skipped says what
+ * was left out.  Triggers a partitioned table has are those its partitions
+ * have clones of.
  */
-static CbRefreshTrigger *
-CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
+CbRowTrigger *
+CbFiringRowTriggers(Relation rel, bool publish, int *ntriggers,
+					CbRowTriggersSkipped *skipped)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
-	CbRefreshTrigger *result;
+	CbRowTrigger *result;
 	int			n = 0;
-	bool		disabled = false;
-	bool		publish = false;
 
-	result = palloc0(sizeof(CbRefreshTrigger) * Max(1, trigdesc ? trigdesc->numtriggers : 0));
+	memset(skipped, 0, sizeof(CbRowTriggersSkipped));
+	result = palloc0(sizeof(CbRowTrigger) * Max(1, trigdesc ? trigdesc->numtriggers : 0));
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *trigger = &trigdesc->triggers[i];
-		FmgrInfo	flinfo;
+		bool		is_publish;
 
 		if (!TRIGGER_FOR_ROW(trigger->tgtype) ||
-			!(TRIGGER_FOR_INSERT(trigger->tgtype) || TRIGGER_FOR_UPDATE(trigger->tgtype)))
-			continue;
-		fmgr_info(trigger->tgfoid, &flinfo);
-		if (flinfo.fn_addr != cachebridge_write_through &&
-			flinfo.fn_addr != cachebridge_invalidate &&
-			flinfo.fn_addr != cachebridge_publish)
+			!CbIsTriggerFunction(trigger->tgfoid, &is_publish))
 			continue;
 		if (trigger->tgenabled == TRIGGER_DISABLED ||
 			(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA
 			 ? trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN
 			 : trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 		{
-			disabled = true;
+			skipped->disabled = true;
 			continue;
 		}
-		if (flinfo.fn_addr == cachebridge_publish && !events)
+		if (is_publish && !publish)
 		{
-			publish = true;
+			skipped->publish = true;
 			continue;
 		}
+		result[n].trigger = trigger;
+		fmgr_info(trigger->tgfoid, &result[n].flinfo);
+		result[n].publish = is_publish;
+		n++;
+	}
+	*ntriggers = n;
+	return result;
+}
+
+/*
+ * The triggers refresh fires on rel: its cachebridge row triggers that fire
+ * on INSERT or UPDATE in this session; publish triggers only if events.
+ * An ERROR if there are none, or if one has a WHEN condition (which
+ * refresh does not evaluate: it would apply effects the trigger would not).
+ */
+static CbRowTrigger *
+CbRefreshTriggers(Relation rel, bool events, int *ntriggers)
+{
+	CbRowTriggersSkipped skipped;
+	CbRowTrigger *all = CbFiringRowTriggers(rel, events, ntriggers, &skipped);
+	int			n = 0;
+
+	for (int i = 0; i < *ntriggers; i++)
+	{
+		Trigger    *trigger = all[i].trigger;
+
+		if (!(TRIGGER_FOR_INSERT(trigger->tgtype) || TRIGGER_FOR_UPDATE(trigger->tgtype)))
+			continue;
 		if (trigger->tgqual != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot refresh table \"%s\": trigger \"%s\" has a WHEN condition",
 							RelationGetRelationName(rel), trigger->tgname),
 					 errhint("Refresh applies a trigger's effects to every row.")));
-		result[n].trigger = trigger;
-		result[n].flinfo = flinfo;
-		n++;
+		all[n++] = all[i];
 	}
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no cachebridge trigger to refresh",
 						RelationGetRelationName(rel)),
-				 publish ? errhint("Its publish triggers are refreshed only with events => true.") :
-				 disabled ? errdetail("Its cachebridge triggers do not fire in this session (disabled, or for another session_replication_role).") : 0));
+				 skipped.publish ? errhint("Its publish triggers are refreshed only with events => true.") :
+				 skipped.disabled ? errdetail("Its cachebridge triggers do not fire in this session (disabled, or for another session_replication_role).") : 0));
 	*ntriggers = n;
-	return result;
+	return all;
 }
 
 /* Runs a statement on cachebridge.refresh_state as the extension's owner. */
@@ -218,10 +256,14 @@ cachebridge_refresh_begin(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(next);
 }
 
-/* Fires the triggers on one row, as an UPDATE of the row to itself. */
-static void
-CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
-			 TupleTableSlot *slot)
+/*
+ * Fires triggers (which may be another relation's: a partitioned table's
+ * on the rows of its partition) on the row in slot, a row of rel, as the
+ * row event given: an UPDATE fires as an update of the row to itself.
+ */
+void
+CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
+				  TriggerEvent event, TupleTableSlot *slot)
 {
 	bool		shouldfree;
 	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
@@ -232,12 +274,15 @@ CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
 		TriggerData td = {0};
 
 		td.type = T_TriggerData;
-		td.tg_event = TRIGGER_EVENT_UPDATE | TRIGGER_EVENT_ROW | TRIGGER_EVENT_AFTER;
+		td.tg_event = event | TRIGGER_EVENT_ROW | TRIGGER_EVENT_AFTER;
 		td.tg_relation = rel;
 		td.tg_trigtuple = tuple;
-		td.tg_newtuple = tuple;
 		td.tg_trigslot = slot;
-		td.tg_newslot = slot;
+		if (TRIGGER_FIRED_BY_UPDATE(event))
+		{
+			td.tg_newtuple = tuple;
+			td.tg_newslot = slot;
+		}
 		td.tg_trigger = triggers[t].trigger;
 		InitFunctionCallInfoData(*fcinfo, &triggers[t].flinfo, 0, InvalidOid,
 								 (Node *) &td, NULL);
@@ -245,6 +290,148 @@ CbRefreshRow(Relation rel, CbRefreshTrigger *triggers, int ntriggers,
 	}
 	if (shouldfree)
 		heap_freetuple(tuple);
+}
+
+/* Fires the refresh's triggers on one locked row, in rowcxt (reset after). */
+static void
+CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
+			 TupleTableSlot *slot, MemoryContext rowcxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+
+	cb_refresh_snapshot = true;
+	PG_TRY();
+	{
+		CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
+	}
+	PG_FINALLY();
+	{
+		cb_refresh_snapshot = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(rowcxt);
+}
+
+/*
+ * The rights SELECT ... FOR SHARE of the whole row would need: SELECT on
+ * the table, UPDATE on it or on one of its columns.
+ */
+static void
+CbRefreshCheckRights(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			user = GetUserId();
+
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) != ACLCHECK_OK ||
+		(pg_class_aclcheck(relid, user, ACL_UPDATE) != ACLCHECK_OK &&
+		 pg_attribute_aclcheck_all(relid, user, ACL_UPDATE, ACLMASK_ANY) != ACLCHECK_OK))
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+}
+
+/*
+ * Refreshes the rows of rel in [lo, hi) with a TID range scan, locking each
+ * row FOR SHARE as SELECT ... FOR SHARE does (the newest version, once its
+ * writer is done; a row deleted or moved to another partition meanwhile is
+ * skipped; under REPEATABLE READ or SERIALIZABLE a row changed since the
+ * snapshot is a serialization failure).  Returns the rows refreshed.
+ */
+static uint64
+CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
+			  CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+{
+	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	TupleTableSlot *scanslot = table_slot_create(rel, NULL);
+	TupleTableSlot *lockslot = table_slot_create(rel, NULL);
+	TableScanDesc scan;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			flags = IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	uint64		nrows = 0;
+
+	CbRefreshCheckRights(rel);
+	PushActiveSnapshot(snapshot);
+	scan = table_beginscan_tidrange(rel, snapshot, lo, hi);
+	while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, scanslot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		CHECK_FOR_INTERRUPTS();
+		result = table_tuple_lock(rel, &scanslot->tts_tid, snapshot, lockslot,
+								  cid, LockTupleShare, LockWaitBlock, flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				CbRefreshRow(rel, triggers, ntriggers, lockslot, rowcxt);
+				nrows++;
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				break;			/* gone, or in another partition: its
+								 * triggers fired there */
+			case TM_SelfModified:
+				break;			/* changed by this transaction: fired */
+			default:
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+		}
+		ExecClearTuple(lockslot);
+	}
+	table_endscan(scan);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(lockslot);
+	ExecDropSingleTupleTableSlot(scanslot);
+	return nrows;
+}
+
+/*
+ * As CbRefreshScan, through SELECT ... FOR SHARE run as the caller: for a
+ * table whose row-level security applies to the caller, so that the
+ * refresh copies only the rows the caller may read.
+ */
+static uint64
+CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
+			   CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+{
+	StringInfoData sql;
+	Oid			types[2] = {TIDOID, TIDOID};
+	Datum		values[2] = {PointerGetDatum(lo), PointerGetDatum(hi)};
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	uint64		nrows;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT ctid FROM ONLY %s "
+					 "WHERE ctid OPERATOR(pg_catalog.>=) $1 "
+					 "AND ctid OPERATOR(pg_catalog.<) $2 FOR SHARE",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	SPI_connect();
+	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of \"%s\" to refresh",
+			 RelationGetRelationName(rel));
+	nrows = SPI_processed;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc,
+															1, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		/* the version the lock was taken on: the newest committed */
+		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+			continue;
+		CbRefreshRow(rel, triggers, ntriggers, slot, rowcxt);
+		ExecClearTuple(slot);
+	}
+	SPI_finish();
+	ExecDropSingleTupleTableSlot(slot);
+	return nrows;
 }
 
 /*
@@ -262,20 +449,15 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	int32		nblocks = PG_GETARG_INT32(2);
 	bool		events = PG_GETARG_BOOL(3);
 	Relation	rel;
-	CbRefreshTrigger *triggers;
+	CbRowTrigger *triggers;
 	int			ntriggers;
 	BlockNumber size;
 	int64		to;
 	ItemPointerData lo;
 	ItemPointerData hi;
-	StringInfoData sql;
-	Oid			types[2] = {TIDOID, TIDOID};
-	Datum		values[2];
 	bool		isnull;
 	uint64		nrows;
-	TupleTableSlot *slot;
 	MemoryContext rowcxt;
-	MemoryContext oldcxt;
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -304,55 +486,24 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	}
 	to = Min(from + nblocks, (int64) size);
 
-	/* lock the range's rows, as the caller, and read their addresses */
-	ItemPointerSet(&lo, (BlockNumber) from, 0);
-	ItemPointerSet(&hi, (BlockNumber) to, 0);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT ctid FROM ONLY %s "
-					 "WHERE ctid OPERATOR(pg_catalog.>=) $1 "
-					 "AND ctid OPERATOR(pg_catalog.<) $2 FOR SHARE",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												RelationGetRelationName(rel)));
-	values[0] = PointerGetDatum(&lo);
-	values[1] = PointerGetDatum(&hi);
-	SPI_connect();
-	if (SPI_execute_with_args(sql.data, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the rows of \"%s\" to refresh",
-			 RelationGetRelationName(rel));
-	nrows = SPI_processed;
-
-	slot = table_slot_create(rel, NULL);
+	/*
+	 * Lock the range's rows, as the caller, and refresh them: the last TID
+	 * of the range is the one before the first of block "to".
+	 */
+	ItemPointerSet(&lo, (BlockNumber) from, FirstOffsetNumber);
+	ItemPointerSet(&hi, (BlockNumber) (to - 1), MaxOffsetNumber);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
 								   ALLOCSET_DEFAULT_SIZES);
-	for (uint64 i = 0; i < nrows; i++)
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 	{
-		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc,
-															1, &isnull));
+		ItemPointerData end;
 
-		CHECK_FOR_INTERRUPTS();
-		/* the version the lock was taken on: the newest committed */
-		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
-			continue;
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		cb_refresh_snapshot = true;
-		PG_TRY();
-		{
-			CbRefreshRow(rel, triggers, ntriggers, slot);
-		}
-		PG_FINALLY();
-		{
-			cb_refresh_snapshot = false;
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(rowcxt);
-		ExecClearTuple(slot);
+		ItemPointerSet(&end, (BlockNumber) to, 0);
+		nrows = CbRefreshQuery(rel, &lo, &end, triggers, ntriggers, rowcxt);
 	}
-	ExecDropSingleTupleTableSlot(slot);
+	else
+		nrows = CbRefreshScan(rel, &lo, &hi, triggers, ntriggers, rowcxt);
 	MemoryContextDelete(rowcxt);
-	SPI_finish();
 	table_close(rel, AccessShareLock);
 
 	{

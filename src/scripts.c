@@ -385,17 +385,21 @@ static const char *const legacy_source[] = {
 	"return n\n",
 };
 
-static char script_sha[CB_NSCRIPTS][41];
+/* Positions in legacy_source of 1.3's apply and delete, which replays restamp. */
+#define CB_LEGACY_APPLY_1_3 0
+#define CB_LEGACY_DELETE_1_3 1
 
-/* The SHA1 of a script, as EVALSHA wants it (computed once). */
-const char *
-CbScriptSha(CbScript script)
+static char script_sha[CB_NSCRIPTS][41];
+static char legacy_sha[lengthof(legacy_source)][41];
+
+/* Puts the SHA1 of script text src, as EVALSHA wants it, in sha (once). */
+static const char *
+CbSourceSha(const char *src, char *sha)
 {
-	if (script_sha[script][0] == '\0')
+	if (sha[0] == '\0')
 	{
 		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
 		uint8		digest[SHA1_DIGEST_LENGTH];
-		const char *src = script_source[script];
 
 		if (ctx == NULL ||
 			pg_cryptohash_init(ctx) < 0 ||
@@ -404,9 +408,23 @@ CbScriptSha(CbScript script)
 			elog(ERROR, "could not compute the SHA1 of a cachebridge script");
 		pg_cryptohash_free(ctx);
 		for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
-			snprintf(&script_sha[script][i * 2], 3, "%02x", digest[i]);
+			snprintf(&sha[i * 2], 3, "%02x", digest[i]);
 	}
-	return script_sha[script];
+	return sha;
+}
+
+/* The SHA1 of a script, as EVALSHA wants it (computed once). */
+const char *
+CbScriptSha(CbScript script)
+{
+	return CbSourceSha(script_source[script], script_sha[script]);
+}
+
+/* True if sha (len bytes) names the script text of legacy_source[i]. */
+static bool
+CbIsLegacySha(const char *sha, size_t len, int i)
+{
+	return len == 40 && memcmp(sha, CbSourceSha(legacy_source[i], legacy_sha[i]), 40) == 0;
 }
 
 /* Appends SCRIPT LOAD of script text src. */
@@ -476,4 +494,26 @@ CbIsMarkerName(const char *name, size_t len)
 	size_t		slen = strlen(CB_VERSION_SUFFIX);
 
 	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+}
+
+/*
+ * Where the version that a plan's call of the script with this SHA compares
+ * is among the call's arguments (EVALSHA being argument 0), when called with
+ * nkeys keys; -1 for scripts whose version a replay must not restamp (see
+ * CbPlanRestamp): stream appends, and the 1.2 scripts, whose markers carry
+ * no epoch.
+ */
+int
+CbScriptVersionArg(const char *sha, size_t len, long nkeys)
+{
+	/* EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl per-key... */
+	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_WRITE), 40) == 0)
+		return 3 + nkeys;
+	/* 1.3 apply: EVALSHA sha nkeys keys... op marker ttl tombstone-ttl value... */
+	if (CbIsLegacySha(sha, len, CB_LEGACY_APPLY_1_3))
+		return 3 + nkeys + 1;
+	/* 1.3 delete: EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl */
+	if (CbIsLegacySha(sha, len, CB_LEGACY_DELETE_1_3))
+		return 3 + nkeys;
+	return -1;
 }

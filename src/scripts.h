@@ -30,5 +30,6 @@ extern void CbAppendScriptLoads(CbPipeline *p);
 extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
 extern bool CbIsMarkerName(const char *name, size_t len);
+extern int	CbScriptVersionArg(const char *sha, size_t len, long nkeys);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */

@@ -665,8 +665,14 @@ CbTriggerInfoGet(CbTriggerMode mode, Relation rel, Trigger *trigger)
 		CacheRegisterRelcacheCallback(CbTriggerCacheInvalidate, (Datum) 0);
 	}
 
+	/*
+	 * An entry serves the relation it was parsed against only: partition.c
+	 * fires a partitioned table's trigger on the rows of a partition being
+	 * detached, attached or dropped, whose columns may lie elsewhere.
+	 */
 	info = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
-	if (found && info->valid && info->mode == mode)
+	if (found && info->valid && info->mode == mode &&
+		info->relid == RelationGetRelid(rel))
 		return info;
 	if (found && info->cxt != NULL)
 		MemoryContextDelete(info->cxt);

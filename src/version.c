@@ -44,6 +44,9 @@
  * the generation its primary recorded and never writes it; its timeline is
  * the one it replays.
  *
+ * An outbox row made in an older history and replayed in this one gets this
+ * epoch in place of its own (plan.c, CbPlanRestamp).
+ *
  * Not covered: DROP EXTENSION forgets the generation (a new CREATE
  * EXTENSION starts at 1 again), and a point-in-time recovery from an
  * archive that does not hold the newest timeline may choose a timeline the

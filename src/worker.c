@@ -67,6 +67,7 @@
 #include "plan.h"
 #include "redis.h"
 #include "stats.h"
+#include "version.h"
 
 /* How long a worker woken by an acknowledgement waits for more (ms). */
 #define CB_ACK_LINGER_MS 20
@@ -354,6 +355,36 @@ CbWalInsertedEnd(void)
 }
 
 /*
+ * Gives the rows made in an older history -- replicated before a
+ * promotion, kept through a point-in-time recovery or pg_upgrade -- the
+ * epoch of this one (see CbPlanRestamp), in copies of their plans.
+ */
+static void
+CbWorkerRestamp(CbOutboxRow *rows, int nrows)
+{
+	CbEpoch		epoch;
+	int			restamped = 0;
+
+	(void) CbCurrentEpoch(&epoch, true);
+	for (int i = 0; i < nrows; i++)
+	{
+		char	   *copy;
+
+		if (CbPlanRestamp(rows[i].effects, rows[i].len, &epoch, NULL) == 0)
+			continue;
+		copy = palloc(rows[i].len);
+		memcpy(copy, rows[i].effects, rows[i].len);
+		(void) CbPlanRestamp(rows[i].effects, rows[i].len, &epoch, copy);
+		rows[i].effects = copy;
+		restamped++;
+	}
+	if (restamped > 0)
+		ereport(LOG,
+				(errmsg("cachebridge gave %d outbox row(s) of an older history the versions of this one (timeline %u)",
+						restamped, epoch.timeline)));
+}
+
+/*
  * Delivers up to limit outbox rows (and at most about CB_DRAIN_BYTES of
  * them) in id order.  It stops at a row its committing backend is still
  * delivering itself (it claimed the row: see CbOutboxClaim), so
@@ -377,6 +408,8 @@ CbWorkerDrain(int limit, bool *unreachable)
 
 	*unreachable = false;
 	nrows = CbOutboxFetch(limit, CB_DRAIN_BYTES, &rows);
+	if (nrows > 0)
+		CbWorkerRestamp(rows, nrows);
 
 	/*
 	 * A row is visible once its transaction's commit record is in WAL, but

@@ -20,8 +20,12 @@
 #   memory   peak backend memory (VmHWM) of a 1,000,000-row UPDATE with no
 #            trigger, invalidate and write_through (triggers.sh's section)
 #   refresh  CALL cachebridge.refresh() of 1,000,000 narrow rows with
-#            write_through attached: rows/s, and the backend's peak private
-#            memory growth (RssAnon sampled every 50 ms, minus its start)
+#            write_through attached: rows/s, the time against a baseline run
+#            interleaved with it (one statement reading, locking FOR SHARE and
+#            rendering as JSON every row, without cachebridge), the CPU time
+#            per row of the backend and of redis-server, and the backend's
+#            peak private memory growth (RssAnon sampled every 50 ms, minus
+#            its start)
 #   tls      not run by default: the same redis-server over rediss:// (its TLS
 #            port, certificates from test/make_certs.sh) and redis://,
 #            interleaved: the bulk UPDATE with invalidate and write_through
@@ -475,10 +479,8 @@ section_shard() {
     echo
 }
 
-# refresh_run: one CALL cachebridge.refresh() of REFRESH_ROWS narrow rows
-# with write_through attached, in a fresh backend: rows/s and peak memory.
-refresh_run() {
-    local out ms before after
+# refresh_table: the REFRESH_ROWS-row table bench_r, write_through attached.
+refresh_table() {
     q <<SQL >/dev/null
 DROP TABLE IF EXISTS bench_r;
 CREATE TABLE bench_r (id int PRIMARY KEY, n int NOT NULL, name text NOT NULL);
@@ -486,19 +488,48 @@ INSERT INTO bench_r SELECT i, 0, 'customer-' || i FROM generate_series(1, $REFRE
 VACUUM ANALYZE bench_r;
 SELECT cachebridge.attach('bench_r', 'rr:{id}');
 SQL
+}
+
+# redis_cpu: the CPU seconds (user + system) redis-server has used so far.
+redis_cpu() {
+    rc INFO cpu | awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { printf "%.3f", s }'
+}
+
+# refresh_baseline_run: what any backfill of bench_r must do, without
+# cachebridge, in a fresh backend: read every row, lock it FOR SHARE (as a
+# refresh batch does) and render it as JSON (as write_through does); one
+# statement, timed by psql.
+refresh_baseline_run() {
+    local out ms
+    q1 'CHECKPOINT' >/dev/null
+    out=$(q -c '\timing on' \
+        -c 'SELECT count(*) FROM (SELECT row_to_json(r)::text FROM bench_r r FOR SHARE) s' \
+        2>>"$DIR/psql-warnings.log") || server_failed "refresh baseline failed"
+    ms=$(awk '/^Time:/ { t = $2 } END { print t }' <<<"$out")
+    printf '  baseline (read, lock, render) %d rows: %9.1f ms\n' "$REFRESH_ROWS" "$ms"
+    record refresh_base ms "$ms"
+}
+
+# refresh_run: one CALL cachebridge.refresh() of bench_r, in a fresh
+# backend: rows/s, peak memory, and the CPU time of the backend and of
+# redis-server (firmer than the elapsed time on a shared machine).
+refresh_run() {
+    local out ms before after rcpu0 rcpu1 bcpu
     rc FLUSHALL >/dev/null
     q -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
     # the backend's private memory (RssAnon, sampled every 50 ms: VmHWM
     # would count the shared buffers it touched) above its size at start
-    rm -f "$DIR/refresh.pid"
+    rm -f "$DIR/refresh.pid" "$DIR/refresh.stat"
+    rcpu0=$(redis_cpu)
     q 2>>"$DIR/psql-warnings.log" >"$DIR/refresh.out" <<SQL &
 SELECT pg_backend_pid() AS pid \\gset
 \\setenv CB_BENCH_PID :pid
 \\! echo \$CB_BENCH_PID > $DIR/refresh.pid
 \\timing on
-CALL cachebridge.refresh('bench_r');
+CALL cachebridge.refresh('bench_r', restart => true);
 SELECT cachebridge.wait_delivered(600000);
 \\timing off
+\\! cat /proc/\$CB_BENCH_PID/stat > $DIR/refresh.stat
 SQL
     local psql_pid=$! pid peak=0 rss before=
     for _ in $(seq 200); do [ -s "$DIR/refresh.pid" ] && break; sleep 0.05; done
@@ -512,24 +543,35 @@ SQL
         sleep 0.05
     done
     wait "$psql_pid" || server_failed "refresh run failed"
+    rcpu1=$(redis_cpu)
+    bcpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "$DIR/refresh.stat")
     out=$(cat "$DIR/refresh.out")
     ms=$(awk '/^Time:/ { t += $2 } END { print t }' <<<"$out")
     after=$peak
     CHECK=
     check_rows bench_r rr: "$REFRESH_ROWS" 0
     check_stats
-    printf '  refresh %d rows: %9.1f ms, %8.0f rows/s, private memory +%.1f MB   %s\n' "$REFRESH_ROWS" "$ms" \
-        "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')" \
+    printf '  refresh %d rows: %9.1f ms, %8.0f rows/s, CPU: backend %.2f s, redis %.2f s, private memory +%.1f MB   %s\n' \
+        "$REFRESH_ROWS" "$ms" \
+        "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')" "$bcpu" \
+        "$(awk -v a="$rcpu0" -v b="$rcpu1" 'BEGIN { print b - a }')" \
         "$(awk -v a="$after" -v b="$before" 'BEGIN { print (a - b) / 1024 }')" "$CHECK"
     record refresh rows_per_s "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')"
+    record refresh ms "$ms"
+    record refresh backend_us_per_row "$(awk -v c="$bcpu" -v n="$REFRESH_ROWS" 'BEGIN { print c * 1e6 / n }')"
+    record refresh redis_us_per_row "$(awk -v a="$rcpu0" -v b="$rcpu1" -v n="$REFRESH_ROWS" 'BEGIN { print (b - a) * 1e6 / n }')"
     record refresh_mem growth "$(awk -v a="$after" -v b="$before" 'BEGIN { print (a - b) / 1024 }')"
 }
 
 section_refresh() {
     local run
-    echo "== refresh: CALL cachebridge.refresh() of $REFRESH_ROWS rows (write_through, durable), $RUNS runs, fresh backend each"
+    echo "== refresh: CALL cachebridge.refresh() of $REFRESH_ROWS rows (write_through, durable), $RUNS runs, fresh backend each, interleaved with the baseline"
     q1 "ALTER DATABASE bench RESET cachebridge.delivery" >/dev/null
-    for ((run = 1; run <= RUNS; run++)); do refresh_run; done
+    refresh_table
+    for ((run = 1; run <= RUNS; run++)); do
+        refresh_baseline_run
+        refresh_run
+    done
     q1 "DROP TABLE bench_r" >/dev/null
     echo
 }
@@ -621,6 +663,13 @@ bench_report() {
         printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' "refresh of $REFRESH_ROWS rows, write_through" "median" "min-max"
         printf '| %-40s | %14.0f | %15s |\n' "rows/s" "$(stat_of refresh rows_per_s median)" \
             "$(printf '%.0f-%.0f' "$(stat_of refresh rows_per_s min)" "$(stat_of refresh rows_per_s max)")"
+        printf '| %-40s | %13.2fx | %15s |\n' "time / baseline (read, lock, render)" \
+            "$(awk -v a="$(stat_of refresh ms median)" -v b="$(stat_of refresh_base ms median)" 'BEGIN { print a / b }')" \
+            "$(printf '%.0f ms' "$(stat_of refresh_base ms median)")"
+        printf '| %-40s | %11.2f us | %15s |\n' "backend CPU per row" "$(stat_of refresh backend_us_per_row median)" \
+            "$(printf '%.2f-%.2f' "$(stat_of refresh backend_us_per_row min)" "$(stat_of refresh backend_us_per_row max)")"
+        printf '| %-40s | %11.2f us | %15s |\n' "redis-server CPU per row" "$(stat_of refresh redis_us_per_row median)" \
+            "$(printf '%.2f-%.2f' "$(stat_of refresh redis_us_per_row min)" "$(stat_of refresh redis_us_per_row max)")"
         printf '| %-40s | %11.1f MB | %15s |\n' "backend peak private memory growth (RssAnon)" "$(stat_of refresh_mem growth median)" \
             "$(printf '%.1f-%.1f MB' "$(stat_of refresh_mem growth min)" "$(stat_of refresh_mem growth max)")"
     fi

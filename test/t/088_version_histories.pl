@@ -224,5 +224,67 @@ sub marker_epoch
 	$new->stop;
 }
 
+# ---------------------------------------------------------------------
+# An outbox row replicated before the failover.  The primary cannot
+# deliver a transaction (Redis refuses writes for now), the row reaches
+# the standby, and the standby is cut off.  The primary then delivers the
+# row, the doomed history writes the same keys at higher WAL positions,
+# and the primary dies before the row's deletion reaches the standby.  The
+# promoted standby's worker replays the row: it belongs to the history
+# that continues and must win over the doomed markers (before, its old
+# timeline versions were refused and the doomed values stayed cached).
+# ---------------------------------------------------------------------
+{
+	$redis->cli('FLUSHALL');
+	my $primary = make_primary('rep_primary', allows_streaming => 1);
+	$primary->safe_psql('postgres', $schema);
+	$primary->backup('b');
+	my $standby = PostgreSQL::Test::Cluster->new('rep_standby');
+	$standby->init_from_backup($primary, 'b', has_streaming => 1);
+	$standby->start;
+
+	$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+	$redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+	$primary->safe_psql('postgres',
+		"BEGIN; UPDATE kv SET v = 'kept' WHERE id = 1; DELETE FROM kv WHERE id = 2; COMMIT;");
+	is($primary->safe_psql('postgres', 'SELECT count(*) FROM cachebridge.outbox WHERE NOT dead'),
+		'1', 'replicated row: Redis refused it, the row stays');
+	$primary->wait_for_catchup($standby);
+	is($standby->safe_psql('postgres', 'SELECT count(*) FROM cachebridge.outbox'),
+		'1', 'replicated row: it reached the standby');
+	$standby->stop;
+
+	$redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(30000)'),
+		't', 'replicated row: the primary delivers it once Redis takes writes');
+	is($redis->cli('GET', 'kv:1'), '{"id":1,"v":"kept"}',
+		'replicated row: Redis holds its value');
+	$primary->safe_psql('postgres', 'SELECT pg_switch_wal()') for 1 .. 2;
+	$primary->safe_psql('postgres', "UPDATE kv SET v = 'doomed' WHERE id = 1");
+	$primary->safe_psql('postgres', "INSERT INTO kv VALUES (2, 'doomed')");
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(30000)'),
+		't', 'replicated row: the doomed writes are delivered');
+	is($redis->cli('GET', 'kv:2'), '{"id":2,"v":"doomed"}',
+		'replicated row: Redis holds the doomed history\'s values');
+	$primary->stop('immediate');
+
+	my $log_offset = -s $standby->logfile;
+	$standby->start;
+	$standby->promote;
+	is($standby->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(30000)'),
+		't', 'replicated row: the promoted standby delivers it');
+	is($redis->cli('GET', 'kv:1'), row_json($standby, 1),
+		'replicated row: its write wins over the doomed write of the key');
+	is($redis->cli('EXISTS', 'kv:2'), '0',
+		'replicated row: its delete wins over the doomed insert of the key');
+	is(marker_epoch('kv:1'), '1/2', 'replicated row: replayed with the new timeline');
+	ok($standby->log_contains(
+			qr/gave 1 outbox row\(s\) of an older history the versions of this one/,
+			$log_offset),
+		'replicated row: the worker says it restamped the row');
+	check_new_history($standby, 'after the replay');
+	$standby->stop;
+}
+
 $redis->stop;
 done_testing();
