@@ -14,8 +14,7 @@
 
 typedef enum CbScript
 {
-	CB_SCRIPT_APPLY,			/* write or delete one key, if newer */
-	CB_SCRIPT_DELETE,			/* delete many keys, each if newer */
+	CB_SCRIPT_WRITE,			/* write or delete many keys, each if newer */
 	CB_SCRIPT_DELETE_FOUND,		/* the same for cached values a SCAN found */
 	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
 	CB_SCRIPT_FLOOR,			/* raise a pattern deletion's floor */
