@@ -154,6 +154,40 @@ FROM cachebridge.ring r, LATERAL cachebridge.ring_balance(r.name) b
 WHERE r.name <> 'ranges'
 GROUP BY name ORDER BY name;
 
+-- With a constant ring, shard_for returns node names it made into text once
+-- per call site, and makes them again when the ring changes.  A change
+-- between two evaluations of one PL/pgSQL expression in a transaction is
+-- seen, even when the rebuilt ring has the same shape as the old one.
+SELECT cachebridge.ring_add_node('cached', 'before');
+DO $$
+DECLARE
+    answers text[] := '{}';
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        answers := answers || cachebridge.shard_for('user:1', 'cached');
+        PERFORM cachebridge.ring_remove_node('cached', 'before' || repeat('+', i - 1));
+        PERFORM cachebridge.ring_add_node('cached', 'before' || repeat('+', i));
+    END LOOP;
+    RAISE NOTICE 'answers: %', answers;
+END
+$$;
+-- A change in the middle of a query, which the call site lives through:
+-- rows before it keep the old name, rows after it get the new one (with
+-- names made only once, the last two rows would show the old name).
+CREATE FUNCTION pg_temp.rename_at(i int, at int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    IF i = at THEN
+        PERFORM cachebridge.ring_remove_node('cached', 'before+++');
+        PERFORM cachebridge.ring_add_node('cached', 'after');
+    END IF;
+    RETURN i;
+END
+$$;
+SELECT array_agg(node ORDER BY i) AS nodes
+FROM (SELECT i, cachebridge.shard_for('user:' || i, 'cached') AS node, pg_temp.rename_at(i, 2)
+      FROM generate_series(1, 4) i) s;
+SELECT cachebridge.ring_drop('cached');
+
 -- Dropping a ring drops its nodes.
 SELECT cachebridge.ring_drop('jump');
 SELECT count(*) FROM cachebridge.ring_node WHERE ring = 'jump';

@@ -70,5 +70,19 @@ FROM md5_key;
 SELECT count(*) FILTER (WHERE cachebridge.shard_for(k, r) = pg_temp.ketama_ref(k)) AS agree
 FROM md5_key, (VALUES ('md5check')) v(r);
 
+-- Keys whose hash is past the last point of the continuum wrap to the
+-- first point.  On this ring the first and the last point belong to
+-- different nodes, so a wrong wrap would show; 7 of these 20,000 keys wrap.
+SELECT count(cachebridge.ring_add_node('wrap3', 'shard-' || i)) FROM generate_series(1, 3) i;
+CREATE TEMP TABLE wrap_point AS
+SELECT pg_temp.md5_word(md5(n.node || '-' || h), w) AS value, n.node
+FROM cachebridge.ring_node n, generate_series(0, 39) h, generate_series(0, 3) w
+WHERE n.ring = 'wrap3';
+SELECT (SELECT node FROM wrap_point ORDER BY value LIMIT 1) AS first_point_node,
+       (SELECT node FROM wrap_point ORDER BY value DESC LIMIT 1) AS last_point_node;
+SELECT count(*) AS wrapping_keys, array_agg(DISTINCT cachebridge.shard_for(k, 'wrap3')) AS nodes
+FROM (SELECT 'wrap:' || i AS k FROM generate_series(1, 20000) i) w
+WHERE pg_temp.md5_word(md5(k), 0) > (SELECT max(value) FROM wrap_point);
+
 -- Clean up for the next test file.
 DELETE FROM cachebridge.ring;

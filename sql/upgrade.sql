@@ -237,3 +237,52 @@ SELECT p.proname,
 FROM pg_catalog.pg_proc p
 WHERE p.pronamespace = 'cachebridge'::regnamespace AND p.proname = 'cluster_nodes';
 SELECT count(*) AS nodes FROM cachebridge.cluster_nodes();
+
+-- 1.4 (issue 13): writes and deletions go out in batched calls of a new
+-- write script.  Outbox rows the 1.3 library left undelivered call 1.3's
+-- per-key apply and its delete script by SHA1: both stay loaded, so such a
+-- row -- built here byte for byte as 1.3 encoded it: the magic, a pipeline
+-- step, and its EVALSHA commands -- is delivered by the worker after the
+-- update, and its older version still refuses to overwrite a newer write
+CREATE DATABASE cb_rows_13;
+\c cb_rows_13
+SET client_min_messages = warning;
+CREATE EXTENSION cachebridge VERSION '1.3';
+ALTER EXTENSION cachebridge UPDATE;
+RESET client_min_messages;
+-- RESP encoding of one command, and a uint32 as the blob stores it (the
+-- machine's byte order: little-endian here)
+CREATE FUNCTION pg_temp.resp(VARIADIC args text[]) RETURNS bytea LANGUAGE sql AS $$
+    SELECT convert_to('*' || cardinality(args) || E'\r\n' ||
+                      string_agg('$' || octet_length(a) || E'\r\n' || a || E'\r\n', '' ORDER BY n),
+                      'UTF8')
+    FROM unnest(args) WITH ORDINALITY AS u(a, n);
+$$;
+CREATE FUNCTION pg_temp.le32(n int) RETURNS bytea LANGUAGE sql AS $$
+    SELECT set_byte(set_byte(set_byte(set_byte('\x00000000'::bytea,
+           0, n & 255), 1, (n >> 8) & 255), 2, (n >> 16) & 255), 3, (n >> 24) & 255);
+$$;
+\! redis-cli -p $CB_REDIS_PORT mset row13:1 stale row13:2 stale row13:3 'newer' 'row13:3#cbv' 'VFFFFFFFFFFFFFFFF0000000000000000:7' > /dev/null
+WITH cmds AS (
+    SELECT pg_temp.resp('EVALSHA', '8cc53c6db32247d8ba6dc5e7e992bf232286e4a7', '2',
+                        'row13:1', 'row13:1#cbv', 'S', 'V00000001000000010000000001000000:5',
+                        '0', '300', 'written by a 1.3 row') ||
+           pg_temp.resp('EVALSHA', '0f099093309c8487e35f7b1c4fc436d3afc20f1e', '2',
+                        'row13:2', 'row13:2#cbv', 'V00000001000000010000000001000000:5', '300') ||
+           pg_temp.resp('EVALSHA', '8cc53c6db32247d8ba6dc5e7e992bf232286e4a7', '2',
+                        'row13:3', 'row13:3#cbv', 'S', 'V00000001000000010000000001000000:5',
+                        '0', '300', 'older, refused') AS c
+)
+INSERT INTO cachebridge.outbox (version, neffects, direct, effects)
+SELECT '0/1000000', 3, false,
+       convert_to('CBX2P', 'UTF8') || pg_temp.le32(3) || pg_temp.le32(3) ||
+       pg_temp.le32(octet_length(c)) || c
+FROM cmds;
+SELECT cachebridge.wait_delivered(20000) AS delivered;
+SELECT count(*) AS rows_left FROM cachebridge.outbox;
+\! redis-cli -p $CB_REDIS_PORT get row13:1
+\! redis-cli -p $CB_REDIS_PORT exists row13:2
+\! redis-cli -p $CB_REDIS_PORT get 'row13:2#cbv'
+\! redis-cli -p $CB_REDIS_PORT get row13:3
+\c :regress_db
+DROP DATABASE cb_rows_13;

@@ -633,6 +633,103 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 	pfree(keys);
 }
 
+/*
+ * Splits a call of the write script (scripts.c, CB_SCRIPT_WRITE), whose
+ * keys may be of many slots, into one call per slot: KEYS are pairs of key
+ * and marker, ARGV two arguments all keys share and then, per key, its op,
+ * its ttl and the op's own arguments (a value for 'S', a count and that
+ * many for 'H', none for 'D').  Each call gets the shared arguments and
+ * the spans of its keys, in their order.  False, leaving route alone, if
+ * the arguments do not add up to that layout.
+ */
+static bool
+CbSplitWrite(CbRoute *route, int command, const CbCommand *cmd, int numkeys,
+			 StringInfo scratch)
+{
+	int			nkeys = numkeys / 2;
+	int			argv0 = 3 + numkeys;
+	int		   *span_at = palloc(sizeof(int) * nkeys);
+	int		   *span_len = palloc(sizeof(int) * nkeys);
+	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * nkeys);
+	int			a = argv0 + 2;
+
+	for (int k = 0; k < nkeys; k++)
+	{
+		int			len = 2;
+
+		if (a + 1 >= cmd->argc)
+			return false;
+		if (cmd->argl[a] == 1 && cmd->argv[a][0] == 'S')
+			len = 3;
+		else if (cmd->argl[a] == 1 && cmd->argv[a][0] == 'H')
+		{
+			int			count;
+
+			if (a + 2 >= cmd->argc ||
+				(count = CbParseCount(cmd->argv[a + 2], cmd->argl[a + 2])) < 0)
+				return false;
+			len = 3 + count;
+		}
+		else if (!(cmd->argl[a] == 1 && cmd->argv[a][0] == 'D'))
+			return false;
+		span_at[k] = a;
+		span_len[k] = len;
+		a += len;
+		if (a > cmd->argc)
+			return false;
+		keys[k].slot = CbKeySlot(cmd->argv[3 + 2 * k], cmd->argl[3 + 2 * k]);
+		keys[k].index = k;
+	}
+	if (a != cmd->argc)
+		return false;
+	qsort(keys, nkeys, sizeof(CbSlotKey), CbSlotKeyCompare);
+
+	for (int k = 0; k < nkeys;)
+	{
+		int			n = 1;
+		int			nargs;
+		int			ignored;
+		size_t		offset = route->encoded.buf.len;
+		CbPart	   *part;
+
+		while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
+			n++;
+		nargs = 3 + 2 * n + 2;
+		for (int j = k; j < k + n; j++)
+			nargs += span_len[keys[j].index];
+		part = CbAddPart(route, command,
+						 CbNodeOfKey(cmd->argv[3 + 2 * keys[k].index],
+									 cmd->argl[3 + 2 * keys[k].index], &ignored));
+		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
+		CbPipelineArg(&route->encoded, cmd->argv[0], cmd->argl[0]);
+		CbPipelineArg(&route->encoded, cmd->argv[1], cmd->argl[1]);
+		CbPipelineArgInt(&route->encoded, 2 * n);
+		for (int j = k; j < k + n; j++)
+		{
+			int			keyarg = 3 + 2 * keys[j].index;
+
+			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
+			CbEncodeMarker(route, cmd, keyarg, keyarg + 1, scratch);
+		}
+		CbPipelineArg(&route->encoded, cmd->argv[argv0], cmd->argl[argv0]);
+		CbPipelineArg(&route->encoded, cmd->argv[argv0 + 1], cmd->argl[argv0 + 1]);
+		for (int j = k; j < k + n; j++)
+		{
+			int			at = span_at[keys[j].index];
+
+			for (int i = at; i < at + span_len[keys[j].index]; i++)
+				CbPipelineArg(&route->encoded, cmd->argv[i], cmd->argl[i]);
+		}
+		CbEndEncodedPart(route, part, offset);
+		k += n;
+	}
+	route->summed[command] = true;
+	pfree(keys);
+	pfree(span_at);
+	pfree(span_len);
+	return true;
+}
+
 /* Routes command (cmd, the bytes buf[start..end)) into parts. */
 static void
 CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
@@ -652,6 +749,10 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 			goto any_node;
 		if (CbArgIs(cmd, 0, "EVALSHA"))
 			layout = CbScriptKeyLayout(cmd->argv[1], cmd->argl[1]);
+		if (layout == CB_KEYS_WRITE && numkeys % 2 == 0 &&
+			3 + numkeys + 2 <= cmd->argc &&
+			CbSplitWrite(route, command, cmd, numkeys, scratch))
+			return;
 		if (layout == CB_KEYS_PAIRS && numkeys % 2 == 0)
 		{
 			CbSplitBySlot(route, command, cmd, 3, numkeys, 2, 2, scratch);

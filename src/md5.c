@@ -6,10 +6,20 @@
  * Ketama rings hash every key and every point name with MD5, so the hash
  * sits on the path of each shard_for() call.  Going through PostgreSQL's
  * cryptohash API costs several times the hash itself (with OpenSSL, every
- * digest initialisation looks the algorithm up under locks), so cachebridge
- * computes MD5 itself: one call, no allocation, no state between calls.
- * Keys of up to 55 bytes -- nearly all cache keys -- fit with their padding
- * in a single 64-byte block and take one pass of the compression function.
+ * digest initialisation looks the algorithm up under locks), and even
+ * OpenSSL's one-shot MD5() measured no faster than this file for a short
+ * key (README, Performance), so cachebridge computes MD5 itself: one call,
+ * no allocation, no state between calls.
+ *
+ * A key hash needs only the first four (ketama, modulo) or eight (jump)
+ * bytes of the digest, and nearly every cache key is at most 55 bytes long,
+ * so that the key, its padding and its length fit in one 64-byte block.
+ * CbMd5First32() and CbMd5First64() take that path: the block is built
+ * with one copy and hashed with one pass of the compression function, and
+ * for the first word the last three of its 64 steps, which do not change
+ * that word, are skipped.  MD5's steps depend each on the one before, so
+ * the compression function is bound by the latency of that chain; the
+ * round-2 steps are written so that only one operation waits for it.
  *
  * MD5 is used here as a hash function for placement only, never for
  * security.
@@ -18,15 +28,19 @@
  */
 #include "postgres.h"
 
+#include "port/pg_bswap.h"
+
 #include "md5.h"
 
 #define MD5_BLOCK_LEN		64
 /* longest message whose padding and length fit in its last block */
 #define MD5_LAST_BLOCK_ROOM	(MD5_BLOCK_LEN - 1 - 8)
 
-/* The four auxiliary functions of RFC 1321, section 3.4, in equivalent forms. */
+/* The state MD5 starts from (RFC 1321, section 3.3). */
+#define MD5_INIT_STATE	{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}
+
+/* The auxiliary functions F, H and I of RFC 1321, section 3.4. */
 #define MD5_F(x, y, z)	((z) ^ ((x) & ((y) ^ (z))))
-#define MD5_G(x, y, z)	((y) ^ ((z) & ((x) ^ (y))))
 #define MD5_H(x, y, z)	((x) ^ (y) ^ (z))
 #define MD5_I(x, y, z)	((y) ^ ((x) | ~(z)))
 
@@ -34,6 +48,18 @@
 #define MD5_STEP(f, a, b, c, d, x, t, s) \
 	do { \
 		(a) += f((b), (c), (d)) + (x) + (uint32) (t); \
+		(a) = ((a) << (s) | (a) >> (32 - (s))) + (b); \
+	} while (0)
+
+/*
+ * A step with G(b, c, d) = (b & d) | (c & ~d).  The two terms have no bit
+ * in common, so their OR is their sum, and the term without b -- the value
+ * the step before has just computed -- is added ahead of it.
+ */
+#define MD5_STEP_G(a, b, c, d, x, t, s) \
+	do { \
+		(a) += ((c) & ~(d)) + (x) + (uint32) (t); \
+		(a) += (b) & (d); \
 		(a) = ((a) << (s) | (a) >> (32 - (s))) + (b); \
 	} while (0)
 
@@ -45,18 +71,19 @@ Md5Word(const uint8 *p)
 		((uint32) p[2] << 16) | ((uint32) p[3] << 24);
 }
 
-/* Run the compression function on one 64-byte block. */
-static void
-Md5Block(uint32 state[4], const uint8 *block)
+/*
+ * Run the compression function on one block of sixteen message words.
+ * With first_word_only, only state[0] is brought up to date (the others are
+ * left as they were), which is all the first four bytes of a one-block
+ * digest need.
+ */
+static pg_attribute_always_inline void
+Md5Compress(uint32 state[4], const uint32 x[16], bool first_word_only)
 {
-	uint32		x[16];
 	uint32		a = state[0];
 	uint32		b = state[1];
 	uint32		c = state[2];
 	uint32		d = state[3];
-
-	for (int i = 0; i < 16; i++)
-		x[i] = Md5Word(block + 4 * i);
 
 	/* round 1 */
 	MD5_STEP(MD5_F, a, b, c, d, x[0], 0xd76aa478, 7);
@@ -77,22 +104,22 @@ Md5Block(uint32 state[4], const uint8 *block)
 	MD5_STEP(MD5_F, b, c, d, a, x[15], 0x49b40821, 22);
 
 	/* round 2 */
-	MD5_STEP(MD5_G, a, b, c, d, x[1], 0xf61e2562, 5);
-	MD5_STEP(MD5_G, d, a, b, c, x[6], 0xc040b340, 9);
-	MD5_STEP(MD5_G, c, d, a, b, x[11], 0x265e5a51, 14);
-	MD5_STEP(MD5_G, b, c, d, a, x[0], 0xe9b6c7aa, 20);
-	MD5_STEP(MD5_G, a, b, c, d, x[5], 0xd62f105d, 5);
-	MD5_STEP(MD5_G, d, a, b, c, x[10], 0x02441453, 9);
-	MD5_STEP(MD5_G, c, d, a, b, x[15], 0xd8a1e681, 14);
-	MD5_STEP(MD5_G, b, c, d, a, x[4], 0xe7d3fbc8, 20);
-	MD5_STEP(MD5_G, a, b, c, d, x[9], 0x21e1cde6, 5);
-	MD5_STEP(MD5_G, d, a, b, c, x[14], 0xc33707d6, 9);
-	MD5_STEP(MD5_G, c, d, a, b, x[3], 0xf4d50d87, 14);
-	MD5_STEP(MD5_G, b, c, d, a, x[8], 0x455a14ed, 20);
-	MD5_STEP(MD5_G, a, b, c, d, x[13], 0xa9e3e905, 5);
-	MD5_STEP(MD5_G, d, a, b, c, x[2], 0xfcefa3f8, 9);
-	MD5_STEP(MD5_G, c, d, a, b, x[7], 0x676f02d9, 14);
-	MD5_STEP(MD5_G, b, c, d, a, x[12], 0x8d2a4c8a, 20);
+	MD5_STEP_G(a, b, c, d, x[1], 0xf61e2562, 5);
+	MD5_STEP_G(d, a, b, c, x[6], 0xc040b340, 9);
+	MD5_STEP_G(c, d, a, b, x[11], 0x265e5a51, 14);
+	MD5_STEP_G(b, c, d, a, x[0], 0xe9b6c7aa, 20);
+	MD5_STEP_G(a, b, c, d, x[5], 0xd62f105d, 5);
+	MD5_STEP_G(d, a, b, c, x[10], 0x02441453, 9);
+	MD5_STEP_G(c, d, a, b, x[15], 0xd8a1e681, 14);
+	MD5_STEP_G(b, c, d, a, x[4], 0xe7d3fbc8, 20);
+	MD5_STEP_G(a, b, c, d, x[9], 0x21e1cde6, 5);
+	MD5_STEP_G(d, a, b, c, x[14], 0xc33707d6, 9);
+	MD5_STEP_G(c, d, a, b, x[3], 0xf4d50d87, 14);
+	MD5_STEP_G(b, c, d, a, x[8], 0x455a14ed, 20);
+	MD5_STEP_G(a, b, c, d, x[13], 0xa9e3e905, 5);
+	MD5_STEP_G(d, a, b, c, x[2], 0xfcefa3f8, 9);
+	MD5_STEP_G(c, d, a, b, x[7], 0x676f02d9, 14);
+	MD5_STEP_G(b, c, d, a, x[12], 0x8d2a4c8a, 20);
 
 	/* round 3 */
 	MD5_STEP(MD5_H, a, b, c, d, x[5], 0xfffa3942, 4);
@@ -126,6 +153,16 @@ Md5Block(uint32 state[4], const uint8 *block)
 	MD5_STEP(MD5_I, c, d, a, b, x[6], 0xa3014314, 15);
 	MD5_STEP(MD5_I, b, c, d, a, x[13], 0x4e0811a1, 21);
 	MD5_STEP(MD5_I, a, b, c, d, x[4], 0xf7537e82, 6);
+
+	/*
+	 * a is final here: the three steps left change only d, c and b, which
+	 * the first word of the digest does not depend on.
+	 */
+	if (first_word_only)
+	{
+		state[0] += a;
+		return;
+	}
 	MD5_STEP(MD5_I, d, a, b, c, x[11], 0xbd3af235, 10);
 	MD5_STEP(MD5_I, c, d, a, b, x[2], 0x2ad7d2bb, 15);
 	MD5_STEP(MD5_I, b, c, d, a, x[9], 0xeb86d391, 21);
@@ -134,6 +171,34 @@ Md5Block(uint32 state[4], const uint8 *block)
 	state[1] += b;
 	state[2] += c;
 	state[3] += d;
+}
+
+/* Run the compression function on one 64-byte block. */
+static void
+Md5Block(uint32 state[4], const uint8 *block)
+{
+	uint32		x[16];
+
+	for (int i = 0; i < 16; i++)
+		x[i] = Md5Word(block + 4 * i);
+	Md5Compress(state, x, false);
+}
+
+/*
+ * The message words of a message of at most MD5_LAST_BLOCK_ROOM bytes,
+ * padded and followed by its length in bits: one block.
+ */
+static inline void
+Md5ShortBlock(const void *data, size_t len, uint32 x[16])
+{
+	memset(x, 0, MD5_BLOCK_LEN);
+	memcpy(x, data, len);
+	((uint8 *) x)[len] = 0x80;
+#ifdef WORDS_BIGENDIAN
+	for (int i = 0; i < 14; i++)
+		x[i] = pg_bswap32(x[i]);
+#endif
+	x[14] = (uint32) (len * 8);
 }
 
 /*
@@ -149,7 +214,7 @@ CbMd5(const void *data, size_t len, uint8 digest[CB_MD5_DIGEST_LEN])
 	uint64		bits = (uint64) len * 8;
 	uint8		last[2 * MD5_BLOCK_LEN];
 	size_t		lastlen = rest <= MD5_LAST_BLOCK_ROOM ? MD5_BLOCK_LEN : 2 * MD5_BLOCK_LEN;
-	uint32		state[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+	uint32		state[4] = MD5_INIT_STATE;
 
 	for (const uint8 *end = p + (len - rest); p < end; p += MD5_BLOCK_LEN)
 		Md5Block(state, p);
@@ -171,4 +236,37 @@ CbMd5(const void *data, size_t len, uint8 digest[CB_MD5_DIGEST_LEN])
 		digest[4 * i + 2] = (uint8) (state[i] >> 16);
 		digest[4 * i + 3] = (uint8) (state[i] >> 24);
 	}
+}
+
+/* The first eight bytes of MD5(data), read as a little-endian integer. */
+uint64
+CbMd5First64(const void *data, size_t len)
+{
+	uint32		x[16];
+	uint32		state[4] = MD5_INIT_STATE;
+
+	if (len > MD5_LAST_BLOCK_ROOM)
+	{
+		uint8		digest[CB_MD5_DIGEST_LEN];
+
+		CbMd5(data, len, digest);
+		return (uint64) Md5Word(digest) | ((uint64) Md5Word(digest + 4) << 32);
+	}
+	Md5ShortBlock(data, len, x);
+	Md5Compress(state, x, false);
+	return (uint64) state[0] | ((uint64) state[1] << 32);
+}
+
+/* The first four bytes of MD5(data), read as a little-endian integer. */
+uint32
+CbMd5First32(const void *data, size_t len)
+{
+	uint32		x[16];
+	uint32		state[4] = MD5_INIT_STATE;
+
+	if (len > MD5_LAST_BLOCK_ROOM)
+		return (uint32) CbMd5First64(data, len);
+	Md5ShortBlock(data, len, x);
+	Md5Compress(state, x, true);
+	return state[0];
 }

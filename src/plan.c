@@ -5,8 +5,8 @@
  *		versioned Redis commands that apply them, and read back.
  *
  * At PRE_COMMIT the queue (queue.c) hands the effects, in the order they
- * were made, to a CbPlan: writes become EVALSHA calls of the apply script,
- * deletions are batched into calls of the delete script, and every call
+ * were made, to a CbPlan: writes and deletions are batched into EVALSHA
+ * calls of the write script, a few hundred keys each, and every call
  * carries the transaction's version marker (see scripts.c; what a version
  * is, and why it follows commit order, is version.c's).  The plan is one
  * blob of RESP-encoded pipelines ("steps"), with pattern invalidations as
@@ -39,8 +39,21 @@
 #include "scripts.h"
 #include "version.h"
 
-/* Keys per call of the delete script. */
-#define CB_KEYS_PER_DELETE 500
+/*
+ * Most keys, and about the most bytes of values, per call of the write
+ * script: a call is one Lua run, during which Redis serves no one else.
+ */
+#define CB_KEYS_PER_WRITE 500
+#define CB_BYTES_PER_WRITE (256 * 1024)
+
+/*
+ * About the most bytes of commands per pipeline step of writes.  A bulk
+ * change is cut into steps of this size as its plan is built, so that the
+ * step being built never holds a second copy of the whole plan beside the
+ * blob (a 1,000,000-row change encodes to some 60 MB); each step costs a
+ * round trip more, which this size makes negligible.
+ */
+#define CB_BYTES_PER_STEP (1024 * 1024)
 
 /* Most entries, and about the most bytes, per call of the xadd script. */
 #define CB_EVENTS_PER_XADD 256
@@ -143,49 +156,106 @@ CbKeyRefPush(CbKeyRef **refs, int *n, int *max, const char *data, size_t len)
 	(*n)++;
 }
 
-/* Sends the batched deletions as calls of the delete script. */
-static void
-CbPlanFlushDeletes(CbPlan *plan)
+/*
+ * The group of a key's write or deletion: a call of the write script holds
+ * keys of one group only, and this is the one function that decides it.
+ * There is one group: a call holds CB_KEYS_PER_WRITE keys of any kind.
+ * The plan does not depend on where Redis keeps a key: on a Redis Cluster
+ * the router (cluster.c, CbSplitWrite) splits each call into one call per
+ * slot when it sends it, so that an outbox row written for one Redis is
+ * still delivered after a move to a cluster.
+ */
+static uint32
+CbWriteGroup(const char *key, size_t keylen)
 {
-	int			left = plan->ndels;
-	int			inbatch = 0;
+	return 0;
+}
 
-	for (int i = 0; i < plan->ndels; i++)
-	{
-		const char *key = plan->dels[i].data;
-		size_t		keylen = plan->dels[i].len;
-
-		if (inbatch == 0)
-		{
-			inbatch = Min(left, CB_KEYS_PER_DELETE);
-			left -= inbatch;
-			CbPipelineBegin(&plan->pipeline, 3 + 2 * inbatch + 2, key, keylen);
-			CbPipelineArgStr(&plan->pipeline, "EVALSHA");
-			CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_DELETE));
-			CbPipelineArgInt(&plan->pipeline, 2 * inbatch);
-		}
-		resetStringInfo(&plan->scratch);
-		CbAppendVersionKey(&plan->scratch, key, keylen);
-		CbPipelineArg(&plan->pipeline, key, keylen);
-		CbPipelineArg(&plan->pipeline, plan->scratch.data, plan->scratch.len);
-		plan->pipeline_effects++;
-		if (--inbatch == 0)
-		{
-			CbPipelineArgStr(&plan->pipeline, plan->marker);
-			CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
-		}
-	}
-	plan->ndels = 0;
+/* Arguments a write takes in a call of the write script, after its key and marker. */
+static int
+CbWriteArgs(const CbPlanWrite *w)
+{
+	if (w->op == CB_OP_SET)
+		return 3;				/* op, ttl, value */
+	if (w->op == CB_OP_HASH)
+		return 3 + 2 * w->nfields;	/* op, ttl, field count, fields */
+	return 2;					/* op, ttl */
 }
 
 /*
- * Sends what is batched: deletions, then the PUBLISHes of keys changed so
- * far, so that a subscriber told of a key finds it already changed.
+ * Sends the batched writes and deletions as calls of the write script: up
+ * to CB_KEYS_PER_WRITE keys of one group, and about CB_BYTES_PER_WRITE
+ * bytes of values, per call (a larger value goes in a call of its own, so
+ * that Redis refusing it, over proto-max-bulk-len, rejects it alone).
+ */
+static void
+CbPlanFlushWrites(CbPlan *plan)
+{
+	int			start = 0;
+
+	while (start < plan->nwrites)
+	{
+		const CbPlanWrite *first = &plan->writes[start];
+		int			end = start;
+		size_t		bytes = 0;
+		int			nargs = 5;	/* EVALSHA sha nkeys ... marker tombstone-ttl */
+
+		while (end < plan->nwrites && end - start < CB_KEYS_PER_WRITE &&
+			   plan->writes[end].group == first->group &&
+			   (end == start || bytes + plan->writes[end].len <= CB_BYTES_PER_WRITE))
+		{
+			bytes += plan->writes[end].len;
+			nargs += 2 + CbWriteArgs(&plan->writes[end]);
+			end++;
+		}
+
+		CbPipelineBegin(&plan->pipeline, nargs, first->key.data, first->key.len);
+		CbPipelineArgStr(&plan->pipeline, "EVALSHA");
+		CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_WRITE));
+		CbPipelineArgInt(&plan->pipeline, 2 * (end - start));
+		for (int i = start; i < end; i++)
+		{
+			const CbPlanWrite *w = &plan->writes[i];
+
+			resetStringInfo(&plan->scratch);
+			CbAppendVersionKey(&plan->scratch, w->key.data, w->key.len);
+			CbPipelineArg(&plan->pipeline, w->key.data, w->key.len);
+			CbPipelineArg(&plan->pipeline, plan->scratch.data, plan->scratch.len);
+		}
+		CbPipelineArgStr(&plan->pipeline, plan->marker);
+		CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
+		for (int i = start; i < end; i++)
+		{
+			const CbPlanWrite *w = &plan->writes[i];
+
+			CbPipelineArgStr(&plan->pipeline,
+							 w->op == CB_OP_SET ? "S" : w->op == CB_OP_HASH ? "H" : "D");
+			CbPipelineArgInt(&plan->pipeline, w->ttl);
+			if (w->op == CB_OP_SET)
+				CbPipelineArg(&plan->pipeline, w->payload, w->len);
+			else if (w->op == CB_OP_HASH)
+			{
+				CbPipelineArgInt(&plan->pipeline, 2 * w->nfields);
+				CbPipelineArgFields(&plan->pipeline, w->payload, w->nfields);
+			}
+		}
+		plan->pipeline_effects += end - start;
+		start = end;
+		if (plan->pipeline.buf.len >= CB_BYTES_PER_STEP)
+			CbPlanFlushPipeline(plan, 'P');
+	}
+	plan->nwrites = 0;
+}
+
+/*
+ * Sends what is batched: writes and deletions, then the PUBLISHes of keys
+ * changed so far, so that a subscriber told of a key finds it already
+ * changed.
  */
 static void
 CbPlanFlushKeys(CbPlan *plan)
 {
-	CbPlanFlushDeletes(plan);
+	CbPlanFlushWrites(plan);
 	for (int i = 0; i < plan->npubs; i++)
 	{
 		const char *channel = plan->pubs[i].data;
@@ -322,16 +392,11 @@ void
 CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		  const char *payload, size_t len, int nfields, int ttl)
 {
-	StringInfo	marker = &plan->scratch;
+	CbPlanWrite *w;
 
 	plan->neffects++;
 
 	/* keys and payloads stay valid until the plan ends: they are the queue's */
-	if (op == CB_OP_DEL)
-	{
-		CbKeyRefPush(&plan->dels, &plan->ndels, &plan->maxdels, key, keylen);
-		return;
-	}
 	if (op == CB_OP_PUBLISH)
 	{
 		CbKeyRefPush(&plan->pubs, &plan->npubs, &plan->maxpubs, key, keylen);
@@ -368,25 +433,18 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		return;
 	}
 
-	/* EVALSHA sha 2 key marker-key op marker ttl tombstone-ttl value... */
-	resetStringInfo(marker);
-	CbAppendVersionKey(marker, key, keylen);
-	CbPipelineBegin(&plan->pipeline, 9 + (op == CB_OP_SET ? 1 : 2 * nfields),
-					key, keylen);
-	CbPipelineArgStr(&plan->pipeline, "EVALSHA");
-	CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_APPLY));
-	CbPipelineArgStr(&plan->pipeline, "2");
-	CbPipelineArg(&plan->pipeline, key, keylen);
-	CbPipelineArg(&plan->pipeline, marker->data, marker->len);
-	CbPipelineArgStr(&plan->pipeline, op == CB_OP_SET ? "S" : "H");
-	CbPipelineArgStr(&plan->pipeline, plan->marker);
-	CbPipelineArgInt(&plan->pipeline, ttl);
-	CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
-	if (op == CB_OP_SET)
-		CbPipelineArg(&plan->pipeline, payload, len);
-	else
-		CbPipelineArgFields(&plan->pipeline, payload, nfields);
-	plan->pipeline_effects++;
+	/* a write or deletion of a key */
+	if (plan->nwrites == plan->maxwrites)
+		plan->writes = CbPlanGrow(plan->writes, &plan->maxwrites, sizeof(CbPlanWrite));
+	w = &plan->writes[plan->nwrites++];
+	w->key.data = key;
+	w->key.len = keylen;
+	w->payload = payload;
+	w->len = len;
+	w->nfields = nfields;
+	w->ttl = ttl;
+	w->op = op;
+	w->group = CbWriteGroup(key, keylen);
 }
 
 /*
@@ -402,13 +460,13 @@ CbPlanEnd(CbPlan *plan)
 	CbPlanFlushPipeline(plan, 'P');
 	CbPlanFlushEvents(plan);
 	CbPlanFlushPipeline(plan, 'E');
-	if (plan->dels != NULL)
-		pfree(plan->dels);
+	if (plan->writes != NULL)
+		pfree(plan->writes);
 	if (plan->pubs != NULL)
 		pfree(plan->pubs);
 	if (plan->events != NULL)
 		pfree(plan->events);
-	plan->dels = NULL;
+	plan->writes = NULL;
 	plan->pubs = NULL;
 	plan->events = NULL;
 	pfree(plan->pipeline.buf.data);
@@ -471,7 +529,7 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 			long		nkeys = strtol(args[2], NULL, 10);
 
 			appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
-			/* the delete script names each key with its marker */
+			/* the write script names each key with its marker */
 			if (nkeys > 2)
 				appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
 		}

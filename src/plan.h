@@ -41,6 +41,18 @@ typedef struct CbKeyRef
 } CbKeyRef;
 
 /* A stream entry of the plan, by reference to the queue. */
+/* A write or deletion of the plan, by reference to the queue. */
+typedef struct CbPlanWrite
+{
+	CbKeyRef	key;
+	const char *payload;		/* SET value, or nfields pairs of (uint32 length, bytes) */
+	size_t		len;			/* bytes of payload */
+	int			nfields;
+	int			ttl;			/* seconds, or 0 for none */
+	CbEffectOp	op;				/* CB_OP_SET, CB_OP_HASH or CB_OP_DEL */
+	uint32		group;			/* CbWriteGroup() of the key */
+} CbPlanWrite;
+
 typedef struct CbPlanEvent
 {
 	CbKeyRef	stream;
@@ -56,9 +68,9 @@ typedef struct CbPlan
 	StringInfoData blob;		/* a bytea: varlena header, then the steps */
 	CbPipeline	pipeline;		/* step being built */
 	int			pipeline_effects;
-	CbKeyRef   *dels;			/* keys of batched deletions */
-	int			ndels;
-	int			maxdels;
+	CbPlanWrite *writes;		/* batched writes and deletions */
+	int			nwrites;
+	int			maxwrites;
 	StringInfoData scratch;
 	CbKeyRef   *pubs;			/* "channel\0key" of pending PUBLISHes */
 	int			npubs;

@@ -13,6 +13,13 @@
  * when it is released.  Only the levels that changed something are
  * visited at subtransaction end.
  *
+ * A bulk statement queues one entry per row, so an entry is kept small:
+ * its first version lives in the entry itself (only a key changed again
+ * in a subtransaction allocates another), keys and the payloads of first
+ * versions are carved out of large blocks rather than allocated one by
+ * one, and the top level's entries are not listed (no subtransaction ends
+ * there).  A DEL of a 10-byte key costs about 135 bytes (220 before).
+ *
  * At PRE_COMMIT the surviving effects are sorted by the order they were
  * made and handed to delivery.c, which encodes them (and, in durable and
  * async modes, writes them to the outbox in this transaction); the queue
@@ -44,13 +51,14 @@
 typedef struct CbEffect
 {
 	struct CbEffect *older;		/* version of an enclosing level, or NULL */
-	int			level;			/* transaction nest level that made it */
 	uint64		seq;			/* when it was made, for ordering */
-	CbEffectOp	op;
+	char	   *payload;		/* SET value, or CB_OP_HASH fields */
+	uint32		len;			/* bytes of payload (a datum is below 1GB) */
+	int			level;			/* transaction nest level that made it */
 	int			ttl;			/* seconds, or 0 for none */
 	int			nfields;		/* CB_OP_HASH: field/value pairs in payload */
-	size_t		len;
-	char	   *payload;		/* SET value, or CB_OP_HASH fields */
+	uint8		op;				/* a CbEffectOp */
+	bool		carved;			/* payload is in the block store: never freed */
 } CbEffect;
 
 /* What a queue key names. */
@@ -66,7 +74,7 @@ typedef enum CbQueueKeyKind
 typedef struct CbQueueKey
 {
 	const char *data;
-	size_t		len;
+	uint32		len;
 	CbQueueKeyKind kind;
 	uint64		serial;			/* CB_QK_EVENT: makes every entry distinct */
 } CbQueueKey;
@@ -74,8 +82,25 @@ typedef struct CbQueueKey
 typedef struct CbQueueEntry
 {
 	CbQueueKey	key;			/* must be first */
-	CbEffect   *top;			/* newest version */
+	CbEffect   *top;			/* newest version: first, or a later level's */
+	CbEffect	first;			/* the version of the lowest level */
 } CbQueueEntry;
+
+/* An entry and when its newest version was made, for the sort at commit. */
+typedef struct CbQueueOrder
+{
+	uint64		seq;
+	CbQueueEntry *entry;
+} CbQueueOrder;
+
+/*
+ * Bytes of the blocks of the store that keys and first payloads are carved
+ * from: the first block is small, each next one twice the last, up to the
+ * largest, so that a small transaction (or a small max_pending_memory)
+ * does not pay for a large block.
+ */
+#define CB_CARVE_FIRST_BLOCK 1024
+#define CB_CARVE_BLOCK (64 * 1024)
 
 int			cb_max_pending_memory = 131072;
 
@@ -84,8 +109,19 @@ static HTAB *queue = NULL;		/* NULL while nothing is queued */
 static List **touched = NULL;	/* per nest level: entries with a version there */
 static int	ntouched = 0;
 static uint64 queue_seq = 0;
+static char *carve_next = NULL;	/* free space of the current block */
+static size_t carve_left = 0;
+static size_t carve_block = 0;	/* size of the current block */
 static bool planned = false;	/* the queue became a plan at PRE_COMMIT */
 static bool closed = false;		/* PRE_COMMIT (or PRE_PREPARE) has passed */
+
+/* CbQueueOrderSort: sorts CbQueueOrder by seq, comparisons inlined. */
+#define ST_SORT CbQueueOrderSort
+#define ST_ELEMENT_TYPE CbQueueOrder
+#define ST_COMPARE(a, b) (((a)->seq > (b)->seq) - ((a)->seq < (b)->seq))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /* Hash function of CbQueueKey. */
 static uint32
@@ -109,26 +145,42 @@ CbQueueKeyMatch(const void *key1, const void *key2, Size keysize)
 	return memcmp(a->data, b->data, a->len);
 }
 
-/* Forgets everything queued; called at the end of every transaction. */
+/* Frees the queue and everything it holds. */
 static void
-CbQueueReset(void)
+CbQueueFree(void)
 {
 	if (queue_cxt != NULL)
 		MemoryContextReset(queue_cxt);
 	queue = NULL;
 	touched = NULL;
 	ntouched = 0;
+	carve_next = NULL;
+	carve_left = 0;
+	carve_block = 0;
+}
+
+/* Forgets everything queued; called at the end of every transaction. */
+static void
+CbQueueReset(void)
+{
+	CbQueueFree();
 	planned = false;
 	CbOrderReset();
 	CbDeliveryReset();
 }
 
-/* Remembers that entry has a version at level. */
+/*
+ * Remembers that entry has a version at level, for the end of that
+ * subtransaction.  The top level (1) has none, so its entries -- all of
+ * them, in a bulk statement outside any savepoint -- are not listed.
+ */
 static void
 CbTouch(int level, CbQueueEntry *entry)
 {
 	MemoryContext oldcxt;
 
+	if (level <= 1)
+		return;
 	if (level >= ntouched)
 	{
 		int			n = Max(8, level * 2);
@@ -147,14 +199,60 @@ CbTouch(int level, CbQueueEntry *entry)
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/*
+ * Carves len bytes out of the current block of the queue's store, starting
+ * a new block when it is full; a large request gets an allocation of its
+ * own.  What is carved is never freed but with the whole queue: it holds
+ * keys, and first payloads, which mostly live until commit.
+ */
+static char *
+CbCarve(size_t len)
+{
+	char	   *p;
+
+	if (len > CB_CARVE_BLOCK / 8)
+		return MemoryContextAlloc(queue_cxt, len);
+	if (len > carve_left)
+	{
+		carve_block = carve_block == 0 ? CB_CARVE_FIRST_BLOCK :
+			Min(carve_block * 2, CB_CARVE_BLOCK);
+		carve_next = MemoryContextAlloc(queue_cxt, carve_block);
+		carve_left = carve_block;
+	}
+	p = carve_next;
+	carve_next += len;
+	carve_left -= len;
+	return p;
+}
+
+/*
+ * Gives back what CbCarve returned last (a key whose only version was
+ * rolled back right away, as a failing row in a PL/pgSQL exception block
+ * does), so that such rows do not fill the store.  Anything else stays.
+ */
+static void
+CbUncarve(char *p, size_t len)
+{
+	if (len <= CB_CARVE_BLOCK / 8 && p + len == carve_next)
+	{
+		carve_next = p;
+		carve_left += len;
+	}
+	else if (len > CB_CARVE_BLOCK / 8)
+		pfree(p);
+}
+
 /* Frees a version's payload and takes it off the memory count. */
 static void
 CbEffectClear(CbEffect *v)
 {
-	if (v->payload != NULL)
+	if (v->payload != NULL && !v->carved)
 		pfree(v->payload);
+	else if (v->payload != NULL)
+		CbUncarve(v->payload, v->len);
 	v->payload = NULL;
 	v->len = 0;
+	v->carved = false;
 }
 
 /* Creates the queue of this transaction on first use. */
@@ -242,14 +340,21 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	entry = hash_search(queue, &key, HASH_ENTER, &found);
 	if (!found)
 	{
-		entry->key.data = MemoryContextAlloc(queue_cxt, keylen);
-		memcpy((char *) entry->key.data, keydata, keylen);
-		entry->top = NULL;
-	}
+		char	   *data = CbCarve(keylen);
 
-	v = entry->top;
-	if (v != NULL && v->level == level)
+		memcpy(data, keydata, keylen);
+		entry->key.data = data;
+		v = &entry->first;
+		memset(v, 0, sizeof(CbEffect));
+		v->level = level;
+		entry->top = v;
+		CbTouch(level, entry);
+	}
+	else if (entry->top->level == level)
+	{
+		v = entry->top;
 		CbEffectClear(v);
+	}
 	else
 	{
 		v = MemoryContextAllocZero(queue_cxt, sizeof(CbEffect));
@@ -265,7 +370,9 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	v->len = len;
 	if (len > 0)
 	{
-		v->payload = MemoryContextAlloc(queue_cxt, len);
+		/* a first payload stays until commit; one replaced may be freed */
+		v->carved = !found;
+		v->payload = v->carved ? CbCarve(len) : MemoryContextAlloc(queue_cxt, len);
 		memcpy(v->payload, payload, len);
 	}
 }
@@ -288,43 +395,48 @@ CbQueueSubXactEnd(int level, bool commit)
 		{
 			CbEffect   *older = v->older;
 
-			/* the child's effect replaces what the parent queued */
 			if (older != NULL && older->level == level - 1)
 			{
-				v->older = older->older;
+				/*
+				 * The child's effect replaces what the parent queued: it
+				 * moves into the parent's version (which may be the
+				 * entry's first, which cannot be freed), listed already.
+				 */
 				CbEffectClear(older);
-				pfree(older);
+				older->seq = v->seq;
+				older->payload = v->payload;
+				older->len = v->len;
+				older->ttl = v->ttl;
+				older->nfields = v->nfields;
+				older->op = v->op;
+				older->carved = v->carved;
+				entry->top = older;
+				pfree(v);
 			}
 			else
+			{
+				v->level = level - 1;
 				CbTouch(level - 1, entry);
-			v->level = level - 1;
+			}
 		}
 		else
 		{
 			entry->top = v->older;
 			CbEffectClear(v);
-			pfree(v);
+			if (v != &entry->first)
+				pfree(v);
 			if (entry->top == NULL)
 			{
 				char	   *data = (char *) entry->key.data;
+				uint32		len = entry->key.len;
 
 				hash_search(queue, &entry->key, HASH_REMOVE, NULL);
-				pfree(data);
+				CbUncarve(data, len);
 			}
 		}
 	}
 	list_free(touched[level]);
 	touched[level] = NIL;
-}
-
-/* Orders effects by when they were made. */
-static int
-CbEffectCompare(const void *a, const void *b)
-{
-	const CbQueueEntry *ea = *(CbQueueEntry *const *) a;
-	const CbQueueEntry *eb = *(CbQueueEntry *const *) b;
-
-	return (ea->top->seq > eb->top->seq) - (ea->top->seq < eb->top->seq);
 }
 
 /*
@@ -337,7 +449,7 @@ CbPlanDelivery(bool prepare)
 {
 	HASH_SEQ_STATUS seq;
 	CbQueueEntry *entry;
-	CbQueueEntry **entries;
+	CbQueueOrder *entries;
 	long		n = 0;
 	/* the plan outlives the queue, which is freed as soon as it is built */
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
@@ -346,19 +458,20 @@ CbPlanDelivery(bool prepare)
 	CbKeyRef   *streams;
 	int			nstreams = 0;
 
-	entries = palloc(sizeof(CbQueueEntry *) * Max(hash_get_num_entries(queue), 1));
+	entries = palloc(sizeof(CbQueueOrder) * Max(hash_get_num_entries(queue), 1));
 	streams = palloc(sizeof(CbKeyRef) * Max(hash_get_num_entries(queue), 1));
 	hash_seq_init(&seq, queue);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
-		entries[n++] = entry;
+		entries[n].seq = entry->top->seq;
+		entries[n++].entry = entry;
 		if (entry->key.kind == CB_QK_EVENT)
 		{
 			streams[nstreams].data = entry->key.data;
 			streams[nstreams++].len = entry->key.len;
 		}
 	}
-	qsort(entries, n, sizeof(CbQueueEntry *), CbEffectCompare);
+	CbQueueOrderSort(entries, n);
 
 	/* appends to a stream are serialised in commit order */
 	if (nstreams > 0)
@@ -379,19 +492,16 @@ CbPlanDelivery(bool prepare)
 	CbPlanBegin(plan);
 	for (long i = 0; i < n; i++)
 	{
-		CbEffect   *v = entries[i]->top;
+		CbEffect   *v = entries[i].entry->top;
 
-		CbPlanAdd(plan, v->op, entries[i]->key.data, entries[i]->key.len,
+		CbPlanAdd(plan, v->op, entries[i].entry->key.data, entries[i].entry->key.len,
 				  v->payload, v->len, v->nfields, v->ttl);
 	}
 	effects = CbPlanEnd(plan);
 	pfree(entries);
 	MemoryContextSwitchTo(oldcxt);
 
-	MemoryContextReset(queue_cxt);
-	queue = NULL;
-	touched = NULL;
-	ntouched = 0;
+	CbQueueFree();
 	planned = true;
 	CbDeliveryPreCommit(plan, effects, prepare);
 }

@@ -6,7 +6,8 @@
  * A ring is loaded from the tables cachebridge.ring and cachebridge.ring_node
  * (ring.c) and compiled once per change into the form below (ring_compile.c):
  * a sorted continuum of points for ketama, cut into equal arcs by the top
- * bits of the hash so that a lookup searches only the points of one arc;
+ * bits of the hash -- about four arcs a point, so that most arcs hold at
+ * most one point and a lookup needs no search;
  * cumulative weights for jump and modulo; ranges sorted by their lower bound
  * for range rings.
  *
@@ -60,8 +61,8 @@ typedef struct CompiledRing
 	RingKeyHash key_hash;
 	int			nnodes;
 	RingNode   *nodes;			/* in ring order */
-	int			npoints;		/* ketama: sorted continuum */
-	RingPoint  *points;
+	int			npoints;		/* ketama: sorted continuum, */
+	RingPoint  *points;			/* then a sentinel, see IndexKetama() */
 	int			pointshift;		/* ketama: hash >> pointshift is an arc */
 	int		   *pointindex;		/* ketama: first point of each arc */
 	uint64	   *cumweight;		/* jump, modulo: running sum of weights */

@@ -40,9 +40,12 @@
 #define KETAMA_POINTS_PER_HASH		4
 
 /*
- * The continuum index cuts the hash circle into up to 2^16 equal arcs, about
- * one per point, so that a lookup searches the few points of one arc.
+ * The continuum index cuts the hash circle into equal arcs, about four per
+ * point, so that most arcs hold no point or one (the search of an arc is
+ * then a comparison, not a loop whose branches depend on the hash); at most
+ * 2^16 arcs, so that the index of a large ring stays small.
  */
+#define KETAMA_ARCS_PER_POINT		4
 #define KETAMA_INDEX_MAX_BITS		16
 
 /* FNV-1a 64-bit parameters */
@@ -57,34 +60,39 @@ LittleEndian32(const uint8 *p)
 		((uint32) p[2] << 16) | ((uint32) p[3] << 24);
 }
 
+/* FNV-1a 64 of a key, bytes sign-extended as twemproxy's (signed) char is. */
+static inline uint64
+Fnv1a64(const char *key, int keylen)
+{
+	uint64		hash = FNV_64_INIT;
+
+	for (int i = 0; i < keylen; i++)
+	{
+		hash ^= (uint64) (int64) (signed char) key[i];
+		hash *= FNV_64_PRIME;
+	}
+	return hash;
+}
+
 /*
- * Hash a key the ring's way.  The low 32 bits are the hash ketama and
- * modulo rings use (twemproxy's md5 and fnv1a_64 hashes); jump rings use
- * all 64 bits.
+ * The 32-bit hash of a key that ketama and modulo rings use (twemproxy's
+ * md5 and fnv1a_64 hashes).  MD5 only needs to produce its first word.
  */
-static uint64
-RingKeyHashValue(RingKeyHash key_hash, const char *key, int keylen)
+static inline uint32
+RingKeyHash32(RingKeyHash key_hash, const char *key, int keylen)
 {
 	if (key_hash == RING_HASH_FNV1A_64)
-	{
-		uint64		hash = FNV_64_INIT;
+		return (uint32) Fnv1a64(key, keylen);
+	return CbMd5First32(key, keylen);
+}
 
-		/* bytes are sign-extended, as twemproxy's (signed) char is */
-		for (int i = 0; i < keylen; i++)
-		{
-			hash ^= (uint64) (int64) (signed char) key[i];
-			hash *= FNV_64_PRIME;
-		}
-		return hash;
-	}
-	else
-	{
-		uint8		digest[CB_MD5_DIGEST_LEN];
-
-		CbMd5(key, keylen, digest);
-		return (uint64) LittleEndian32(digest) |
-			((uint64) LittleEndian32(digest + 4) << 32);
-	}
+/* The 64-bit hash of a key that jump rings use; its low half is the above. */
+static inline uint64
+RingKeyHash64(RingKeyHash key_hash, const char *key, int keylen)
+{
+	if (key_hash == RING_HASH_FNV1A_64)
+		return Fnv1a64(key, keylen);
+	return CbMd5First64(key, keylen);
 }
 
 /*
@@ -118,6 +126,10 @@ RingPointCompare(const void *a, const void *b)
  * are a, and pointindex[a] is the first point at or after the start of arc
  * a (npoints if none); pointindex[narcs] is npoints.  The points between
  * pointindex[a] and pointindex[a + 1] are those of arc a.
+ *
+ * points[npoints] is a sentinel: the largest value, owned by the node of
+ * the first point, which is where a hash past the last point wraps to.  A
+ * lookup that runs off the end of the continuum finds it without a test.
  */
 static void
 IndexKetama(CompiledRing *ring)
@@ -126,7 +138,8 @@ IndexKetama(CompiledRing *ring)
 	uint32		narcs;
 	int			p = 0;
 
-	while (bits < KETAMA_INDEX_MAX_BITS && (1 << bits) < ring->npoints)
+	while (bits < KETAMA_INDEX_MAX_BITS &&
+		   ((int64) 1 << bits) < (int64) ring->npoints * KETAMA_ARCS_PER_POINT)
 		bits++;
 	narcs = (uint32) 1 << bits;
 	ring->pointshift = 32 - bits;
@@ -141,6 +154,9 @@ IndexKetama(CompiledRing *ring)
 		ring->pointindex[arc] = p;
 	}
 	ring->pointindex[narcs] = ring->npoints;
+
+	ring->points[ring->npoints].value = PG_UINT32_MAX;
+	ring->points[ring->npoints].node = ring->npoints > 0 ? ring->points[0].node : 0;
 }
 
 /* Build the sorted ketama continuum of a ring. */
@@ -154,7 +170,8 @@ CompileKetama(CompiledRing *ring)
 		maxpoints += KetamaPointsForWeight(ring->nodes[i].weight,
 										   ring->totalweight, ring->nnodes);
 
-	ring->points = palloc(sizeof(RingPoint) * Max(maxpoints, 1));
+	/* one more for the sentinel */
+	ring->points = palloc(sizeof(RingPoint) * (maxpoints + 1));
 	ring->npoints = 0;
 	initStringInfo(&pointname);
 
@@ -336,26 +353,33 @@ NodeOfBucket(const CompiledRing *ring, uint64 bucket)
 /*
  * Ketama: the node of the first point >= hash, wrapping around.  Points
  * before the hash's arc are smaller than the hash and points after it are
- * larger, so the search is over the points of the arc and the one after.
+ * larger, so the answer is among the points of the arc or is the first
+ * point after it (the sentinel when the arc is the last one).
  */
-static int
+static inline int
 KetamaLookup(const CompiledRing *ring, uint32 hash)
 {
 	uint32		arc = hash >> ring->pointshift;
 	int			lo = ring->pointindex[arc];
 	int			hi = ring->pointindex[arc + 1];
 
-	while (lo < hi)
+	if (likely(hi - lo <= 1))
 	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (ring->points[mid].value < hash)
-			lo = mid + 1;
-		else
-			hi = mid;
+		/* step past the arc's one point if it is below the hash */
+		lo += (lo < hi) & (ring->points[lo].value < hash);
 	}
-	if (lo == ring->npoints)
-		lo = 0;
+	else
+	{
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (ring->points[mid].value < hash)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
 	return ring->points[lo].node;
 }
 
@@ -401,27 +425,24 @@ RangeLookup(const CompiledRing *ring, const char *key, int keylen)
 int
 RingLookup(const CompiledRing *ring, const char *key, int keylen)
 {
-	uint64		hash;
-
 	if (ring->nnodes == 0)
 		return RING_NO_NODE;
-	if (ring->algorithm == RING_RANGE)
-		return RangeLookup(ring, key, keylen);
 
-	hash = RingKeyHashValue(ring->key_hash, key, keylen);
 	switch (ring->algorithm)
 	{
 		case RING_KETAMA:
 			if (ring->npoints == 0)
 				return RING_NO_NODE;
-			return KetamaLookup(ring, (uint32) hash);
+			return KetamaLookup(ring, RingKeyHash32(ring->key_hash, key, keylen));
 		case RING_JUMP:
 			return NodeOfBucket(ring,
-								JumpConsistentHash(hash, (int32) ring->totalweight));
+								JumpConsistentHash(RingKeyHash64(ring->key_hash, key, keylen),
+												   (int32) ring->totalweight));
 		case RING_MODULO:
-			return NodeOfBucket(ring, (uint32) hash % ring->totalweight);
+			return NodeOfBucket(ring, RingKeyHash32(ring->key_hash, key, keylen) %
+								ring->totalweight);
 		case RING_RANGE:
-			break;
+			return RangeLookup(ring, key, keylen);
 	}
 	return RING_NO_NODE;
 }

@@ -84,47 +84,99 @@
 	"end\n"
 
 static const char *const script_source[CB_NSCRIPTS] = {
-	/* CB_SCRIPT_APPLY: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
+	/*
+	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
+	 * tombstone ttl, then per key its op and ttl (0 for none) and: for 'S'
+	 * (set) the value, for 'H' (hash) the number of fields and values that
+	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
+	 * batch of one transaction's keys in one call, at a few Redis commands
+	 * per key instead of a script call: one MGET reads every marker, each
+	 * key not older than its marker is applied: one MSET writes the markers
+	 * and plain values first (so that Redis refusing writes -- OOM -- stops
+	 * the call before it changed anything), then one UNLINK removes the
+	 * deleted keys, each hash is replaced, and PEXPIREAT sets the
+	 * expiry of values with a TTL (their markers expire with them) and of
+	 * tombstones, at an absolute time taken once (cheaper than SET ... EX,
+	 * which Redis rewrites for replication).  The keys of a
+	 * call are distinct (the queue keeps one effect per key), so the order
+	 * among them does not matter.  A marker MGET shows as missing may also
+	 * be a key of another type (changed behind cachebridge's back): EXISTS
+	 * tells, in one command for all of them; such a key is left alone and
+	 * the call answers WRONGTYPE once it has applied the others, so that
+	 * effect is rejected for good while its neighbours are applied.  Any
+	 * other error stops the call and is retried as a whole; what was
+	 * applied is applied again with the same version, which changes nothing.
+	 * Replies the number of keys applied.
+	 */
 	CB_LUA_VERSION
-	"local cur = redis.call('GET', KEYS[2])\n"
-	"if cur and version(cur) > version(ARGV[2]) then return 0 end\n"
-	"local ttl = tonumber(ARGV[3])\n"
-	"if ARGV[1] == 'D' then\n"
-	"  redis.call('DEL', KEYS[1])\n"
-	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
-	"  return 1\n"
-	"end\n"
-	"if ARGV[1] == 'S' then\n"
-	"  redis.call('SET', KEYS[1], ARGV[5])\n"
-	"else\n"
-	"  redis.call('DEL', KEYS[1])\n"
-	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
-	"end\n"
-	"if ttl > 0 then\n"
-	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
-	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
-	"else\n"
-	"  redis.call('SET', KEYS[2], ARGV[2])\n"
-	"end\n"
-	"return 1\n",
-
-	/* CB_SCRIPT_DELETE: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
-	CB_LUA_VERSION
-	"local n = 0\n"
-	"local v = version(ARGV[1])\n"
-	"for i = 1, #KEYS, 2 do\n"
-	"  local cur = redis.call('GET', KEYS[i + 1])\n"
-	"  if not cur or version(cur) <= v then\n"
-	"    redis.call('DEL', KEYS[i])\n"
-	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
-	"    n = n + 1\n"
+	"local n = #KEYS / 2\n"
+	"local markers = {}\n"
+	"for i = 1, n do markers[i] = KEYS[2 * i] end\n"
+	"local cur = redis.call('MGET', unpack(markers))\n"
+	"local nils = {}\n"
+	"for i = 1, n do if not cur[i] then nils[#nils + 1] = markers[i] end end\n"
+	"local wrong = {}\n"
+	"if #nils > 0 and redis.call('EXISTS', unpack(nils)) > 0 then\n"
+	"  for i = 1, n do\n"
+	"    if not cur[i] and redis.call('TYPE', markers[i])['ok'] ~= 'none' then wrong[i] = true end\n"
 	"  end\n"
 	"end\n"
-	"return n\n",
+	"local v = version(ARGV[1])\n"
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n"
+	"local tomb = at(tonumber(ARGV[2]))\n"
+	"local set, gone, hashes, expire = {}, {}, {}, {}\n"
+	"local applied, failed = 0, false\n"
+	"local a = 3\n"
+	"for i = 1, n do\n"
+	"  local op, ttl, first, last = ARGV[a], tonumber(ARGV[a + 1]), a + 2, a + 2\n"
+	"  if op == 'H' then first = a + 3; last = first + tonumber(ARGV[a + 2]) end\n"
+	"  if op == 'D' then last = first end\n"
+	"  if op == 'S' then last = first + 1 end\n"
+	"  a = last\n"
+	"  local c = cur[i]\n"
+	"  if wrong[i] then\n"
+	"    failed = true\n"
+	"  elseif not c or version(c) <= v then\n"
+	"    local key, m = KEYS[2 * i - 1], KEYS[2 * i]\n"
+	"    set[#set + 1] = m\n"
+	"    set[#set + 1] = ARGV[1]\n"
+	"    if op == 'D' then\n"
+	"      gone[#gone + 1] = key\n"
+	"      expire[#expire + 1] = m\n"
+	"      expire[#expire + 1] = tomb\n"
+	"    else\n"
+	"      if op == 'S' then\n"
+	"        set[#set + 1] = key\n"
+	"        set[#set + 1] = ARGV[first]\n"
+	"      else\n"
+	"        hashes[#hashes + 1] = {key, first, last}\n"
+	"      end\n"
+	"      if ttl > 0 then\n"
+	"        local when = at(ttl)\n"
+	"        expire[#expire + 1] = key\n"
+	"        expire[#expire + 1] = when\n"
+	"        expire[#expire + 1] = m\n"
+	"        expire[#expire + 1] = when\n"
+	"      end\n"
+	"    end\n"
+	"    applied = applied + 1\n"
+	"  end\n"
+	"end\n"
+	"if #set > 0 then redis.call('MSET', unpack(set)) end\n"
+	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
+	"for _, h in ipairs(hashes) do\n"
+	"  redis.call('DEL', h[1])\n"
+	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n"
+	"end\n"
+	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n"
+	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker)') end\n"
+	"return applied\n",
 
 	/*
-	 * CB_SCRIPT_DELETE_FOUND: as CB_SCRIPT_DELETE, for keys a pattern's SCAN
-	 * found: only cached values (strings, hashes) are deleted, never a
+	 * CB_SCRIPT_DELETE_FOUND: as the deletions of CB_SCRIPT_WRITE, for keys
+	 * a pattern's SCAN found: only cached values (strings, hashes) are deleted, never a
 	 * stream or anything else that shares the pattern, and a key whose
 	 * marker cannot be read is left rather than failing the whole call
 	 */
@@ -218,14 +270,55 @@ static const char *const script_source[CB_NSCRIPTS] = {
 };
 
 /*
- * The 1.2 scripts that outbox rows call by SHA1 (all but the fill, which
- * is never stored), loaded unchanged so that rows written by 1.2 and not
- * yet delivered when the library was upgraded are still applied, rather
- * than answered NOSCRIPT for ever.  Their comparisons hold against 1.3
- * markers: a 1.2 version is a hex digit first, below every "V..." one, so
- * they refuse to overwrite anything 1.3 wrote.  Never edit them.
+ * Scripts of earlier versions that outbox rows call by SHA1, loaded
+ * unchanged so that rows written by an earlier library and not yet
+ * delivered when it was upgraded are still applied, rather than answered
+ * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
+ * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
+ * is never stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * the same markers; 1.2's hold against newer markers: a 1.2 version is a
+ * hex digit first, below every "V..." one, so they refuse to overwrite
+ * anything 1.3 or 1.4 wrote.  Never edit them.
  */
 static const char *const legacy_source[] = {
+	/* 1.3 apply: KEYS key, marker; ARGV op, marker, ttl, tombstone ttl, value... */
+	CB_LUA_VERSION
+	"local cur = redis.call('GET', KEYS[2])\n"
+	"if cur and version(cur) > version(ARGV[2]) then return 0 end\n"
+	"local ttl = tonumber(ARGV[3])\n"
+	"if ARGV[1] == 'D' then\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])\n"
+	"  return 1\n"
+	"end\n"
+	"if ARGV[1] == 'S' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('EXPIRE', KEYS[1], ttl)\n"
+	"  redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)\n"
+	"else\n"
+	"  redis.call('SET', KEYS[2], ARGV[2])\n"
+	"end\n"
+	"return 1\n",
+
+	/* 1.3 delete: KEYS key1, marker1, key2, marker2...; ARGV marker, tombstone ttl */
+	CB_LUA_VERSION
+	"local n = 0\n"
+	"local v = version(ARGV[1])\n"
+	"for i = 1, #KEYS, 2 do\n"
+	"  local cur = redis.call('GET', KEYS[i + 1])\n"
+	"  if not cur or version(cur) <= v then\n"
+	"    redis.call('DEL', KEYS[i])\n"
+	"    redis.call('SET', KEYS[i + 1], ARGV[1], 'EX', ARGV[2])\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"return n\n",
+
 	/* 1.2 apply */
 	"local cur = redis.call('GET', KEYS[2])\n"
 	"if cur and string.sub(cur, 1, 16) > string.sub(ARGV[2], 1, 16) then return 0 end\n"
@@ -297,46 +390,64 @@ static const char *const legacy_source[] = {
 	"return n\n",
 };
 
-/* How the KEYS of each script, and of each 1.2 script, are laid out. */
+/* How the KEYS (and ARGV) of each script are laid out, for a cluster router. */
 static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
-	[CB_SCRIPT_APPLY] = CB_KEYS_KEY_MARKER,
-	[CB_SCRIPT_DELETE] = CB_KEYS_PAIRS,
+	[CB_SCRIPT_WRITE] = CB_KEYS_WRITE,
 	[CB_SCRIPT_DELETE_FOUND] = CB_KEYS_PAIRS,
 	[CB_SCRIPT_FILL] = CB_KEYS_KEY_MARKER,
 	[CB_SCRIPT_FLOOR] = CB_KEYS_OTHER,
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
 };
+
+/* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */
 static const CbScriptKeys legacy_keys[] = {
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS,
 	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER
 };
+
+StaticAssertDecl(lengthof(legacy_keys) == lengthof(legacy_source),
+				 "every legacy script has a key layout");
+
+/* Positions in legacy_source of 1.3's apply and delete, which replays restamp. */
+#define CB_LEGACY_APPLY_1_3 0
+#define CB_LEGACY_DELETE_1_3 1
 
 static char script_sha[CB_NSCRIPTS][41];
 static char legacy_sha[lengthof(legacy_source)][41];
 
-/* Writes the SHA1 of script text src, in hex, into sha (41 bytes). */
-static void
-CbComputeSha(const char *src, char *sha)
+/* Puts the SHA1 of script text src, as EVALSHA wants it, in sha (once). */
+static const char *
+CbSourceSha(const char *src, char *sha)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
-	uint8		digest[SHA1_DIGEST_LENGTH];
+	if (sha[0] == '\0')
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA1);
+		uint8		digest[SHA1_DIGEST_LENGTH];
 
-	if (ctx == NULL ||
-		pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) src, strlen(src)) < 0 ||
-		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "could not compute the SHA1 of a cachebridge script");
-	pg_cryptohash_free(ctx);
-	for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
-		snprintf(&sha[i * 2], 3, "%02x", digest[i]);
+		if (ctx == NULL ||
+			pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) src, strlen(src)) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute the SHA1 of a cachebridge script");
+		pg_cryptohash_free(ctx);
+		for (int i = 0; i < SHA1_DIGEST_LENGTH; i++)
+			snprintf(&sha[i * 2], 3, "%02x", digest[i]);
+	}
+	return sha;
 }
 
 /* The SHA1 of a script, as EVALSHA wants it (computed once). */
 const char *
 CbScriptSha(CbScript script)
 {
-	if (script_sha[script][0] == '\0')
-		CbComputeSha(script_source[script], script_sha[script]);
-	return script_sha[script];
+	return CbSourceSha(script_source[script], script_sha[script]);
+}
+
+/* True if sha (len bytes) names the script text of legacy_source[i]. */
+static bool
+CbIsLegacySha(const char *sha, size_t len, int i)
+{
+	return len == 40 && memcmp(sha, CbSourceSha(legacy_source[i], legacy_sha[i]), 40) == 0;
 }
 
 /*
@@ -353,12 +464,8 @@ CbScriptKeyLayout(const char *sha, size_t len)
 		if (memcmp(CbScriptSha(s), sha, 40) == 0)
 			return script_keys[s];
 	for (int s = 0; s < lengthof(legacy_source); s++)
-	{
-		if (legacy_sha[s][0] == '\0')
-			CbComputeSha(legacy_source[s], legacy_sha[s]);
-		if (memcmp(legacy_sha[s], sha, 40) == 0)
+		if (CbIsLegacySha(sha, len, s))
 			return legacy_keys[s];
-	}
 	return CB_KEYS_OTHER;
 }
 
@@ -548,11 +655,14 @@ CbIsMarkerName(const char *name, size_t len)
 int
 CbScriptVersionArg(const char *sha, size_t len, long nkeys)
 {
-	/* EVALSHA sha nkeys keys... op marker ttl tombstone-ttl value... */
-	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_APPLY), 40) == 0)
+	/* EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl per-key... */
+	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_WRITE), 40) == 0)
+		return 3 + nkeys;
+	/* 1.3 apply: EVALSHA sha nkeys keys... op marker ttl tombstone-ttl value... */
+	if (CbIsLegacySha(sha, len, CB_LEGACY_APPLY_1_3))
 		return 3 + nkeys + 1;
-	/* EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl */
-	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_DELETE), 40) == 0)
+	/* 1.3 delete: EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl */
+	if (CbIsLegacySha(sha, len, CB_LEGACY_DELETE_1_3))
 		return 3 + nkeys;
 	return -1;
 }

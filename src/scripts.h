@@ -14,8 +14,7 @@
 
 typedef enum CbScript
 {
-	CB_SCRIPT_APPLY,			/* write or delete one key, if newer */
-	CB_SCRIPT_DELETE,			/* delete many keys, each if newer */
+	CB_SCRIPT_WRITE,			/* write or delete many keys, each if newer */
 	CB_SCRIPT_DELETE_FOUND,		/* the same for cached values a SCAN found */
 	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
 	CB_SCRIPT_FLOOR,			/* raise a pattern deletion's floor */
@@ -28,7 +27,10 @@ typedef enum CbScriptKeys
 {
 	CB_KEYS_OTHER,				/* one key, or not cachebridge's script */
 	CB_KEYS_KEY_MARKER,			/* a key, then its marker */
-	CB_KEYS_PAIRS				/* pairs of key and marker, each on its own */
+	CB_KEYS_PAIRS,				/* pairs of key and marker, each on its own */
+	CB_KEYS_WRITE				/* pairs as CB_KEYS_PAIRS; ARGV two shared, then
+								 * per key: op, ttl and op's own (see
+								 * CB_SCRIPT_WRITE) */
 } CbScriptKeys;
 
 /* Suffix of the key that holds a key's version marker. */

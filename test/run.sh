@@ -112,8 +112,16 @@ run_tap() {
     local t log rc
     # CB_TAP=050 runs only test/t/050*.pl (CB_REGRESS="a b" and CB_SPECS="c"
     # name the pg_regress tests and isolation specs to run)
-    for t in "$SRC"/test/t/${CB_TAP:-}*.pl; do
+    # the files come from the checkout: one missing from the copy (its
+    # directory removed under the run) is a failure, not a pass
+    for t in "$CB_ROOT"/test/t/${CB_TAP:-}*.pl; do
         [ -f "$t" ] || continue
+        t=$SRC/test/t/$(basename "$t")
+        if [ ! -f "$t" ]; then
+            echo "not ok - test/t/$(basename "$t") is missing from $SRC: the run's directory was removed under it"
+            failed=$((failed + 1))
+            continue
+        fi
         log=$WORK/tap-$(basename "$t" .pl).log
         cb_log "TAP: test/t/$(basename "$t")"
         (cd "$SRC" && cb_as_user env "${TEST_ENV[@]}" TESTDIR="$SRC/test" \
@@ -142,6 +150,11 @@ for layer in $layers; do
     esac
 done
 
+# a run whose directory vanished has not run what it did not report
+if [ ! -d "$SRC" ]; then
+    echo "not ok - $WORK was removed during the run"
+    failed=$((failed + 1))
+fi
 [ "$skipped" = 0 ] || echo "$skipped skipped (not counted as passed)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -16,7 +16,8 @@
 #   oltp     pgbench TPC-B-like, and a custom script of single-row UPDATEs of
 #            pgbench_accounts (the cached table), at 1 and 2 clients
 #   shard    shard_for on 1,000,000 keys vs hashtext vs a PL/pgSQL ketama
-#            ring, 3 and 1,000 nodes (test/bench/shard_for.sh)
+#            ring, 3 and 1,000 nodes, and two C floors of its signature
+#            (test/bench/shard_for.sh, test/bench/shard_floor.c)
 #   memory   peak backend memory (VmHWM) of a 1,000,000-row UPDATE with no
 #            trigger, invalidate and write_through (triggers.sh's section)
 #   refresh  CALL cachebridge.refresh() of 1,000,000 narrow rows with

@@ -17,20 +17,52 @@
 # answers are compared with shard_for on 10,000 keys (rings of equal weights)
 # and the agreement is printed.
 #
+# And it times two floors, C functions of shard_for's signature built from
+# test/bench/shard_floor.c into a temporary library (loaded by absolute
+# path, dropped afterwards): "floor" returns a node name and does nothing
+# else, "floor + MD5 of key" also computes the key hash of an md5 ring.
+# shard_for on a 3-node md5 ring cannot be cheaper than the second.
+#
 # Usage: PGHOST=... PGPORT=... bash test/bench/shard_for.sh [RUNS]   (default 5)
 #
 # Environment: CB_BENCH_SHARD_KEYS keys to map [1000000];
-#              CB_BENCH_PLPGSQL_RUNS runs of the PL/pgSQL ring [min(RUNS, 3)]
+#              CB_BENCH_PLPGSQL_RUNS runs of the PL/pgSQL ring [min(RUNS, 3)];
+#              PG_CONFIG of the server [/usr/lib/postgresql/15/bin/pg_config]
 
 set -euo pipefail
 runs=${1:-5}
 keys=${CB_BENCH_SHARD_KEYS:-1000000}
 plpgsql_runs=${CB_BENCH_PLPGSQL_RUNS:-$((runs < 3 ? runs : 3))}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 
-psql -X -q -v ON_ERROR_STOP=1 -v runs="$runs" -v keys="$keys" -v plpgsql_runs="$plpgsql_runs" <<'SQL'
+# The floors' library, readable by the server; the server runs on this host.
+floor_dir=$(mktemp -d /tmp/cb-shard-floor.XXXXXX)
+trap 'rm -rf "$floor_dir"' EXIT
+chmod 755 "$floor_dir"
+floor_lib=$floor_dir/shard_floor.so
+# shellcheck disable=SC2046  # pg_config prints flags to split
+if ! gcc $("$pg_config" --cflags) $("$pg_config" --cflags_sl) -shared \
+    -I"$("$pg_config" --includedir-server)" -I"$root/src" \
+    -o "$floor_lib" "$root/test/bench/shard_floor.c" "$root/src/md5.c" 2>"$floor_dir/cc.log"; then
+    echo "FAIL: the floors of test/bench/shard_floor.c do not build:" >&2
+    cat "$floor_dir/cc.log" >&2
+    exit 1
+fi
+chmod 755 "$floor_lib"
+
+psql -X -q -v ON_ERROR_STOP=1 -v runs="$runs" -v keys="$keys" -v plpgsql_runs="$plpgsql_runs" \
+    -v floor_lib="$floor_lib" <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cachebridge;
 SET max_parallel_workers_per_gather = 0;
+
+DROP SCHEMA IF EXISTS bench_floor CASCADE;
+CREATE SCHEMA bench_floor;
+CREATE FUNCTION bench_floor.shard_floor(key text, ring text) RETURNS text
+LANGUAGE c STABLE STRICT AS :'floor_lib', 'shard_floor';
+CREATE FUNCTION bench_floor.shard_floor_md5(key text, ring text) RETURNS text
+LANGUAGE c STABLE STRICT AS :'floor_lib', 'shard_floor_md5';
 
 SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv', 'bench1000eq') \g /dev/null
 SELECT cachebridge.ring_create('bench3fnv', 'ketama', 'fnv1a_64') \g /dev/null
@@ -75,13 +107,27 @@ BEGIN
 END
 $$;
 
--- Milliseconds a query takes.
-CREATE FUNCTION pg_temp.ms(query text) RETURNS float8 LANGUAGE plpgsql AS $$
+-- CPU time this backend has used, in milliseconds (Linux: the first field
+-- of /proc/self/schedstat, in ns), or NULL where it cannot be read.  The
+-- machine may be shared: CPU time does not count the time other processes
+-- held the CPU, wall time does.
+CREATE FUNCTION pg_temp.cpu_ms() RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint / 1e6;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
+
+-- Milliseconds a query takes, wall clock and CPU time of the backend.
+CREATE FUNCTION pg_temp.ms(query text, OUT ms float8, OUT cpu_ms float8) LANGUAGE plpgsql AS $$
 DECLARE
     t0 timestamptz := clock_timestamp();
+    c0 float8 := pg_temp.cpu_ms();
 BEGIN
     EXECUTE query;
-    RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
+    ms := 1000 * extract(epoch FROM clock_timestamp() - t0);
+    cpu_ms := pg_temp.cpu_ms() - c0;
 END
 $$;
 
@@ -97,9 +143,10 @@ BEGIN
 END
 $$;
 
-CREATE TEMP TABLE timings (what text, ms float8);
+CREATE TEMP TABLE timings (what text, ms float8, cpu_ms float8);
 -- warm up: build both rings, read the keys once
-SELECT count(cachebridge.shard_for(k, 'bench3')), count(cachebridge.shard_for(k, 'bench1000'))
+SELECT count(cachebridge.shard_for(k, 'bench3')), count(cachebridge.shard_for(k, 'bench1000')),
+       count(bench_floor.shard_floor(k, 'bench3')), count(bench_floor.shard_floor_md5(k, 'bench3'))
 FROM bench_keys \g /dev/null
 
 SELECT set_config('bench.runs', :'runs', false) \g /dev/null
@@ -107,15 +154,17 @@ SELECT set_config('bench.plpgsql_runs', :'plpgsql_runs', false) \g /dev/null
 DO $$
 BEGIN
     FOR r IN 1 .. current_setting('bench.runs')::int LOOP
-        INSERT INTO timings SELECT 'hashtext', pg_temp.ms('SELECT count(hashtext(k)) FROM bench_keys');
-        INSERT INTO timings SELECT 'shard_for 3 nodes', pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench3'')) FROM bench_keys');
-        INSERT INTO timings SELECT 'shard_for 3 nodes fnv1a_64', pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench3fnv'')) FROM bench_keys');
-        INSERT INTO timings SELECT 'shard_for 1000 nodes', pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench1000'')) FROM bench_keys');
-        INSERT INTO timings SELECT 'build 1000-node ring', pg_temp.build_ms('bench1000');
+        INSERT INTO timings SELECT 'hashtext', * FROM pg_temp.ms('SELECT count(hashtext(k)) FROM bench_keys');
+        INSERT INTO timings SELECT 'floor', * FROM pg_temp.ms('SELECT count(bench_floor.shard_floor(k, ''bench3'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'floor + MD5 of key', * FROM pg_temp.ms('SELECT count(bench_floor.shard_floor_md5(k, ''bench3'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'shard_for 3 nodes', * FROM pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench3'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'shard_for 3 nodes fnv1a_64', * FROM pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench3fnv'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'shard_for 1000 nodes', * FROM pg_temp.ms('SELECT count(cachebridge.shard_for(k, ''bench1000'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'build 1000-node ring', pg_temp.build_ms('bench1000'), NULL;
     END LOOP;
     FOR r IN 1 .. current_setting('bench.plpgsql_runs')::int LOOP
-        INSERT INTO timings SELECT 'PL/pgSQL ring 3 nodes', pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl3'')) FROM bench_keys');
-        INSERT INTO timings SELECT 'PL/pgSQL ring 1000 nodes', pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl1000'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'PL/pgSQL ring 3 nodes', * FROM pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl3'')) FROM bench_keys');
+        INSERT INTO timings SELECT 'PL/pgSQL ring 1000 nodes', * FROM pg_temp.ms('SELECT count(plpgsql_shard_for(k, ''pl1000'')) FROM bench_keys');
     END LOOP;
 END
 $$;
@@ -123,12 +172,15 @@ $$;
 \echo
 \echo 'shard_for over' :keys 'distinct keys (medians of' :runs 'runs; PL/pgSQL ring:' :plpgsql_runs 'runs)'
 WITH m AS (
-    SELECT what, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms
+    SELECT what, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_ms) AS cpu_ms
     FROM timings GROUP BY what
 )
 SELECT m.what, round(m.ms::numeric, 1) AS median_ms,
        CASE WHEN m.what NOT LIKE 'build%'
-            THEN round((m.ms / h.ms)::numeric, 2) END AS ratio_to_hashtext
+            THEN round((m.ms / h.ms)::numeric, 2) END AS ratio_to_hashtext,
+       round(m.cpu_ms::numeric, 1) AS median_cpu_ms,
+       round((m.cpu_ms / h.cpu_ms)::numeric, 2) AS cpu_ratio
 FROM m, m h WHERE h.what = 'hashtext'
 ORDER BY m.what LIKE 'PL%', m.what;
 
@@ -137,6 +189,7 @@ SELECT round(100.0 * count(*) FILTER (WHERE plpgsql_shard_for(k, 'pl3') = cacheb
        round(100.0 * count(*) FILTER (WHERE plpgsql_shard_for(k, 'pl1000') = cachebridge.shard_for(k, 'bench1000eq')) / count(*), 2) AS "1000 nodes %"
 FROM (SELECT k FROM bench_keys LIMIT 10000) s;
 
+DROP SCHEMA bench_floor CASCADE;
 DROP FUNCTION plpgsql_shard_for(text, text);
 DROP TABLE bench_ring_points;
 SELECT cachebridge.ring_drop(name) FROM cachebridge.ring WHERE name IN ('bench3', 'bench1000', 'bench3fnv', 'bench1000eq') \g /dev/null

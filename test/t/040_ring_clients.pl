@@ -34,6 +34,23 @@ ok(run([ $python, '-c', 'import uhashring' ], '>', \$out, '2>', \$err),
 my $node = PostgreSQL::Test::Cluster->new('ring_clients');
 $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->start;
+
+# cachebridge's MD5 (one-block fast path, first-word shortcut) against
+# OpenSSL's on every length 0..300, before any ring is compared.
+my $md5_check = "$tmp/md5_check";
+# Debian's server headers (postgresql-server-dev-15): a private copy of the
+# installation (CB_PRIVATE_PG) has none, so not the running server's pg_config.
+my ($server_inc) = `/usr/lib/postgresql/15/bin/pg_config --includedir-server`;
+chomp $server_inc;
+ok( run([ 'cc', '-O2', "-I$server_inc", '-Isrc', '-o', $md5_check,
+			'test/clients/md5_check.c', 'src/md5.c', '-lcrypto' ],
+		'>', \$out, '2>', \$err),
+	'MD5 check client builds')
+  or diag($err);
+ok(run([$md5_check], '>', \$out, '2>', \$err), 'MD5 check client runs')
+  or diag($err);
+like($out, qr/^checks 1806000 mismatches 0$/m,
+	'CbMd5, CbMd5First32 and CbMd5First64 agree with OpenSSL MD5()');
 $node->safe_psql('postgres', 'CREATE EXTENSION cachebridge');
 
 # Keys: ASCII, hash-tagged, Cyrillic with a euro sign, empty, long.
