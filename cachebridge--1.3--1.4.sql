@@ -168,3 +168,23 @@ GRANT SELECT ON cachebridge.attachments TO pg_monitor, pg_read_all_stats;
 GRANT EXECUTE ON FUNCTION cachebridge.trigger_arguments(pg_catalog.int2, pg_catalog.bytea)
     TO pg_monitor, pg_read_all_stats;
 -- ==== end of monitoring ====
+
+-- ==== Redis Cluster (issue 15) ====
+-- The nodes of the Redis Cluster as the calling session knows them: its
+-- slot map (refreshed first when stale) and the round trips that failed on
+-- each node.  Read-only, but it talks to Redis: not for PUBLIC.
+CREATE FUNCTION cachebridge.cluster_nodes(
+    OUT node pg_catalog.text,
+    OUT role pg_catalog.text,
+    OUT slots pg_catalog.text,
+    OUT connected pg_catalog.bool,
+    OUT errors pg_catalog.int8,
+    OUT last_error pg_catalog.text,
+    OUT last_error_at pg_catalog.timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'cluster_nodes'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION cachebridge.cluster_nodes() IS
+  'Nodes of the Redis Cluster as this session knows them: master slot ranges, open connection, failed round trips and the last error; no row on a single Redis';
+REVOKE ALL ON FUNCTION cachebridge.cluster_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cachebridge.cluster_nodes() TO cachebridge_reader, pg_monitor;

@@ -23,7 +23,13 @@
 # $CB_SANDBOX_DIR/certs), and cachebridge talks to it over rediss://,
 # verifying the certificate; the walkthrough shows the connection.
 #
-# Usage: bash scripts/sandbox.sh [start [--tls]|stop|status]    (default: start)
+# With --cluster, a Redis Cluster of three masters with a replica each runs
+# too (six redis-server --cluster-enabled yes on the first free ports from
+# 7100, in $CB_SANDBOX_DIR/cluster0..5), cachebridge.redis_url names two of
+# its nodes as seeds, and the walkthrough shows keys landing on different
+# masters.
+#
+# Usage: bash scripts/sandbox.sh [start [--tls|--cluster]|stop|status]    (default: start)
 
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/lib.sh"
@@ -34,7 +40,7 @@ PSQL=$CB_PG_BIN/psql
 CALLER_DIR=$(pwd)
 
 usage() {
-    echo "usage: bash scripts/sandbox.sh [start [--tls]|stop|status]" >&2
+    echo "usage: bash scripts/sandbox.sh [start [--tls|--cluster]|stop|status]" >&2
     exit 2
 }
 
@@ -49,15 +55,18 @@ self_command() {
 }
 
 # Reads the ports of the last sandbox into PG_PORT and REDIS_PORT ("" if none).
-# TLS_PORT is the TLS port of a --tls sandbox.
+# TLS_PORT is the TLS port of a --tls sandbox, CLUSTER_PORT the first node's
+# port of a --cluster one.
 load_state() {
     PG_PORT=
     REDIS_PORT=
     TLS_PORT=
+    CLUSTER_PORT=
     [ -f "$STATE" ] || return 0
     PG_PORT=$(sed -n 's/^PG_PORT=\([0-9]*\)$/\1/p' "$STATE")
     REDIS_PORT=$(sed -n 's/^REDIS_PORT=\([0-9]*\)$/\1/p' "$STATE")
     TLS_PORT=$(sed -n 's/^TLS_PORT=\([0-9]*\)$/\1/p' "$STATE")
+    CLUSTER_PORT=$(sed -n 's/^CLUSTER_PORT=\([0-9]*\)$/\1/p' "$STATE")
 }
 
 # Refuses a sandbox directory that is a symlink or belongs to someone else.
@@ -107,6 +116,7 @@ stop_servers() {
     forget_stale_redis_pid
     cb_pg_stop "$SANDBOX_DIR"
     cb_redis_stop "$SANDBOX_DIR"
+    cb_redis_cluster_stop "$SANDBOX_DIR"
 }
 
 # psql on the sandbox database, stopping at the first error.
@@ -115,10 +125,24 @@ sandbox_psql() {
         -U postgres -d cachebridge "$@"
 }
 
+# redis-cli on the Redis cachebridge uses: the cluster (following its
+# redirections) in a --cluster sandbox.
+redis_cli() {
+    if [ -n "$CLUSTER_PORT" ]; then
+        redis-cli -c -p "$CLUSTER_PORT" "$@"
+    else
+        redis-cli -p "$REDIS_PORT" "$@"
+    fi
+}
+
 # Shows a redis-cli command, then its output.
 show_redis() {
-    echo "\$ redis-cli -p $REDIS_PORT $*"
-    redis-cli -p "$REDIS_PORT" "$@"
+    if [ -n "$CLUSTER_PORT" ]; then
+        echo "\$ redis-cli -c -p $CLUSTER_PORT $*"
+    else
+        echo "\$ redis-cli -p $REDIS_PORT $*"
+    fi
+    redis_cli "$@"
 }
 
 # Shows SQL statements, then their output.
@@ -141,7 +165,7 @@ walkthrough_cache_aside() {
     show_redis TTL greeting
     show_sql "SELECT round_trips, cache_hits, cache_misses, errors FROM cachebridge.stats;"
     from_pg=$(sandbox_psql -A -t -c "SELECT cachebridge.get('greeting')")
-    from_redis=$(redis-cli -p "$REDIS_PORT" GET greeting)
+    from_redis=$(redis_cli GET greeting)
     if [ "$from_pg" != "hello from PostgreSQL" ] || [ "$from_redis" != "$from_pg" ]; then
         walkthrough_failed "cachebridge.get returned \"$from_pg\", Redis holds \"$from_redis\""
     fi
@@ -163,7 +187,7 @@ walkthrough_write_through() {
     show_redis GET user:1
     expected=$(sandbox_psql -A -t -c "SELECT row_to_json(u)::text FROM users u WHERE id = 1")
     for _ in $(seq 30); do
-        from_redis=$(redis-cli -p "$REDIS_PORT" GET user:1)
+        from_redis=$(redis_cli GET user:1)
         [ "$from_redis" = "$expected" ] && return 0
         sleep 0.1
     done
@@ -183,7 +207,7 @@ walkthrough_publish() {
     show_sql "UPDATE users SET email = 'ada@lovelace.example' WHERE id = 1;"
     show_sql "SELECT cachebridge.wait_delivered();"
     show_redis XRANGE events:users - +
-    len=$(redis-cli -p "$REDIS_PORT" XLEN events:users)
+    len=$(redis_cli XLEN events:users)
     [ "$len" = 1 ] || walkthrough_failed "the stream events:users holds $len entries, expected 1"
 }
 
@@ -203,6 +227,30 @@ walkthrough_sharding() {
             FROM generate_series(1, 1000) AS id")
     [ "$nodes" = "shard-a,shard-b" ] ||
         walkthrough_failed "1000 keys went to \"$nodes\", expected both shard-a and shard-b"
+}
+
+# Shows keys of one table landing on the masters of the cluster (a --cluster
+# sandbox): each key on the master that owns its slot, none with a hash tag.
+walkthrough_cluster() {
+    local port ports masters=0 n
+    [ -n "$CLUSTER_PORT" ] || return 0
+    echo
+    echo "-- Redis Cluster: cachebridge routes each key to the master of its slot"
+    show_sql "SELECT node, role, slots FROM cachebridge.cluster_nodes() ORDER BY node;"
+    show_sql "CREATE TABLE products (id int PRIMARY KEY, name text);"
+    show_sql "SELECT cachebridge.attach('products', 'product:{id}');"
+    show_sql "INSERT INTO products SELECT g, 'product ' || g FROM generate_series(1, 9) AS g;"
+    show_sql "SELECT 'product:' || id AS key, cachebridge.key_slot('product:' || id) AS slot FROM products;"
+    read -r -a ports <"$SANDBOX_DIR/cluster.ports"
+    for port in "${ports[@]}"; do
+        redis-cli -p "$port" role 2>/dev/null | head -1 | grep -q master || continue
+        echo "\$ redis-cli -p $port --scan --pattern 'product:*'   (a master)"
+        redis-cli -p "$port" --scan --pattern 'product:*' | grep -v '#cbv$' | sort
+        n=$(redis-cli -p "$port" --scan --pattern 'product:*' | grep -vc '#cbv$')
+        [ "$n" -gt 0 ] && masters=$((masters + 1))
+    done
+    [ "$masters" = 3 ] ||
+        walkthrough_failed "the product keys are on $masters masters, expected all three"
 }
 
 # Shows cachebridge's connection going over TLS (a --tls sandbox).
@@ -239,6 +287,9 @@ EOF
   The cluster has cachebridge.redis_url = 'rediss://127.0.0.1:$TLS_PORT/0',
                   cachebridge.tls_ca_file = '$SANDBOX_DIR/certs/ca.crt'.
 EOF
+    elif [ -n "$CLUSTER_PORT" ]; then
+        echo "  Redis Cluster   redis-cli -c -p $CLUSTER_PORT   (three masters, three replicas)"
+        echo "  The cluster has cachebridge.redis_url = '$(cb_redis_cluster_url "$SANDBOX_DIR")'."
     else
         echo "  The cluster has cachebridge.redis_url = 'redis://127.0.0.1:$REDIS_PORT/0'."
     fi
@@ -246,7 +297,7 @@ EOF
 }
 
 cmd_start() {
-    local old_pg old_redis old_tls tls_conf=()
+    local old_pg old_redis old_tls old_cluster tls_conf=()
     cb_ensure_packages
     cb_build_install
     cb_pick_user
@@ -263,11 +314,13 @@ cmd_start() {
     old_pg=$PG_PORT
     old_redis=$REDIS_PORT
     old_tls=$TLS_PORT
-    if [ -e "$SANDBOX_DIR/pgdata" ] || [ -e "$SANDBOX_DIR/redis.pid" ]; then
+    old_cluster=$CLUSTER_PORT
+    if [ -e "$SANDBOX_DIR/pgdata" ] || [ -e "$SANDBOX_DIR/redis.pid" ] ||
+        [ -e "$SANDBOX_DIR/cluster.ports" ]; then
         cb_log "stopping the previous sandbox"
         stop_servers
-        rm -rf "$SANDBOX_DIR/pgdata"
-        rm -f "$SANDBOX_DIR/postgresql.log" "$SANDBOX_DIR/redis.log"
+        rm -rf "$SANDBOX_DIR/pgdata" "$SANDBOX_DIR"/cluster[0-5]
+        rm -f "$SANDBOX_DIR/postgresql.log" "$SANDBOX_DIR/redis.log" "$SANDBOX_DIR/cluster.ports"
     fi
 
     # the previous ports when still free, else the next free ones
@@ -283,13 +336,21 @@ cmd_start() {
         tls_conf=("cachebridge.redis_url = 'rediss://127.0.0.1:$TLS_PORT/0'"
             "cachebridge.tls_ca_file = '$SANDBOX_DIR/certs/ca.crt'")
     fi
-    printf 'PG_PORT=%s\nREDIS_PORT=%s\nTLS_PORT=%s\n' "$PG_PORT" "$REDIS_PORT" "$TLS_PORT" >"$STATE"
+    CLUSTER_PORT=
+    [ "$WITH_CLUSTER" = 1 ] && CLUSTER_PORT=$(cb_free_port "${old_cluster:-7100}")
+    printf 'PG_PORT=%s\nREDIS_PORT=%s\nTLS_PORT=%s\nCLUSTER_PORT=%s\n' \
+        "$PG_PORT" "$REDIS_PORT" "$TLS_PORT" "$CLUSTER_PORT" >"$STATE"
 
     # from here on, a failure stops whatever was started
     trap 'stop_servers' EXIT
     trap 'exit 130' INT TERM
     cb_log "starting redis-server on 127.0.0.1:$REDIS_PORT${TLS_PORT:+ (TLS on $TLS_PORT)}"
     cb_redis_start "$SANDBOX_DIR" "$REDIS_PORT" 9<&-
+    if [ -n "$CLUSTER_PORT" ]; then
+        cb_log "starting a Redis Cluster (3 masters, 3 replicas) from 127.0.0.1:$CLUSTER_PORT"
+        cb_redis_cluster_start "$SANDBOX_DIR" "$CLUSTER_PORT" 9<&-
+        tls_conf=("cachebridge.redis_url = '$(cb_redis_cluster_url "$SANDBOX_DIR")'")
+    fi
     cb_log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
     cb_pg_init "$SANDBOX_DIR" "$PG_PORT" 127.0.0.1 "$REDIS_PORT" "${tls_conf[@]}"
     cb_pg_start "$SANDBOX_DIR" 9<&-
@@ -304,6 +365,7 @@ cmd_start() {
     walkthrough_publish
     walkthrough_sharding
     walkthrough_tls
+    walkthrough_cluster
     trap - EXIT
 
     print_instructions
@@ -346,12 +408,16 @@ cmd_status() {
 }
 
 WITH_TLS=0
-if [ "${1:-}" = --tls ]; then set -- start --tls; fi
-if [ "${2:-}" = --tls ]; then
-    [ "$1" = start ] && [ $# = 2 ] || usage
-    WITH_TLS=1
-    set -- start
-fi
+WITH_CLUSTER=0
+case ${1:-} in --tls|--cluster) set -- start "$1" ;; esac
+case ${2:-} in
+    --tls|--cluster)
+        [ "$1" = start ] && [ $# = 2 ] || usage
+        [ "$2" = --tls ] && WITH_TLS=1
+        [ "$2" = --cluster ] && WITH_CLUSTER=1
+        set -- start
+        ;;
+esac
 [ $# -le 1 ] || usage
 case ${1:-start} in
     start) cmd_start ;;

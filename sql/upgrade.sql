@@ -226,6 +226,18 @@ ALTER TABLE up_pd DETACH PARTITION up_pd_eu;
 \c :regress_db
 DROP DATABASE cb_from_1_3;
 
+-- ==== Redis Cluster (issue 15) ====
+-- 1.4 adds cachebridge.cluster_nodes(): the slot map as the session knows
+-- it, for cachebridge_reader and pg_monitor, not PUBLIC.  On a single Redis
+-- it has no row (test/t/100_cluster.pl covers a cluster).
+SELECT p.proname,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       has_function_privilege('cachebridge_reader', p.oid, 'EXECUTE') AS reader,
+       has_function_privilege('pg_monitor', p.oid, 'EXECUTE') AS monitor
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = 'cachebridge'::regnamespace AND p.proname = 'cluster_nodes';
+SELECT count(*) AS nodes FROM cachebridge.cluster_nodes();
+
 -- 1.4 (issue 13): writes and deletions go out in batched calls of a new
 -- write script.  Outbox rows the 1.3 library left undelivered call 1.3's
 -- per-key apply and its delete script by SHA1: both stay loaded, so such a

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * key_slot.c
- *		key_slot(): the Redis Cluster hash slot of a key.
+ *		key_slot(): the Redis Cluster hash slot of a key, for SQL and for
+ *		the cluster router (cluster.c).
  *
  * Redis Cluster puts a key in slot CRC16(key) mod 16384, with CRC16 the
  * XMODEM variant (polynomial 0x1021, initial value 0, no reflection).  When
@@ -16,9 +17,9 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-PG_FUNCTION_INFO_V1(key_slot);
+#include "key_slot.h"
 
-#define CLUSTER_SLOTS	16384
+PG_FUNCTION_INFO_V1(key_slot);
 
 /* CRC16/XMODEM of every byte value: table[b] = crc of b << 8 */
 static const uint16 crc16_xmodem_table[256] = {
@@ -67,20 +68,46 @@ Crc16Xmodem(const char *data, int len)
 	return crc;
 }
 
-/* The Redis Cluster slot of a key, hash tags included. */
-static int
-ClusterKeySlot(const char *key, int len)
+/*
+ * The hash tag of key, if it has one: the bytes between its first '{' and
+ * the first '}' after it, when there is at least one.
+ */
+static bool
+CbHashTag(const char *key, size_t len, const char **tag, size_t *taglen)
 {
 	const char *open = memchr(key, '{', len);
 	const char *close;
 
-	if (open != NULL)
-	{
-		close = memchr(open + 1, '}', len - (open + 1 - key));
-		if (close != NULL && close > open + 1)
-			return Crc16Xmodem(open + 1, close - open - 1) % CLUSTER_SLOTS;
-	}
-	return Crc16Xmodem(key, len) % CLUSTER_SLOTS;
+	if (open == NULL)
+		return false;
+	close = memchr(open + 1, '}', len - (open + 1 - key));
+	if (close == NULL || close == open + 1)
+		return false;
+	*tag = open + 1;
+	*taglen = close - open - 1;
+	return true;
+}
+
+/* True if key has a hash tag, which alone decides its slot. */
+bool
+CbKeyHasHashTag(const char *key, size_t len)
+{
+	const char *tag;
+	size_t		taglen;
+
+	return CbHashTag(key, len, &tag, &taglen);
+}
+
+/* The Redis Cluster slot of a key, hash tags included. */
+int
+CbKeySlot(const char *key, size_t len)
+{
+	const char *tag;
+	size_t		taglen;
+
+	if (CbHashTag(key, len, &tag, &taglen))
+		return Crc16Xmodem(tag, taglen) % CB_CLUSTER_SLOTS;
+	return Crc16Xmodem(key, len) % CB_CLUSTER_SLOTS;
 }
 
 /*
@@ -92,5 +119,5 @@ key_slot(PG_FUNCTION_ARGS)
 {
 	text	   *key = PG_GETARG_TEXT_PP(0);
 
-	PG_RETURN_INT32(ClusterKeySlot(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
+	PG_RETURN_INT32(CbKeySlot(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
 }

@@ -64,9 +64,14 @@ CbCheckKey(const char *key, size_t len)
 				(errcode(ERRCODE_RESERVED_NAME),
 				 errmsg("Redis key \"%s\" is reserved for a cachebridge version marker",
 						full.data),
-				 errdetail("Keys ending in \"%s\" hold the versions of other keys.",
-						   CB_VERSION_SUFFIX),
-				 errhint("Use a key that does not end in \"%s\".", CB_VERSION_SUFFIX)));
+				 CbHasVersionSuffix(full.data, full.len)
+				 ? errdetail("Keys ending in \"%s\" hold the versions of other keys.",
+							 CB_VERSION_SUFFIX)
+				 : errdetail("Keys holding \"%s}\" are the names of version markers on a Redis Cluster.",
+							 CB_VERSION_SUFFIX),
+				 CbHasVersionSuffix(full.data, full.len)
+				 ? errhint("Use a key that does not end in \"%s\".", CB_VERSION_SUFFIX)
+				 : errhint("Use a key that does not hold \"%s}\".", CB_VERSION_SUFFIX)));
 	pfree(full.data);
 }
 

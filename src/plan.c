@@ -159,11 +159,11 @@ CbKeyRefPush(CbKeyRef **refs, int *n, int *max, const char *data, size_t len)
 /*
  * The group of a key's write or deletion: a call of the write script holds
  * keys of one group only, and this is the one function that decides it.
- * Every key goes to the one Redis here, so there is one group and a call
- * holds CB_KEYS_PER_WRITE keys of any kind.  On a Redis Cluster every key
- * of a call must be in one slot: there this is to be the key's slot, and
- * the writes sorted by group (stably, so that each group keeps the order
- * the effects were made in) before CbPlanFlushWrites cuts them into calls.
+ * There is one group: a call holds CB_KEYS_PER_WRITE keys of any kind.
+ * The plan does not depend on where Redis keeps a key: on a Redis Cluster
+ * the router (cluster.c, CbSplitWrite) splits each call into one call per
+ * slot when it sends it, so that an outbox row written for one Redis is
+ * still delivered after a move to a cluster.
  */
 static uint32
 CbWriteGroup(const char *key, size_t keylen)

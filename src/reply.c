@@ -86,3 +86,50 @@ CbReplyVerdict(const redisReply *reply)
 		return CB_VERDICT_APPLIED;
 	return CbErrorVerdict(reply->str, reply->len);
 }
+
+/*
+ * True if reply is a Redis Cluster redirection, "MOVED <slot> <host>:<port>"
+ * or "ASK <slot> <host>:<port>": then *ask says which, and *slot, host (of
+ * hostlen bytes) and *port where the command is to go.  A redirection to a
+ * node that does not know its own address (":6380") is none.
+ */
+bool
+CbReplyRedirect(const redisReply *reply, bool *ask, int *slot,
+				char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	const char *addr;
+	char	   *end;
+	long		s;
+	long		p;
+
+	if (CbReplyHasCode(reply, "MOVED"))
+		*ask = false;
+	else if (CbReplyHasCode(reply, "ASK"))
+		*ask = true;
+	else
+		return false;
+	s = strtol(reply->str + (*ask ? 4 : 6), &end, 10);
+	if (*end != ' ' || s < 0 || s >= 16384)
+		return false;
+	addr = end + 1;
+	colon = strrchr(addr, ':');
+	if (colon == NULL || colon == addr || colon - addr >= (long) hostlen)
+		return false;
+	p = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || p <= 0 || p > 65535)
+		return false;
+	memcpy(host, addr, colon - addr);
+	host[colon - addr] = '\0';
+	*slot = (int) s;
+	*port = (int) p;
+	return true;
+}
+
+/* True if reply, the answer to INFO cluster, says cluster mode is on. */
+bool
+CbReplyClusterEnabled(const redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_STRING &&
+		strstr(reply->str, "cluster_enabled:1") != NULL;
+}

@@ -21,5 +21,8 @@ typedef enum CbVerdict
 extern CbVerdict CbErrorVerdict(const char *text, size_t textlen);
 extern CbVerdict CbReplyVerdict(const redisReply *reply);
 extern bool CbReplyHasCode(const redisReply *reply, const char *code);
+extern bool CbReplyRedirect(const redisReply *reply, bool *ask, int *slot,
+							char *host, size_t hostlen, int *port);
+extern bool CbReplyClusterEnabled(const redisReply *reply);
 
 #endif							/* CACHEBRIDGE_REPLY_H */

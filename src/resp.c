@@ -97,6 +97,19 @@ CbPipelineArgInt(CbPipeline *p, int64 value)
 }
 
 /*
+ * Appends one command already RESP-encoded (cmd[0..len) is the whole
+ * command), as the cluster router copies commands from a buffer into the
+ * pipeline of the node that owns their slot.
+ */
+void
+CbPipelineAppendRaw(CbPipeline *p, const char *cmd, size_t len)
+{
+	Assert(p->args_left == 0);
+	appendBinaryStringInfo(&p->buf, cmd, len);
+	p->ncommands++;
+}
+
+/*
  * Reads the RESP header of kind ('*' or '$') at *pos of encoded commands,
  * and for a bulk string its data; false if there is none.
  */

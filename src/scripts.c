@@ -20,10 +20,13 @@
  * TRUNCATE's pattern deletion removes what the transaction wrote before
  * it, and a replay of a transaction ends in the same state.  A delete
  * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
- * late older SET cannot bring the key back.  A key and its marker share a
- * Redis Cluster slot when the key has a {hash tag}.  Names ending in '#cbv'
- * are markers only: CbIsMarkerName() is the one test of that, and no key
- * may have such a name, so row data cannot produce or overwrite a marker.
+ * late older SET cannot bring the key back.  On a Redis Cluster a script
+ * may only touch keys of one slot, so there the marker has a name that
+ * hashes like its key (CbAppendClusterVersionKey; the cluster router,
+ * cluster.c, puts it in place of key || '#cbv').  Names ending in '#cbv',
+ * or holding '#cbv}', are markers only: CbIsMarkerName() is the one test of
+ * that, and no key may have such a name, so row data cannot produce or
+ * overwrite a marker.
  *
  * Cache-aside fills (cachebridge.set) run the fill script with the
  * caller's snapshot and epoch: a marker whose transaction the snapshot does
@@ -61,7 +64,9 @@
 
 #include "common/cryptohash.h"
 #include "common/sha1.h"
+#include "utils/memutils.h"
 
+#include "key_slot.h"
 #include "scripts.h"
 #include "version.h"
 
@@ -385,6 +390,24 @@ static const char *const legacy_source[] = {
 	"return n\n",
 };
 
+/* How the KEYS (and ARGV) of each script are laid out, for a cluster router. */
+static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
+	[CB_SCRIPT_WRITE] = CB_KEYS_WRITE,
+	[CB_SCRIPT_DELETE_FOUND] = CB_KEYS_PAIRS,
+	[CB_SCRIPT_FILL] = CB_KEYS_KEY_MARKER,
+	[CB_SCRIPT_FLOOR] = CB_KEYS_OTHER,
+	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
+};
+
+/* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */
+static const CbScriptKeys legacy_keys[] = {
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS,
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER
+};
+
+StaticAssertDecl(lengthof(legacy_keys) == lengthof(legacy_source),
+				 "every legacy script has a key layout");
+
 /* Positions in legacy_source of 1.3's apply and delete, which replays restamp. */
 #define CB_LEGACY_APPLY_1_3 0
 #define CB_LEGACY_DELETE_1_3 1
@@ -427,6 +450,25 @@ CbIsLegacySha(const char *sha, size_t len, int i)
 	return len == 40 && memcmp(sha, CbSourceSha(legacy_source[i], legacy_sha[i]), 40) == 0;
 }
 
+/*
+ * How the KEYS of the script called by SHA1 sha[0..len) are laid out, for
+ * a cluster router that must keep each call within one slot; CB_KEYS_OTHER
+ * for a script that is not cachebridge's.
+ */
+CbScriptKeys
+CbScriptKeyLayout(const char *sha, size_t len)
+{
+	if (len != 40)
+		return CB_KEYS_OTHER;
+	for (int s = 0; s < CB_NSCRIPTS; s++)
+		if (memcmp(CbScriptSha(s), sha, 40) == 0)
+			return script_keys[s];
+	for (int s = 0; s < lengthof(legacy_source); s++)
+		if (CbIsLegacySha(sha, len, s))
+			return legacy_keys[s];
+	return CB_KEYS_OTHER;
+}
+
 /* Appends SCRIPT LOAD of script text src. */
 static void
 CbAppendScriptLoad(CbPipeline *p, const char *src)
@@ -459,6 +501,97 @@ CbAppendVersionKey(StringInfo buf, const char *key, size_t len)
 }
 
 /*
+ * The slot tags: slot_tag[s] is a short string t of letters and digits
+ * such that t || CB_VERSION_SUFFIX hashes to slot s (see
+ * CbAppendClusterVersionKey).  Found once per process by trying every
+ * string of one, two, then three such characters (that covers all 16384
+ * slots; four are tried if ever not).
+ */
+static char (*slot_tag)[5] = NULL;
+
+static void
+CbMakeSlotTags(void)
+{
+	static const char alphabet[] =
+		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	const int	nchars = sizeof(alphabet) - 1;
+	char		(*tags)[5];
+	int			left = CB_CLUSTER_SLOTS;
+
+	tags = MemoryContextAllocZero(TopMemoryContext, sizeof(char[5]) * CB_CLUSTER_SLOTS);
+	for (int len = 1; len <= 4 && left > 0; len++)
+	{
+		int			combinations = 1;
+
+		for (int i = 0; i < len; i++)
+			combinations *= nchars;
+		for (int n = 0; n < combinations && left > 0; n++)
+		{
+			char		name[5 + sizeof(CB_VERSION_SUFFIX)];
+			int			v = n;
+			int			slot;
+
+			for (int i = 0; i < len; i++)
+			{
+				name[i] = alphabet[v % nchars];
+				v /= nchars;
+			}
+			memcpy(name + len, CB_VERSION_SUFFIX, sizeof(CB_VERSION_SUFFIX));
+			slot = CbKeySlot(name, strlen(name));
+			if (tags[slot][0] == '\0')
+			{
+				memcpy(tags[slot], name, len);
+				left--;
+			}
+		}
+	}
+	if (left > 0)
+		elog(ERROR, "could not find a tag for every Redis Cluster slot");
+	slot_tag = tags;
+}
+
+/*
+ * Appends the name of the version marker of key on a Redis Cluster, where
+ * a script can only touch keys of one slot, so the marker must hash like
+ * its key, whatever the key is:
+ *   - a key with a {hash tag}: key || '#cbv', as on a single Redis (the
+ *     tag is unchanged, so is the slot);
+ *   - a key without '{': key || '{' || t || '#cbv}#cbv', t a slot tag:
+ *     the hash tag "t#cbv" hashes to the key's slot, and the name still
+ *     begins with the key (so with its namespace, for ACL key patterns);
+ *   - a key with a '{' but no hash tag ("a{b", "a{}b"): '{' || t ||
+ *     '#cbv}' || key || '#cbv', since any '}' after the key would make a
+ *     tag of the key's own stray '{'.
+ * All end in '#cbv' and no key may contain '#cbv}' (CbIsMarkerName), so
+ * no key has one of these names, and no two keys share one.
+ */
+void
+CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t len)
+{
+	const char *tag;
+
+	if (CbKeyHasHashTag(key, len))
+	{
+		CbAppendVersionKey(buf, key, len);
+		return;
+	}
+	if (slot_tag == NULL)
+		CbMakeSlotTags();
+	tag = slot_tag[CbKeySlot(key, len)];
+	if (memchr(key, '{', len) == NULL)
+	{
+		appendBinaryStringInfo(buf, key, len);
+		appendStringInfo(buf, "{%s" CB_VERSION_SUFFIX "}" CB_VERSION_SUFFIX, tag);
+	}
+	else
+	{
+		appendStringInfo(buf, "{%s" CB_VERSION_SUFFIX "}", tag);
+		appendBinaryStringInfo(buf, key, len);
+		appendStringInfoString(buf, CB_VERSION_SUFFIX);
+	}
+}
+
+/*
  * Appends the name of the floor of a pattern deletion: the literal start of
  * the glob pattern match (up to its first unescaped *, ? or [, with its
  * escapes undone), then CB_VERSION_SUFFIX twice.  That name is a marker
@@ -481,9 +614,20 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
 }
 
+/* True if name[0..len) ends in CB_VERSION_SUFFIX. */
+bool
+CbHasVersionSuffix(const char *name, size_t len)
+{
+	size_t		slen = strlen(CB_VERSION_SUFFIX);
+
+	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+}
+
 /*
  * True if the Redis key name (in full, as sent to Redis) is the name of a
- * version marker: it ends in CB_VERSION_SUFFIX.  Such names are reserved:
+ * version marker: it ends in CB_VERSION_SUFFIX, or holds CB_VERSION_SUFFIX
+ * and '}' (the hash tag of a marker on a Redis Cluster, see
+ * CbAppendClusterVersionKey).  Such names are reserved:
  * no key cachebridge writes or deletes for a trigger or a cache-aside call
  * may be one (it would overwrite another key's marker, or a stream's), and
  * pattern deletions never match them.
@@ -491,9 +635,14 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 bool
 CbIsMarkerName(const char *name, size_t len)
 {
-	size_t		slen = strlen(CB_VERSION_SUFFIX);
+	const char	tagged[] = CB_VERSION_SUFFIX "}";
 
-	return len >= slen && memcmp(name + len - slen, CB_VERSION_SUFFIX, slen) == 0;
+	if (CbHasVersionSuffix(name, len))
+		return true;
+	for (size_t i = 0; i + sizeof(tagged) - 1 <= len; i++)
+		if (name[i] == '#' && memcmp(name + i, tagged, sizeof(tagged) - 1) == 0)
+			return true;
+	return false;
 }
 
 /*

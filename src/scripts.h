@@ -22,14 +22,28 @@ typedef enum CbScript
 	CB_NSCRIPTS
 } CbScript;
 
+/* How a script's KEYS are laid out (for routing on a Redis Cluster). */
+typedef enum CbScriptKeys
+{
+	CB_KEYS_OTHER,				/* one key, or not cachebridge's script */
+	CB_KEYS_KEY_MARKER,			/* a key, then its marker */
+	CB_KEYS_PAIRS,				/* pairs of key and marker, each on its own */
+	CB_KEYS_WRITE				/* pairs as CB_KEYS_PAIRS; ARGV two shared, then
+								 * per key: op, ttl and op's own (see
+								 * CB_SCRIPT_WRITE) */
+} CbScriptKeys;
+
 /* Suffix of the key that holds a key's version marker. */
 #define CB_VERSION_SUFFIX "#cbv"
 
 extern const char *CbScriptSha(CbScript script);
 extern void CbAppendScriptLoads(CbPipeline *p);
+extern CbScriptKeys CbScriptKeyLayout(const char *sha, size_t len);
 extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
+extern void CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
 extern bool CbIsMarkerName(const char *name, size_t len);
+extern bool CbHasVersionSuffix(const char *name, size_t len);
 extern int	CbScriptVersionArg(const char *sha, size_t len, long nkeys);
 
 #endif							/* CACHEBRIDGE_SCRIPTS_H */

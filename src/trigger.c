@@ -811,8 +811,12 @@ CbRefuseMarkerName(Relation rel, Trigger *trigger, StringInfo key,
 			(errcode(ERRCODE_RESERVED_NAME),
 			 errmsg("cachebridge trigger \"%s\" on table \"%s\" refused a %s reserved for version markers",
 					trigger->tgname, RelationGetRelationName(rel), kind),
-			 errdetail("The %s \"%.*s%s\" ends in \"%s\".", kind, shown, key->data,
-					   shown < key->len ? "..." : "", CB_VERSION_SUFFIX)));
+			 CbHasVersionSuffix(key->data, key->len)
+			 ? errdetail("The %s \"%.*s%s\" ends in \"%s\".", kind, shown, key->data,
+						 shown < key->len ? "..." : "", CB_VERSION_SUFFIX)
+			 : errdetail("The %s \"%.*s%s\" holds \"%s}\", the hash tag of a marker on a Redis Cluster.",
+						 kind, shown, key->data, shown < key->len ? "..." : "",
+						 CB_VERSION_SUFFIX)));
 	return true;
 }
 

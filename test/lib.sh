@@ -138,6 +138,63 @@ cb_redis_stop() {
     return 0
 }
 
+# cb_redis_cluster_start DIR PORT: a Redis Cluster of three masters with a
+# replica each, six redis-server --cluster-enabled yes on the first free
+# 127.0.0.1 ports from PORT, in DIR/cluster0..5 (the ports in
+# DIR/cluster.ports), joined with redis-cli --cluster create; returns once
+# every node says cluster_state:ok.
+cb_redis_cluster_start() {
+    local dir=$1 next=$2 ports=() p i
+    for i in 0 1 2 3 4 5; do
+        p=$(cb_free_port "$next")
+        next=$((p + 1))
+        mkdir -p "$dir/cluster$i"
+        [ "$(id -u)" = 0 ] && chown "$CB_USER" "$dir/cluster$i"
+        cb_as_user redis-server --port "$p" --bind 127.0.0.1 \
+            --cluster-enabled yes --cluster-config-file "$dir/cluster$i/nodes.conf" \
+            --cluster-node-timeout 2000 \
+            --daemonize yes --pidfile "$dir/cluster$i/redis.pid" \
+            --logfile "$dir/cluster$i/redis.log" --dir "$dir/cluster$i" \
+            --save '' --appendonly no >/dev/null \
+            3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- || cb_die "redis-server did not start"
+        ports+=("$p")
+    done
+    echo "${ports[*]}" >"$dir/cluster.ports"
+    for p in "${ports[@]}"; do
+        for _ in $(seq 50); do
+            redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && break
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") \
+        --cluster-replicas 1 --cluster-yes >"$dir/cluster-create.log" 2>&1 \
+        || cb_die "redis-cli --cluster create failed; see $dir/cluster-create.log"
+    for p in "${ports[@]}"; do
+        for i in $(seq 100); do
+            redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+            [ "$i" = 100 ] && cb_die "the Redis Cluster node on port $p is not ok"
+            sleep 0.1
+        done
+    done
+}
+
+# cb_redis_cluster_url DIR: a cachebridge.redis_url naming the first two
+# nodes of the cluster of DIR as seeds.
+cb_redis_cluster_url() {
+    local ports
+    read -r -a ports <"$1/cluster.ports"
+    echo "redis://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]}/0"
+}
+
+# cb_redis_cluster_stop DIR: stops every node of the cluster of DIR.
+cb_redis_cluster_stop() {
+    local i
+    for i in 0 1 2 3 4 5; do
+        [ -d "$1/cluster$i" ] && cb_redis_stop "$1/cluster$i"
+    done
+    return 0
+}
+
 # cb_pg_init DIR PORT LISTEN REDIS_PORT [extra postgresql.conf lines...]:
 # a new cluster in DIR/pgdata, sockets in DIR, superuser "postgres".
 cb_pg_init() {

@@ -27,6 +27,11 @@
 #            per row of the backend and of redis-server, and the backend's
 #            peak private memory growth (RssAnon sampled every 50 ms, minus
 #            its start)
+#   cluster  not run by default: a Redis Cluster of three masters with a
+#            replica each (test/lib.sh) against the single redis-server,
+#            interleaved: the bulk UPDATE with invalidate and write_through
+#            and pgbench TPC-B with write_through, durable; the table shows
+#            cluster time / single time (or single TPS / cluster TPS)
 #   tls      not run by default: the same redis-server over rediss:// (its TLS
 #            port, certificates from test/make_certs.sh) and redis://,
 #            interleaved: the bulk UPDATE with invalidate and write_through
@@ -56,7 +61,8 @@
 #
 # Environment (defaults in brackets; printed at the start):
 #   CB_BENCH_SECTIONS        ["bulk oltp shard memory refresh"]; add "tls" (or
-#                            run CB_BENCH_SECTIONS=tls alone) for TLS vs plain
+#                            run CB_BENCH_SECTIONS=tls alone) for TLS vs plain,
+#                            "cluster" for a Redis Cluster vs one Redis
 #   CB_BENCH_REFRESH_ROWS    [1000000]
 #   CB_BENCH_BULK_ROWS       [200000]
 #   CB_BENCH_PGBENCH_SCALE   [5]      CB_BENCH_PGBENCH_SECONDS [4]
@@ -147,6 +153,7 @@ memcache_stop() {
 stop_all() {
     set +e
     memcache_stop
+    [ -n "${DIR:-}" ] && cb_redis_cluster_stop "$DIR"
     stop_servers
     [ -n "${CB_REDIS_TLS_CERTS:-}" ] && rm -rf "$CB_REDIS_TLS_CERTS"
 }
@@ -471,6 +478,154 @@ tls_report() {
     done
 }
 
+# ---------------------------------------------------------------- cluster
+
+# cluster_use single|cluster: cachebridge (every new session, and the
+# worker) talks to the single redis-server or to the Redis Cluster.
+cluster_use() {
+    local url="redis://127.0.0.1:$REDIS_PORT/0"
+    [ "$1" = cluster ] && url=$(cb_redis_cluster_url "$DIR")
+    q -c "ALTER SYSTEM SET cachebridge.redis_url = '$url'" -c 'SELECT pg_reload_conf()' >/dev/null
+    for _ in $(seq 50); do
+        [ "$(q1 "SELECT current_setting('cachebridge.redis_url')")" = "$url" ] && return
+        sleep 0.1
+    done
+    bench_fail "cachebridge.redis_url was not reloaded"
+}
+
+# cluster_flush: empties the Redis cachebridge uses now (every master of the
+# cluster, or the single server).
+cluster_flush() {
+    local p
+    if [ "$(q1 "SELECT count(*) FROM cachebridge.cluster_nodes()")" = 0 ]; then
+        rc FLUSHALL >/dev/null
+    else
+        for p in $(cat "$DIR/cluster.ports"); do
+            redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || true
+        done
+    fi
+}
+
+# cluster_cached N: how many of row:1 .. row:N hold a value, read through
+# cachebridge (so on whichever Redis it uses), and how many of those differ
+# from their row of bench_t.
+cluster_cached() {
+    q1 "SELECT count(m.value), count(m.value) FILTER (WHERE m.value IS DISTINCT FROM row_to_json(t)::text)
+        FROM cachebridge.mget(ARRAY(SELECT 'row:' || g FROM generate_series(1, $1) AS g)) AS m
+        LEFT JOIN bench_t t ON m.key = 'row:' || t.id"
+}
+
+# cluster_bulk_run TARGET VARIANT: the timed bulk UPDATE on TARGET, checked.
+cluster_bulk_run() {
+    local target=$1 variant=$2 n=$BULK_ROWS have wrong
+    make_table bench_t "$n"
+    set_variant bench_t "$variant" 'row:{id}'
+    cluster_flush
+    # stale copies of every row, for invalidate to remove (filled through
+    # cachebridge, so on whichever Redis it uses)
+    [[ $variant == inv_* ]] &&
+        q1 "SELECT count(cachebridge.set('row:' || g, 'stale')) FROM generate_series(1, $n) AS g" >/dev/null
+    q -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    timed -c "UPDATE bench_t SET n = n + 1, updated_at = updated_at + interval '1 day'"
+    CHECK=
+    case $variant in
+        inv_*)
+            await_delivery
+            IFS='|' read -r have wrong < <(cluster_cached "$n")
+            [ "$have" = 0 ] || bench_fail "$target: $have of $n stale keys were not invalidated"
+            CHECK="$n keys invalidated, "; check_stats ;;
+        wt_*)
+            await_delivery
+            IFS='|' read -r have wrong < <(cluster_cached "$n")
+            [ "$have" = "$n" ] && [ "$wrong" = 0 ] ||
+                bench_fail "$target: $have of $n keys cached, $wrong of them differ from their row"
+            CHECK="$n keys equal row_to_json, "; check_stats ;;
+        *) CHECK="no effect to check" ;;
+    esac
+    printf '  %-7s %-7s %-12s %8s rows  %10.1f ms   %s\n' "$target" update "$variant" "$n" "$MS" "$CHECK"
+    record cluster_bulk_update "$variant@$target" "$MS"
+}
+
+# cluster_oltp_run TARGET CLIENTS: pgbench TPC-B with write_through on TARGET.
+cluster_oltp_run() {
+    local target=$1 clients=$2 out tps touched have wrong
+    q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
+    q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
+    q1 "TRUNCATE pgbench_history" >/dev/null
+    set_variant pgbench_accounts wt_durable 'acct:{aid}'
+    cluster_flush
+    q -c 'VACUUM pgbench_accounts' -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
+        -T "$PGB_SECONDS" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
+    tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
+    [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
+    await_delivery
+    touched=$(q1 "SELECT count(DISTINCT aid) FROM pgbench_history")
+    IFS='|' read -r have wrong < <(q1 "SELECT count(m.value), count(*) FILTER (WHERE m.value IS DISTINCT FROM row_to_json(a)::text)
+        FROM cachebridge.mget(ARRAY(SELECT DISTINCT 'acct:' || aid FROM pgbench_history)) AS m
+        JOIN pgbench_accounts a ON m.key = 'acct:' || a.aid")
+    [ "$have" = "$touched" ] && [ "$wrong" = 0 ] ||
+        bench_fail "$target: $touched accounts changed, $have cached, $wrong differ from their row"
+    CHECK="$touched keys equal row_to_json, "
+    check_stats
+    printf '  %-7s tpcb -c %s %-12s %9.1f tps   %s\n' "$target" "$clients" wt_durable "$tps" "$CHECK"
+    record "cluster_oltp_tpcb_c$clients" "wt_durable@$target" "$tps"
+}
+
+# A Redis Cluster of three masters against the single redis-server,
+# interleaved run by run: the bulk UPDATE with no trigger, invalidate and
+# write_through, and pgbench TPC-B with write_through, all durable.
+section_cluster() {
+    local run v t
+    echo "== cluster: a Redis Cluster of 3 masters (and 3 replicas) vs one redis-server, $RUNS runs, interleaved"
+    cb_redis_cluster_start "$DIR" "$(cb_free_port 7300)"
+    pgbench -h "$DIR" -p "$PG_PORT" -U postgres -i -q -s "$PGB_SCALE" bench >/dev/null 2>&1 ||
+        bench_fail "pgbench -i failed"
+    for ((run = 1; run <= RUNS; run++)); do
+        echo " run $run"
+        for v in baseline inv_durable wt_durable; do
+            for t in single cluster; do
+                [ "$v" = baseline ] && [ "$t" = cluster ] && continue
+                cluster_use "$t"
+                cluster_bulk_run "$t" "$v"
+            done
+        done
+        for t in single cluster; do
+            cluster_use "$t"
+            cluster_oltp_run "$t" 2
+        done
+    done
+    cluster_use single
+    set_variant pgbench_accounts baseline x
+    q1 "DROP TABLE bench_t" >/dev/null
+    echo
+}
+
+# cluster_line SECTION VARIANT LABEL UNIT: single and cluster medians side
+# by side, and cluster time / single time (or single TPS / cluster TPS).
+cluster_line() {
+    local single cluster ratio
+    single=$(stat_of "$1" "$2@single" median)
+    cluster=$(stat_of "$1" "$2@cluster" median)
+    [ -n "$single" ] && [ -n "$cluster" ] || return 0
+    ratio=$(awk -v s="$single" -v c="$cluster" -v u="$4" 'BEGIN {
+        if (s == 0 || c == 0) print "-"; else if (u == "tps") printf "%.3f", s / c; else printf "%.3f", c / s }')
+    printf '| %-44s | %10.1f %-3s | %10.1f %-3s | %7sx |\n' "$3" "$single" "$4" "$cluster" "$4" "$ratio"
+}
+
+cluster_report() {
+    grep -q '^cluster_' "$DIR/results.tsv" || return 0
+    printf '\n| %-44s | %14s | %14s | %8s |\n|---|---:|---:|---:|\n' \
+        "Redis Cluster vs one Redis (medians of $RUNS runs)" "one Redis" "3 masters" "ratio"
+    local base
+    base=$(stat_of cluster_bulk_update baseline@single median)
+    [ -n "$base" ] && printf '| %-44s | %10.1f %-3s | %14s | %8s |\n' \
+        "UPDATE of $BULK_ROWS rows, no trigger" "$base" ms "" ""
+    cluster_line cluster_bulk_update inv_durable "UPDATE of $BULK_ROWS rows, invalidate" ms
+    cluster_line cluster_bulk_update wt_durable "UPDATE of $BULK_ROWS rows, write_through" ms
+    cluster_line cluster_oltp_tpcb_c2 wt_durable "pgbench TPC-B -c 2, write_through (${PGB_SECONDS}s)" tps
+}
+
 # ---------------------------------------------------------------- shard, memory
 
 section_shard() {
@@ -632,6 +787,7 @@ bench_report() {
         done
     done
     tls_report
+    cluster_report
     for w in tpcb update; do
         for c in $CLIENTS; do
             grep -q "^worker_${w}_c$c	" "$DIR/results.tsv" || continue
@@ -721,8 +877,9 @@ for s in $BENCH_SECTIONS; do
         shard) section_shard ;;
         memory) section_memory_default ;;
         tls) section_tls ;;
+        cluster) section_cluster ;;
         refresh) section_refresh ;;
-        *) cb_die "unknown section $s (bulk, oltp, shard, memory, refresh, tls)" ;;
+        *) cb_die "unknown section $s (bulk, oltp, shard, memory, refresh, tls, cluster)" ;;
     esac
 done
 bench_report

@@ -554,6 +554,332 @@ sub DESTROY
 	return;
 }
 
+
+# A Redis Cluster of the test's own: three masters with a replica each.
+#
+#   my $cl = CacheBridgeTest::RedisCluster->new;
+#   CacheBridgeTest::set_redis_url($node, $cl->url);   # two seeds
+#   my $m = $cl->master_of('user:1');     # the CacheBridgeTest::Redis
+#   my $v = $cl->get('user:1');           # redis-cli -c
+#   my @d = $cl->diff('user:*', { 'user:1' => 'v' });   # every master
+#
+# Every node is a CacheBridgeTest::Redis with "cluster-enabled yes", so it
+# is stopped like any other server when the test ends, even on failure.
+package CacheBridgeTest::RedisCluster;
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+use Time::HiRes ();
+
+# new(masters => 3, replicas => 1, conf => [lines]): starts the nodes,
+# joins them with redis-cli --cluster create and waits until every node
+# says cluster_state:ok and knows every other.
+sub new
+{
+	my ($class, %opts) = @_;
+	my $masters = $opts{masters} // 3;
+	my $replicas = $opts{replicas} // 1;
+	my $self = bless { nodes => [] }, $class;
+
+	for my $i (1 .. $masters * (1 + $replicas))
+	{
+		# the cluster bus gets a free port of its own (by default it is the
+		# port + 10000, which another test's server may hold)
+		my $bus = PostgreSQL::Test::Cluster::get_free_port();
+
+		push @{ $self->{nodes} }, CacheBridgeTest::Redis->new(
+			name => "cluster$i",
+			conf => [
+				'cluster-enabled yes',
+				"cluster-port $bus",
+				'cluster-config-file nodes.conf',
+				'cluster-node-timeout 2000',
+				'enable-debug-command yes',
+				@{ $opts{conf} // [] }
+			]);
+	}
+	my ($out, $err) = ('', '');
+	IPC::Run::run(
+		[
+			'redis-cli', '--cluster', 'create',
+			(map { '127.0.0.1:' . $_->port } @{ $self->{nodes} }),
+			'--cluster-replicas', $replicas, '--cluster-yes'
+		],
+		'<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	die "redis-cli --cluster create failed:\n$out$err"
+	  unless $out =~ /All 16384 slots covered/;
+	$self->wait_ok;
+	return $self;
+}
+
+sub nodes { return @{ $_[0]->{nodes} }; }
+
+# wait_ok(): returns once every running node reports cluster_state:ok and
+# agrees on who the masters are; dies after the default timeout.
+sub wait_ok
+{
+	my ($self) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+
+	while (time < $deadline)
+	{
+		my @up = grep { $_->{pid} } $self->nodes;
+		my %views;
+		my $ok = 1;
+
+		for my $n (@up)
+		{
+			if ($n->cli('CLUSTER', 'INFO') !~ /cluster_state:ok/)
+			{
+				$ok = 0;
+				last;
+			}
+			$views{ join(',', map { $_->port } $self->masters_seen_by($n)) } = 1;
+		}
+		return if $ok && keys(%views) == 1;
+		Time::HiRes::sleep(0.2);
+	}
+	die "the Redis Cluster did not reach cluster_state:ok on every node";
+}
+
+# masters_seen_by($node): the running masters owning slots, as $node's
+# CLUSTER NODES lists them, in port order.
+sub masters_seen_by
+{
+	my ($self, $node) = @_;
+	my %by_port = map { $_->port => $_ } $self->nodes;
+	my @m;
+
+	for my $line (split /\n/, $node->cli('CLUSTER', 'NODES'))
+	{
+		my @f = split / /, $line;
+		next unless $f[2] =~ /master/ && $f[2] !~ /fail/ && @f > 8;
+		my ($port) = $f[1] =~ /:(\d+)@/;
+		push @m, $by_port{$port} if $by_port{$port};
+	}
+	return sort { $a->port <=> $b->port } @m;
+}
+
+# masters(): the masters owning slots now, as the first running node sees them.
+sub masters
+{
+	my ($self) = @_;
+	my ($first) = grep { $_->{pid} } $self->nodes;
+
+	return $self->masters_seen_by($first);
+}
+
+# replica_of($master): a running replica of $master.
+sub replica_of
+{
+	my ($self, $master) = @_;
+
+	for my $n (grep { $_->{pid} && $_ != $master } $self->nodes)
+	{
+		my $info = $n->cli('INFO', 'replication');
+		return $n
+		  if $info =~ /role:slave/ && $info =~ /master_port:(\d+)/ && $1 == $master->port;
+	}
+	return undef;
+}
+
+# url(%o): a cachebridge.redis_url naming two seed nodes (the first two
+# started), with the credentials and database of CacheBridgeTest::Redis::url.
+sub url
+{
+	my ($self, %o) = @_;
+	my @n = $self->nodes;
+	my ($p0, $p1) = ($n[0]->port, $n[1]->port);
+	(my $url = $n[0]->url(%o)) =~ s{127\.0\.0\.1:$p0/}{127.0.0.1:$p0,127.0.0.1:$p1/};
+
+	return $url;
+}
+
+# keyslot($key): CLUSTER KEYSLOT as the cluster computes it.
+sub keyslot
+{
+	my ($self, $key) = @_;
+	my ($first) = grep { $_->{pid} } $self->nodes;
+
+	return $first->cli('CLUSTER', 'KEYSLOT', $key);
+}
+
+# master_of($key): the master that owns $key's slot now.
+sub master_of
+{
+	my ($self, $key) = @_;
+	my $slot = $self->keyslot($key);
+	my ($first) = grep { $_->{pid} } $self->nodes;
+	my %by_port = map { $_->port => $_ } $self->nodes;
+
+	for my $line (split /\n/, $first->cli('CLUSTER', 'NODES'))
+	{
+		my @f = split / /, $line;
+		next unless $f[2] =~ /master/ && $f[2] !~ /fail/;
+		for my $range (@f[ 8 .. $#f ])
+		{
+			next if $range =~ /^\[/;	# a slot being migrated
+			my ($lo, $hi) = split /-/, $range;
+			$hi //= $lo;
+			my ($port) = $f[1] =~ /:(\d+)@/;
+			return $by_port{$port} if $slot >= $lo && $slot <= $hi;
+		}
+	}
+	return undef;
+}
+
+# cli_c(@args): redis-cli -c (follows redirections) from the first
+# running node.
+sub cli_c
+{
+	my ($self, @args) = @_;
+	my ($first) = grep { $_->{pid} } $self->nodes;
+
+	return $first->cli('-c', @args);
+}
+
+# get($key): the value of $key (undef when missing), read where the
+# cluster says it is.
+sub get
+{
+	my ($self, $key) = @_;
+	my $out = $self->cli_c('GET', $key);
+
+	return $out eq '' ? undef : $out;
+}
+
+# scan_keys($pattern): every key matching $pattern on every master, sorted.
+sub scan_keys
+{
+	my ($self, $pattern) = @_;
+
+	return sort map { $_->scan_keys($pattern) } $self->masters;
+}
+
+# batch($node, @commands): runs each command (an array reference of words
+# without spaces) on $node in one redis-cli process and returns its replies,
+# one per command, each on one line (a missing value is '').
+sub batch
+{
+	my ($self, $node, @commands) = @_;
+	my $in = join('', map { join(' ', @$_) . "\n" } @commands);
+	my ($out, $err) = ('', '');
+
+	return () unless @commands;
+	IPC::Run::run([ 'redis-cli', '-h', '127.0.0.1', '-p', $node->port ],
+		'<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	my @lines = split(/\n/, $out, -1);
+	pop @lines if @lines && $lines[-1] eq '';
+	die "redis-cli answered " . scalar(@lines) . " lines to " . scalar(@commands) . " commands"
+	  unless @lines == @commands;
+	return @lines;
+}
+
+# slot_owners(): the port of the master of each slot (an array reference
+# indexed by slot), from one CLUSTER NODES.
+sub slot_owners
+{
+	my ($self) = @_;
+	my ($first) = grep { $_->{pid} } $self->nodes;
+	my @owner;
+
+	for my $line (split /\n/, $first->cli('CLUSTER', 'NODES'))
+	{
+		my @f = split / /, $line;
+		next unless $f[2] =~ /master/ && $f[2] !~ /fail/;
+		my ($port) = $f[1] =~ /:(\d+)@/;
+		for my $range (grep { !/^\[/ } @f[ 8 .. $#f ])
+		{
+			my ($lo, $hi) = split /-/, $range;
+			$owner[$_] = $port for $lo .. ($hi // $lo);
+		}
+	}
+	return \@owner;
+}
+
+# dump($pattern): every key matching $pattern on every master, markers
+# included, as { key => { value, port (where it is), slot, owner (the port
+# of its slot's master) } }; values of strings only ('' for other types).
+sub dump
+{
+	my ($self, $pattern) = @_;
+	my $owners = $self->slot_owners;
+	my %keys;
+
+	for my $m ($self->masters)
+	{
+		my @k = $m->scan_keys($pattern);
+		my @v = $self->batch($m, map { [ 'GET', $_ ] } @k);
+		my @s = $self->batch($m, map { [ 'CLUSTER', 'KEYSLOT', $_ ] } @k);
+		for my $i (0 .. $#k)
+		{
+			$keys{ $k[$i] } = {
+				value => $v[$i] =~ /WRONGTYPE/ ? '' : $v[$i],
+				port => $m->port,
+				slot => $s[$i],
+				owner => $owners->[ $s[$i] ] // -1,
+			};
+		}
+	}
+	return \%keys;
+}
+
+# diff($pattern, \%want): the differences between the keys matching
+# $pattern (markers left out) and %want (key => value): missing, wrong
+# value, unexpected, or held by a master that does not own its slot.
+sub diff
+{
+	my ($self, $pattern, $want) = @_;
+	my $have = $self->dump($pattern);
+	my @diff;
+
+	delete $have->{$_} for grep { /#cbv$/ } keys %$have;
+	for my $k (sort keys %$want)
+	{
+		my $h = $have->{$k};
+		push @diff, !defined $h ? "missing $k"
+		  : $h->{value} ne $want->{$k} ? "$k is $h->{value}, expected $want->{$k}"
+		  : ();
+	}
+	for my $k (sort keys %$have)
+	{
+		push @diff, "unexpected $k" unless exists $want->{$k};
+		push @diff, "$k is on $have->{$k}{port}, its slot on $have->{$k}{owner}"
+		  if $have->{$k}{port} != $have->{$k}{owner};
+	}
+	return @diff;
+}
+
+# mget(@keys): the values of @keys, each read on the master owning it.
+sub mget
+{
+	my ($self, @keys) = @_;
+
+	return map { $self->get($_) } @keys;
+}
+
+# failover($master): CLUSTER FAILOVER on a replica of $master; returns the
+# replica, once it is a master and the cluster is ok again.
+sub failover
+{
+	my ($self, $master) = @_;
+	my $replica = $self->replica_of($master) or die "no replica of " . $master->port;
+
+	$replica->cli('CLUSTER', 'FAILOVER');
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		last if $replica->cli('INFO', 'replication') =~ /role:master/;
+		Time::HiRes::sleep(0.1);
+	}
+	$self->wait_ok;
+	return $replica;
+}
+
 END
 {
 	my $rc = $?;

@@ -99,7 +99,7 @@ sub reaches
 for my $module (qw(resp plan outbox mailbox pending backlog breaker reply scripts version))
 {
 	my $reached = reaches($module);
-	my @bad = grep { $reached->{$_} } qw(redis apply tls delivery worker);
+	my @bad = grep { $reached->{$_} } qw(redis conn cluster apply tls delivery worker);
 	is_deeply(\@bad, [], "$module reaches no transport and no deliverer");
 }
 

@@ -1,0 +1,148 @@
+# test/t/101_cluster_reshard.pl -- resharding a Redis Cluster under
+# concurrent writers (issue 15).
+#
+# While pgbench updates rows of a write_through table and of an invalidate
+# table, redis-cli --cluster reshard moves 600 slots from one master to
+# another, then 300 of the second's to the third.  Keys of a slot
+# in motion are answered with ASK (cachebridge follows it with ASKING),
+# MOVED once a slot has moved (the map is refreshed), and TRYAGAIN when a
+# script's key and marker are split by the migration (the effect stays in
+# the outbox and the worker delivers it).  At the end the cache must hold
+# exactly the committed rows: 0 stale, 0 lost, 0 phantom, and every key on
+# the master that now owns its slot.
+
+use strict;
+use warnings;
+
+use IPC::Run ();
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use CacheBridgeTest;
+
+my $cl = CacheBridgeTest::RedisCluster->new;
+my $node = CacheBridgeTest::new_node(
+	'reshard',
+	redis_url => $cl->url,
+	conf => [
+		'cachebridge.connect_timeout = 500',
+		'cachebridge.command_timeout = 1000',
+	]);
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE item (id int PRIMARY KEY, n int NOT NULL);
+	SELECT cachebridge.attach('item', 'item:{id}');
+	INSERT INTO item SELECT g, 0 FROM generate_series(1, 2000) AS g;
+	CREATE TABLE ord (id int PRIMARY KEY, n int NOT NULL);
+	SELECT cachebridge.attach('ord', 'order:{id}', 'invalidate');
+	INSERT INTO ord SELECT g, 0 FROM generate_series(1, 500) AS g;
+});
+my $item_sql = q{SELECT 'item:' || id, row_to_json(item)::text FROM item};
+
+# Compares the item keys of the cluster with the table; every key must be
+# on the master owning its slot.
+sub item_diff
+{
+	my %want = map { split(/\|/, $_, 2) }
+	  grep { $_ ne '' } split(/\n/, $node->safe_psql('postgres', $item_sql));
+
+	return $cl->diff('item:*', \%want);
+}
+
+is(join("\n", item_diff()), '', '2000 rows cached over three masters before the reshard');
+
+# cached copies of the invalidate table's rows, which every update removes
+$node->safe_psql('postgres',
+	"SELECT count(cachebridge.set('order:' || g, 'cached')) FROM generate_series(1, 500) AS g");
+
+my $dir = CacheBridgeTest::scratch_dir('reshard');
+open(my $fh, '>', "$dir/w.sql") or die;
+print $fh <<'EOF';
+\set id random(1, 2000)
+\set o random(1, 500)
+BEGIN;
+UPDATE item SET n = n + 1 WHERE id = :id;
+UPDATE item SET n = n + 1 WHERE id = :id % 1000 + 1;
+UPDATE ord SET n = n + 1 WHERE id = :o;
+COMMIT;
+EOF
+close($fh);
+
+# reshard(from, to, slots): moves slots between two masters with redis-cli
+sub reshard
+{
+	my ($from, $to, $slots) = @_;
+	my ($out, $err) = ('', '');
+
+	IPC::Run::run(
+		[
+			'redis-cli', '--cluster', 'reshard', '127.0.0.1:' . $from->port,
+			'--cluster-from', $from->cli('CLUSTER', 'MYID'),
+			'--cluster-to', $to->cli('CLUSTER', 'MYID'),
+			'--cluster-slots', $slots, '--cluster-yes',
+			'--cluster-pipeline', '10'
+		],
+		'<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout(180));
+	return $out =~ /Moving slot/ ? 1 : 0;
+}
+
+my @m = $cl->masters;
+
+# writers for as long as the reshard lasts: pgbench runs of 2 s, one after
+# the other, until the flag file appears
+my $flag = "$dir/done";
+my ($out, $err) = ('', '');
+my $bench = IPC::Run::start(
+	[
+		'bash', '-c',
+		'while [ ! -e "$1" ]; do pgbench -n -h "$2" -p "$3" -c 2 -j 2 -T 2 -f "$4" postgres || exit 1; done',
+		'writers', $flag, $node->host, $node->port, "$dir/w.sql"
+	],
+	'<', \undef, '>', \$out, '2>', \$err);
+sleep(1);
+ok(reshard($m[0], $m[1], 600), 'redis-cli moved 600 slots from the first master to the second');
+ok(reshard($m[1], $m[2], 300), 'and 300 from the second to the third');
+open(my $done_fh, '>', $flag) or die;
+close($done_fh);
+$bench->finish;
+my $done = 0;
+$done += $_ for $out =~ /actually processed: (\d+)/g;
+my @failed = grep { $_ > 0 } $out =~ /number of failed transactions: (\d+)/g;
+ok($done > 0, "writers committed $done transactions during the reshard") or diag($out . $err);
+is(scalar(@failed), 0, 'no writer transaction failed');
+is($bench->full_result(0) >> 8, 0, 'every pgbench run succeeded') or diag($err);
+
+# the writers' sessions kept their slot maps across the moves: the masters
+# must have redirected some of their commands (and the end state below
+# shows they were followed)
+my %redirects = (MOVED => 0, ASK => 0);
+for my $n ($cl->masters)
+{
+	my $info = $n->cli('INFO', 'errorstats');
+	$redirects{$1} += $2 while $info =~ /errorstat_(MOVED|ASK):count=(\d+)/g;
+}
+ok($redirects{MOVED} + $redirects{ASK} > 0,
+	"the masters answered MOVED $redirects{MOVED} and ASK $redirects{ASK} times during the reshard");
+
+$cl->wait_ok;
+ok(defined CacheBridgeTest::wait_outbox_empty($node, 90),
+	'the outbox drains after the reshard');
+is($node->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(10000)'),
+	't', 'wait_delivered is true');
+is(join("\n", item_diff()), '',
+	'after the reshard: 0 stale, 0 lost, 0 phantom, each key on its new master');
+
+my @updated = split(/\n/, $node->safe_psql('postgres',
+		'SELECT id FROM ord WHERE n > 0 ORDER BY id'));
+my @left = grep { defined $cl->get("order:$_") } @updated;
+ok(@updated > 0, scalar(@updated) . ' invalidate rows were updated');
+is(scalar(@left), 0, 'none of them is still cached');
+
+# after the reshard new writes go to the new owners at once
+$node->safe_psql('postgres', 'UPDATE item SET n = -1 WHERE id <= 100');
+is(join("\n", item_diff()), '', 'a later update lands on the new owners');
+
+done_testing;
