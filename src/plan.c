@@ -638,16 +638,18 @@ CbBlobPattern(const CbBlobStep *step, const char **pattern, uint32 *patlen,
  */
 
 /*
- * If the version at blob[at], of vlen bytes, is from an epoch older than
- * to (a formatted epoch), counts it and, with out, writes to's epoch over
- * its own in out (a copy of blob).
+ * If the version at blob[at], of vlen bytes, is of to's generation and an
+ * older timeline (to is a formatted epoch), counts it and, with out,
+ * writes to's epoch over its own in out (a copy of blob).
  */
 static int
 CbRestampVersion(const char *blob, size_t at, size_t vlen, const char *to,
 				 char *out)
 {
+	/* "V", 8 hex digits of generation, 8 of timeline (version.c) */
 	if (vlen < CB_VERSION_LEN || blob[at] != 'V' ||
-		memcmp(blob + at, to, CB_EPOCH_LEN) >= 0)
+		memcmp(blob + at + 1, to + 1, 8) != 0 ||
+		memcmp(blob + at + 9, to + 9, 8) >= 0)
 		return 0;
 	if (out != NULL)
 		memcpy(out + at, to, CB_EPOCH_LEN);
@@ -659,8 +661,7 @@ CbRestampVersion(const char *blob, size_t at, size_t vlen, const char *to,
  * epoch of the history replaying it, when they were made in an older one.
  *
  * An outbox row replicated to a standby before a failover (or kept through
- * a point-in-time recovery, or pg_upgrade) belongs to the history that
- * continues: its transaction committed in it.  But its versions carry the
+ * a point-in-time recovery) belongs to the history that continues: its transaction committed in it.  But its versions carry the
  * old timeline, and Redis may hold markers of the abandoned history's last
  * transactions -- same old timeline, higher WAL positions -- which would
  * refuse its writes and deletions as older, leaving the abandoned values
@@ -668,6 +669,18 @@ CbRestampVersion(const char *blob, size_t at, size_t vlen, const char *to,
  * (a new timeline starts where the row's history left off), so giving its
  * versions the new epoch and keeping their WAL positions orders it before
  * the new history's writes and after every write of the abandoned one.
+ *
+ * Only a timeline change is restamped.  A new generation is a new cluster
+ * (pg_upgrade, a restore): no history of the same data went on writing to
+ * Redis beside it, and its rows are older than anything it writes, as
+ * their versions say.
+ *
+ * Restamped, a row also wins over the markers of newer transactions of the
+ * continuing history that reached Redis without an outbox row of their own
+ * -- sync sessions, which deliver whatever the backlog -- so a key such a
+ * session wrote between the row's commit and the failover can go back to
+ * the row's value (README, Delivery: not covered).  Durable and async
+ * transactions replay in order after it.
  *
  * Stream appends keep their versions: the abandoned history may have
  * appended this row's entries already, before it lost the row's deletion,
