@@ -100,6 +100,7 @@ typedef struct CbPart
 	size_t		len;
 	redisReply *reply;
 	bool		failed;			/* its node could not be reached */
+	bool		publish;		/* a PUBLISH: sent after every other part */
 	int			redirects;
 } CbPart;
 
@@ -793,6 +794,8 @@ any_node:
 	}
 	part->offset = start;
 	part->len = end - start;
+	/* notify=: announces the effects before it, so it waits for them */
+	part->publish = CbArgIs(cmd, 0, "PUBLISH");
 }
 
 /*
@@ -958,11 +961,12 @@ CbMergeReplies(CbRoute *route, int i)
 
 /*
  * Sends every part that has no reply yet to its node, all nodes in one
- * parallel round trip.  A node that cannot be reached fails its parts and
- * fills err (the first such).  Returns false if nothing was to be sent.
+ * parallel round trip: the PUBLISHes only if publishes, the other parts
+ * only if not.  A node that cannot be reached fails its parts and fills
+ * err (the first such).  Returns false if nothing was to be sent.
  */
 static bool
-CbSendRound(CbRoute *route, CbRedisError *err)
+CbSendRound(CbRoute *route, bool publishes, CbRedisError *err)
 {
 	CbNodeShare *shares = palloc0(sizeof(CbNodeShare) * nnodes);
 	CbConnJob  *jobs = palloc0(sizeof(CbConnJob) * nnodes);
@@ -973,7 +977,7 @@ CbSendRound(CbRoute *route, CbRedisError *err)
 	{
 		CbPart	   *p = &route->parts[i];
 
-		if (p->reply != NULL || p->failed)
+		if (p->reply != NULL || p->failed || p->publish != publishes)
 			continue;
 		if (shares[p->node].route == NULL)
 		{
@@ -1089,8 +1093,19 @@ CbClusterExecute(const char *buf, size_t len, int ncommands,
 				 "The pipeline does not hold %d well-formed commands.", ncommands);
 		return false;
 	}
-	while (CbSendRound(&route, err) && CbFollowRedirects(&route))
+	/*
+	 * The PUBLISHes of notify= go last, once every other part has its final
+	 * reply: on one Redis a PUBLISH follows the effects it announces in the
+	 * pipeline, but here they may be on other masters, or be redirected
+	 * and sent again, and a subscriber re-reading a key must find it
+	 * changed.  If a master could not be reached, they are not sent (the
+	 * caller keeps the effects, PUBLISHes included, to send again).
+	 */
+	while (CbSendRound(&route, false, err) && CbFollowRedirects(&route))
 		;
+	if (err->failure == CB_REDIS_OK)
+		while (CbSendRound(&route, true, err) && CbFollowRedirects(&route))
+			;
 
 	/* replies in command order, up to the first one that is missing */
 	MemoryContextSwitchTo(oldcxt);

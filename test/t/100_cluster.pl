@@ -239,6 +239,66 @@ is($cl->cli_c('XLEN', 'events:ev'), '4', 'and again, exactly once per row change
 	like($out, qr/nt:5/, 'notify= PUBLISHes the key, seen by a subscriber on another master');
 }
 
+# notify= after a redirection: the PUBLISH waits for the write it
+# announces.  A session's slot map goes stale (an empty slot moves to
+# another master behind its back), so its write of a key of that slot is
+# answered MOVED by the old master and sent again to the new one; the
+# PUBLISH, on its channel's master, must still run after the write
+# (before, it ran in the first round, while the write was being
+# redirected, and a subscriber re-reading the key found it unchanged).
+# MONITOR on both masters gives the time each command ran.
+{
+	my $chan_master = $cl->master_of('chan2');
+	my @others = grep { $_->port != $chan_master->port } @masters;
+	my ($from, $to) = @others;
+	# a key of a slot of $from holding no key yet
+	my ($id) = grep {
+		$cl->master_of("nm:$_")->port == $from->port
+		  && $from->cli('CLUSTER', 'COUNTKEYSINSLOT', $cl->keyslot("nm:$_")) eq '0'
+	} 1 .. 200;
+	my $slot = $cl->keyslot("nm:$id");
+	$node->safe_psql('postgres', q{
+		CREATE TABLE nm (id int PRIMARY KEY);
+		SELECT cachebridge.attach('nm', 'nm:{id}', 'write_through', NULL, 'notify=chan2');
+	});
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	# the session learns the slot map
+	$session->query_safe("SELECT cachebridge.set('nm:warm', 'x')");
+
+	my $to_id = $to->cli('CLUSTER', 'MYID');
+	$_->cli('CLUSTER', 'SETSLOT', $slot, 'NODE', $to_id) for ($to, $from, $chan_master);
+	my $t0 = time;
+	sleep(0.1) while $cl->master_of("nm:$id")->port != $to->port && time - $t0 < 10;
+	my $moved0 = ($from->cli('INFO', 'errorstats') =~ /errorstat_MOVED:count=(\d+)/)[0] // 0;
+
+	my ($mon_to, $mon_chan) = ('', '');
+	my @monitors = map {
+		IPC::Run::start([ 'redis-cli', '-p', $_->[0]->port, 'MONITOR' ],
+			'<', \undef, '>', $_->[1], '2>', \my $e)
+	} ([ $to, \$mon_to ], [ $chan_master, \$mon_chan ]);
+	sleep(0.5);
+	$session->query_safe("INSERT INTO nm VALUES ($id)");
+	$t0 = time;
+	while (($mon_chan !~ /"PUBLISH" "chan2"/ || $mon_to !~ /"nm:$id"/) && time - $t0 < 10)
+	{
+		$_->pump_nb for @monitors;
+		sleep(0.05);
+	}
+	$_->kill_kill for @monitors;
+	$session->quit;
+
+	my $moved = ($from->cli('INFO', 'errorstats') =~ /errorstat_MOVED:count=(\d+)/)[0] // 0;
+	cmp_ok($moved, '>', $moved0, 'notify= after a reshard: the old master answered MOVED');
+	my ($write_at) = $mon_to =~ /^(\d+\.\d+) \[[^\]]*\] "EVALSHA" [^\n]*"nm:$id"/m;
+	my ($publish_at) = $mon_chan =~ /^(\d+\.\d+) \[[^\]]*\] "PUBLISH" "chan2"/m;
+	ok(defined $write_at && defined $publish_at,
+		'notify= after a reshard: the write and the PUBLISH both ran')
+	  or diag("on the new master:\n$mon_to\non the channel's master:\n$mon_chan");
+	cmp_ok($publish_at // 0, '>', $write_at // 9e9,
+		'notify= after a reshard: the PUBLISH ran after the redirected write');
+	is($cl->get("nm:$id"), qq({"id":$id}), 'notify= after a reshard: the key is written');
+}
+
 # ---------------------------------------------------------------------
 # One transaction touching all three masters
 # ---------------------------------------------------------------------
