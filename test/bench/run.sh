@@ -451,17 +451,20 @@ section_tls() {
     echo
 }
 
-# tls_line SECTION VARIANT LABEL UNIT: plain and TLS medians side by side,
-# and the cost of TLS (TLS time / plain time, or plain TPS / TLS TPS).
-tls_line() {
-    local plain tls ratio
-    plain=$(stat_of "$1" "$2@plain" median)
-    tls=$(stat_of "$1" "$2@tls" median)
-    [ -n "$plain" ] && [ -n "$tls" ] || return 0
-    ratio=$(awk -v p="$plain" -v t="$tls" -v u="$4" 'BEGIN {
-        if (p == 0 || t == 0) print "-"; else if (u == "tps") printf "%.3f", p / t; else printf "%.3f", t / p }')
-    printf '| %-44s | %10.1f %-3s | %10.1f %-3s | %7sx |\n' "$3" "$plain" "$4" "$tls" "$4" "$ratio"
+# pair_line SECTION VARIANT LABEL UNIT A B: the medians of VARIANT@A and
+# VARIANT@B side by side, and the cost of B (B time / A time, or A TPS / B TPS).
+pair_line() {
+    local a b ratio
+    a=$(stat_of "$1" "$2@$5" median)
+    b=$(stat_of "$1" "$2@$6" median)
+    [ -n "$a" ] && [ -n "$b" ] || return 0
+    ratio=$(awk -v a="$a" -v b="$b" -v u="$4" 'BEGIN {
+        if (a == 0 || b == 0) print "-"; else if (u == "tps") printf "%.3f", a / b; else printf "%.3f", b / a }')
+    printf '| %-44s | %10.1f %-3s | %10.1f %-3s | %7sx |\n' "$3" "$a" "$4" "$b" "$4" "$ratio"
 }
+
+# tls_line SECTION VARIANT LABEL UNIT: plain and TLS side by side.
+tls_line() { pair_line "$@" plain tls; }
 
 tls_report() {
     grep -q '^tls_' "$DIR/results.tsv" || return 0
@@ -601,17 +604,8 @@ section_cluster() {
     echo
 }
 
-# cluster_line SECTION VARIANT LABEL UNIT: single and cluster medians side
-# by side, and cluster time / single time (or single TPS / cluster TPS).
-cluster_line() {
-    local single cluster ratio
-    single=$(stat_of "$1" "$2@single" median)
-    cluster=$(stat_of "$1" "$2@cluster" median)
-    [ -n "$single" ] && [ -n "$cluster" ] || return 0
-    ratio=$(awk -v s="$single" -v c="$cluster" -v u="$4" 'BEGIN {
-        if (s == 0 || c == 0) print "-"; else if (u == "tps") printf "%.3f", s / c; else printf "%.3f", c / s }')
-    printf '| %-44s | %10.1f %-3s | %10.1f %-3s | %7sx |\n' "$3" "$single" "$4" "$cluster" "$4" "$ratio"
-}
+# cluster_line SECTION VARIANT LABEL UNIT: one Redis and the cluster side by side.
+cluster_line() { pair_line "$@" single cluster; }
 
 cluster_report() {
     grep -q '^cluster_' "$DIR/results.tsv" || return 0
