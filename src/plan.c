@@ -156,21 +156,6 @@ CbKeyRefPush(CbKeyRef **refs, int *n, int *max, const char *data, size_t len)
 	(*n)++;
 }
 
-/*
- * The group of a key's write or deletion: a call of the write script holds
- * keys of one group only, and this is the one function that decides it.
- * There is one group: a call holds CB_KEYS_PER_WRITE keys of any kind.
- * The plan does not depend on where Redis keeps a key: on a Redis Cluster
- * the router (cluster.c, CbSplitWrite) splits each call into one call per
- * slot when it sends it, so that an outbox row written for one Redis is
- * still delivered after a move to a cluster.
- */
-static uint32
-CbWriteGroup(const char *key, size_t keylen)
-{
-	return 0;
-}
-
 /* Arguments a write takes in a call of the write script, after its key and marker. */
 static int
 CbWriteArgs(const CbPlanWrite *w)
@@ -184,9 +169,13 @@ CbWriteArgs(const CbPlanWrite *w)
 
 /*
  * Sends the batched writes and deletions as calls of the write script: up
- * to CB_KEYS_PER_WRITE keys of one group, and about CB_BYTES_PER_WRITE
+ * to CB_KEYS_PER_WRITE keys of any kind, and about CB_BYTES_PER_WRITE
  * bytes of values, per call (a larger value goes in a call of its own, so
- * that Redis refusing it, over proto-max-bulk-len, rejects it alone).
+ * that Redis refusing it, over proto-max-bulk-len, rejects it alone).  The
+ * plan does not depend on where Redis keeps a key: on a Redis Cluster the
+ * router (cluster.c, CbSplitWrite) splits each call into one call per slot
+ * as it sends it, so that an outbox row written for one Redis is still
+ * delivered after a move to a cluster.
  */
 static void
 CbPlanFlushWrites(CbPlan *plan)
@@ -201,7 +190,6 @@ CbPlanFlushWrites(CbPlan *plan)
 		int			nargs = 5;	/* EVALSHA sha nkeys ... marker tombstone-ttl */
 
 		while (end < plan->nwrites && end - start < CB_KEYS_PER_WRITE &&
-			   plan->writes[end].group == first->group &&
 			   (end == start || bytes + plan->writes[end].len <= CB_BYTES_PER_WRITE))
 		{
 			bytes += plan->writes[end].len;
@@ -444,7 +432,6 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 	w->nfields = nfields;
 	w->ttl = ttl;
 	w->op = op;
-	w->group = CbWriteGroup(key, keylen);
 }
 
 /*

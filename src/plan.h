@@ -50,7 +50,6 @@ typedef struct CbPlanWrite
 	int			nfields;
 	int			ttl;			/* seconds, or 0 for none */
 	CbEffectOp	op;				/* CB_OP_SET, CB_OP_HASH or CB_OP_DEL */
-	uint32		group;			/* CbWriteGroup() of the key */
 } CbPlanWrite;
 
 typedef struct CbPlanEvent
