@@ -224,6 +224,10 @@ my $pid = $session->query_safe('SELECT pg_backend_pid()');
 	like($session->{stderr}, qr/ERROR:  canceling statement due to user request/,
 		'query cancel ends a call waiting for a paused Redis');
 	ok($cancel_s < $slack, sprintf('query cancel: %.3f s', $cancel_s));
+	# the \echo reaches stdout on its own, maybe after the \warn on stderr:
+	# wait for it, so that it is not taken for the next query's output
+	pump_until($session->{run}, $session->{timeout}, \$session->{stdout},
+		qr/cancel done/);
 	$session->{stdout} = '';
 	ok(time - $t0 < 5, 'both cancels came before the pause ended');
 

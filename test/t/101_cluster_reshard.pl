@@ -76,6 +76,18 @@ sub reshard
 	my ($from, $to, $slots) = @_;
 	my ($out, $err) = ('', '');
 
+	# redis-cli refuses to reshard until every node agrees on the slots,
+	# which takes a moment after the previous reshard: wait for that
+	my $deadline = time + 30;
+	while (time < $deadline)
+	{
+		my ($check, $cerr) = ('', '');
+		IPC::Run::run([ 'redis-cli', '--cluster', 'check', '127.0.0.1:' . $from->port ],
+			'<', \undef, '>', \$check, '2>', \$cerr, IPC::Run::timeout(30));
+		last if $check =~ /All nodes agree about slots configuration/
+		  && $check !~ /open slots|\[WARNING\]|\[ERR\]/;
+		sleep(0.2);
+	}
 	IPC::Run::run(
 		[
 			'redis-cli', '--cluster', 'reshard', '127.0.0.1:' . $from->port,
@@ -86,7 +98,9 @@ sub reshard
 		],
 		'<', \undef, '>', \$out, '2>', \$err,
 		IPC::Run::timeout(180));
-	return $out =~ /Moving slot/ ? 1 : 0;
+	return 1 if $out =~ /Moving slot/;
+	diag("redis-cli --cluster reshard:\n$out$err");
+	return 0;
 }
 
 my @m = $cl->masters;
