@@ -333,11 +333,12 @@ use Time::HiRes ();
 my @running;
 
 # new(conf => [redis.conf lines], password => $pw, name => $tag,
-#     tls => $certdir): starts a redis-server on a free 127.0.0.1 port and
-# dir/redis.sock.  password adds "requirepass" and is what cli()
-# authenticates with.  tls (a directory made by CacheBridgeTest::make_certs)
-# also opens a TLS port, tls_port(), with server.crt and ca.crt, not asking
-# for client certificates (CONFIG SET tls-auth-clients yes does).
+#     tls => $certdir, tls_ca => $file): starts a redis-server on a free
+# 127.0.0.1 port and dir/redis.sock.  password adds "requirepass" and is
+# what cli() authenticates with.  tls (a directory made by
+# CacheBridgeTest::make_certs) also opens a TLS port, tls_port(), with
+# server.crt and the CAs of tls_ca (by default ca.crt), not asking for
+# client certificates (CONFIG SET tls-auth-clients yes does).
 sub new
 {
 	my ($class, %opts) = @_;
@@ -354,12 +355,13 @@ sub new
 	  if defined $self->{password};
 	if (my $c = $opts{tls})
 	{
+		$self->{certs} = $c;
 		$self->{tls_port} = PostgreSQL::Test::Cluster::get_free_port();
 		push @{ $self->{conf} },
 		  "tls-port $self->{tls_port}",
 		  "tls-cert-file $c/server.crt",
 		  "tls-key-file $c/server.key",
-		  "tls-ca-cert-file $c/ca.crt",
+		  "tls-ca-cert-file " . ($opts{tls_ca} // "$c/ca.crt"),
 		  "tls-auth-clients no";
 	}
 	$self->_write_conf;
@@ -432,6 +434,16 @@ sub cli
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 	chomp $out;
 	return $out;
+}
+
+# cli_tls(@args): as cli(), over the TLS port (the CA of the certificates
+# of new(tls => ...)), as a TLS client sees the server.
+sub cli_tls
+{
+	my ($self, @args) = @_;
+
+	return $self->cli('--tls', '--cacert', "$self->{certs}/ca.crt",
+		'-p', $self->{tls_port}, @args);
 }
 
 # start(): starts (or restarts) the server on the same port and socket.
@@ -573,15 +585,20 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Time::HiRes ();
 
-# new(masters => 3, replicas => 1, conf => [lines]): starts the nodes,
-# joins them with redis-cli --cluster create and waits until every node
-# says cluster_state:ok and knows every other.
+# new(masters => 3, replicas => 1, conf => [lines], tls => $certdir,
+# tls_ca => $file): starts the nodes, joins them with redis-cli --cluster
+# create and waits until every node says cluster_state:ok and knows every
+# other.  With tls (see CacheBridgeTest::Redis::new) each node also has a
+# TLS port, and the nodes talk TLS among themselves (tls-cluster,
+# tls-replication): the cluster is made over the TLS ports, and announces
+# them to TLS clients; the plain ports stay open for the helpers here.
 sub new
 {
 	my ($class, %opts) = @_;
 	my $masters = $opts{masters} // 3;
 	my $replicas = $opts{replicas} // 1;
-	my $self = bless { nodes => [] }, $class;
+	my $self = bless { nodes => [], tls => $opts{tls} }, $class;
+	my @tls = $opts{tls} ? ('tls-cluster yes', 'tls-replication yes') : ();
 
 	for my $i (1 .. $masters * (1 + $replicas))
 	{
@@ -591,7 +608,10 @@ sub new
 
 		push @{ $self->{nodes} }, CacheBridgeTest::Redis->new(
 			name => "cluster$i",
+			tls => $opts{tls},
+			tls_ca => $opts{tls_ca},
 			conf => [
+				@tls,
 				'cluster-enabled yes',
 				"cluster-port $bus",
 				'cluster-config-file nodes.conf',
@@ -601,10 +621,12 @@ sub new
 			]);
 	}
 	my ($out, $err) = ('', '');
+	my @tls_cli = $opts{tls} ? ('--tls', '--cacert', "$opts{tls}/ca.crt") : ();
 	IPC::Run::run(
 		[
-			'redis-cli', '--cluster', 'create',
-			(map { '127.0.0.1:' . $_->port } @{ $self->{nodes} }),
+			'redis-cli', @tls_cli, '--cluster', 'create',
+			(map { '127.0.0.1:' . ($opts{tls} ? $_->tls_port : $_->port) }
+				  @{ $self->{nodes} }),
 			'--cluster-replicas', $replicas, '--cluster-yes'
 		],
 		'<', \undef, '>', \$out, '2>', \$err,
@@ -672,7 +694,8 @@ sub masters
 	return $self->masters_seen_by($first);
 }
 
-# replica_of($master): a running replica of $master.
+# replica_of($master): a running replica of $master (which, with
+# tls-replication, it reaches on the TLS port).
 sub replica_of
 {
 	my ($self, $master) = @_;
@@ -681,18 +704,21 @@ sub replica_of
 	{
 		my $info = $n->cli('INFO', 'replication');
 		return $n
-		  if $info =~ /role:slave/ && $info =~ /master_port:(\d+)/ && $1 == $master->port;
+		  if $info =~ /role:slave/ && $info =~ /master_port:(\d+)/
+		  && ($1 == $master->port || $1 == ($master->tls_port // -1));
 	}
 	return undef;
 }
 
 # url(%o): a cachebridge.redis_url naming two seed nodes (the first two
-# started), with the credentials and database of CacheBridgeTest::Redis::url.
+# started), with the credentials and database of CacheBridgeTest::Redis::url
+# (tls => 1: rediss:// on their TLS ports).
 sub url
 {
 	my ($self, %o) = @_;
 	my @n = $self->nodes;
-	my ($p0, $p1) = ($n[0]->port, $n[1]->port);
+	my ($p0, $p1) =
+	  $o{tls} ? ($n[0]->tls_port, $n[1]->tls_port) : ($n[0]->port, $n[1]->port);
 	(my $url = $n[0]->url(%o)) =~ s{127\.0\.0\.1:$p0/}{127.0.0.1:$p0,127.0.0.1:$p1/};
 
 	return $url;
