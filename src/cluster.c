@@ -18,9 +18,11 @@
  *     marker, which on a cluster must hash like the key: the marker name
  *     is rewritten to CbAppendClusterVersionKey's, so that plans and
  *     outbox rows stay the same whatever the target;
- *   - the delete scripts, which take up to 500 pairs of key and marker,
- *     and DEL, UNLINK, EXISTS and TOUCH of several keys are split into one
- *     call per slot; their integer replies are added up again;
+ *   - the write script (up to 500 keys, each with a marker and arguments
+ *     of its own), the delete scripts (pairs of key and marker), and DEL,
+ *     UNLINK, EXISTS and TOUCH of several keys are split into one call per
+ *     slot by one routine (CbSplitBySlot, told where each command's keys
+ *     and their arguments are); their integer replies are added up again;
  *   - the parts for each master form one pipeline, and all of them are
  *     written before any reply is awaited (CbRunJobs), so a pipeline costs
  *     one round trip in parallel whatever the number of masters;
@@ -573,60 +575,89 @@ CbSlotKeyCompare(const void *a, const void *b)
 }
 
 /*
- * Splits a command whose key arguments, from first on (every step-th
- * being a key, each followed by step - 1 arguments of its own), may be of
- * many slots into one command per slot, each with the arguments before
- * first (the key count of a script adjusted) and from after the keys on.
- * With pairs (step 2) the second of a pair is the key's marker.
+ * Where the keys of a command to split are, and what goes with each: the
+ * nkeys keys from argument first on, every step-th argument being a key
+ * followed by its step - 1 markers; countarg (or -1) the argument before
+ * them that counts them (a script's numkeys); the arguments after them up
+ * to shared_end, which every part gets; and, if span_at is set, each key's
+ * own arguments after those (span_len[k] of them from span_at[k]).
+ */
+typedef struct CbKeyLayout
+{
+	int			first;
+	int			nkeys;
+	int			step;
+	int			countarg;
+	int			shared_end;
+	int		   *span_at;
+	int		   *span_len;
+} CbKeyLayout;
+
+/*
+ * Splits a command whose keys (laid out as kl says) may be of many slots
+ * into one command per slot, each with the arguments before the keys (the
+ * key count adjusted), its keys with their markers (the names of the
+ * cluster's markers), the shared arguments, then the keys' own arguments,
+ * its keys in their order in the command.  The parts' integer replies add
+ * up to the command's.
  */
 static void
 CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
-			  int first, int nkeyargs, int step, int countarg,
-			  StringInfo scratch)
+			  const CbKeyLayout *kl, StringInfo scratch)
 {
-	int			nkeys = nkeyargs / step;
-	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * nkeys);
+	int			shared_from = kl->first + kl->nkeys * kl->step;
+	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * kl->nkeys);
 
 	/* the keys in slot order (and in their order within a slot) */
-	for (int k = 0; k < nkeys; k++)
+	for (int k = 0; k < kl->nkeys; k++)
 	{
-		keys[k].slot = CbKeySlot(cmd->argv[first + k * step],
-								 cmd->argl[first + k * step]);
+		int			keyarg = kl->first + k * kl->step;
+
+		keys[k].slot = CbKeySlot(cmd->argv[keyarg], cmd->argl[keyarg]);
 		keys[k].index = k;
 	}
-	qsort(keys, nkeys, sizeof(CbSlotKey), CbSlotKeyCompare);
+	qsort(keys, kl->nkeys, sizeof(CbSlotKey), CbSlotKeyCompare);
 
-	for (int k = 0; k < nkeys;)
+	for (int k = 0; k < kl->nkeys;)
 	{
 		int			n = 1;
+		int			nargs;
 		int			ignored;
+		int			keyarg = kl->first + keys[k].index * kl->step;
 		size_t		offset = route->encoded.buf.len;
 		CbPart	   *part;
 
-		while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
+		while (k + n < kl->nkeys && keys[k + n].slot == keys[k].slot)
 			n++;
+		nargs = kl->first + n * kl->step + kl->shared_end - shared_from;
+		for (int j = k; kl->span_at != NULL && j < k + n; j++)
+			nargs += kl->span_len[keys[j].index];
 		part = CbAddPart(route, command,
-						 CbNodeOfKey(cmd->argv[first + keys[k].index * step],
-									 cmd->argl[first + keys[k].index * step],
-									 &ignored));
-		CbPipelineBegin(&route->encoded, cmd->argc - nkeyargs + n * step, NULL, 0);
-		for (int a = 0; a < first; a++)
+						 CbNodeOfKey(cmd->argv[keyarg], cmd->argl[keyarg], &ignored));
+		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
+		for (int a = 0; a < kl->first; a++)
 		{
-			if (a == countarg)
-				CbPipelineArgInt(&route->encoded, n * step);
+			if (a == kl->countarg)
+				CbPipelineArgInt(&route->encoded, n * kl->step);
 			else
 				CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
 		}
 		for (int j = k; j < k + n; j++)
 		{
-			int			keyarg = first + keys[j].index * step;
-
+			keyarg = kl->first + keys[j].index * kl->step;
 			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
-			for (int a = 1; a < step; a++)
+			for (int a = 1; a < kl->step; a++)
 				CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
 		}
-		for (int a = first + nkeyargs; a < cmd->argc; a++)
+		for (int a = shared_from; a < kl->shared_end; a++)
 			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+		for (int j = k; kl->span_at != NULL && j < k + n; j++)
+		{
+			int			at = kl->span_at[keys[j].index];
+
+			for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
+				CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+		}
 		CbEndEncodedPart(route, part, offset);
 		k += n;
 	}
@@ -635,34 +666,34 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 }
 
 /*
- * Splits a call of the write script (scripts.c, CB_SCRIPT_WRITE), whose
- * keys may be of many slots, into one call per slot: KEYS are pairs of key
- * and marker, ARGV two arguments all keys share and then, per key, its op,
- * its ttl and the op's own arguments (a value for 'S', a count and that
- * many for 'H', none for 'D').  Each call gets the shared arguments and
- * the spans of its keys, in their order.  False, leaving route alone, if
- * the arguments do not add up to that layout.
+ * The layout of a call of the write script (scripts.c, CB_SCRIPT_WRITE),
+ * for CbSplitBySlot: KEYS are pairs of key and marker, ARGV two arguments
+ * all keys share and then, per key, its op, its ttl and the op's own
+ * arguments (a value for 'S', a count and that many for 'H', none for
+ * 'D').  False if the arguments do not add up to that layout.
  */
 static bool
-CbSplitWrite(CbRoute *route, int command, const CbCommand *cmd, int numkeys,
-			 StringInfo scratch)
+CbWriteLayout(const CbCommand *cmd, int numkeys, CbKeyLayout *kl)
 {
-	int			nkeys = numkeys / 2;
-	int			argv0 = 3 + numkeys;
-	int		   *span_at = palloc(sizeof(int) * nkeys);
-	int		   *span_len = palloc(sizeof(int) * nkeys);
-	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * nkeys);
-	int			a = argv0 + 2;
+	int			a;
 
-	for (int k = 0; k < nkeys; k++)
+	kl->first = 3;
+	kl->nkeys = numkeys / 2;
+	kl->step = 2;
+	kl->countarg = 2;
+	kl->shared_end = 3 + numkeys + 2;
+	kl->span_at = palloc(sizeof(int) * Max(kl->nkeys, 1));
+	kl->span_len = palloc(sizeof(int) * Max(kl->nkeys, 1));
+	a = kl->shared_end;
+	for (int k = 0; k < kl->nkeys; k++)
 	{
 		int			len = 2;
 
-		if (a + 1 >= cmd->argc)
+		if (a + 1 >= cmd->argc || cmd->argl[a] != 1)
 			return false;
-		if (cmd->argl[a] == 1 && cmd->argv[a][0] == 'S')
+		if (cmd->argv[a][0] == 'S')
 			len = 3;
-		else if (cmd->argl[a] == 1 && cmd->argv[a][0] == 'H')
+		else if (cmd->argv[a][0] == 'H')
 		{
 			int			count;
 
@@ -671,64 +702,15 @@ CbSplitWrite(CbRoute *route, int command, const CbCommand *cmd, int numkeys,
 				return false;
 			len = 3 + count;
 		}
-		else if (!(cmd->argl[a] == 1 && cmd->argv[a][0] == 'D'))
+		else if (cmd->argv[a][0] != 'D')
 			return false;
-		span_at[k] = a;
-		span_len[k] = len;
+		kl->span_at[k] = a;
+		kl->span_len[k] = len;
 		a += len;
 		if (a > cmd->argc)
 			return false;
-		keys[k].slot = CbKeySlot(cmd->argv[3 + 2 * k], cmd->argl[3 + 2 * k]);
-		keys[k].index = k;
 	}
-	if (a != cmd->argc)
-		return false;
-	qsort(keys, nkeys, sizeof(CbSlotKey), CbSlotKeyCompare);
-
-	for (int k = 0; k < nkeys;)
-	{
-		int			n = 1;
-		int			nargs;
-		int			ignored;
-		size_t		offset = route->encoded.buf.len;
-		CbPart	   *part;
-
-		while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
-			n++;
-		nargs = 3 + 2 * n + 2;
-		for (int j = k; j < k + n; j++)
-			nargs += span_len[keys[j].index];
-		part = CbAddPart(route, command,
-						 CbNodeOfKey(cmd->argv[3 + 2 * keys[k].index],
-									 cmd->argl[3 + 2 * keys[k].index], &ignored));
-		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
-		CbPipelineArg(&route->encoded, cmd->argv[0], cmd->argl[0]);
-		CbPipelineArg(&route->encoded, cmd->argv[1], cmd->argl[1]);
-		CbPipelineArgInt(&route->encoded, 2 * n);
-		for (int j = k; j < k + n; j++)
-		{
-			int			keyarg = 3 + 2 * keys[j].index;
-
-			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
-			CbEncodeMarker(route, cmd, keyarg, keyarg + 1, scratch);
-		}
-		CbPipelineArg(&route->encoded, cmd->argv[argv0], cmd->argl[argv0]);
-		CbPipelineArg(&route->encoded, cmd->argv[argv0 + 1], cmd->argl[argv0 + 1]);
-		for (int j = k; j < k + n; j++)
-		{
-			int			at = span_at[keys[j].index];
-
-			for (int i = at; i < at + span_len[keys[j].index]; i++)
-				CbPipelineArg(&route->encoded, cmd->argv[i], cmd->argl[i]);
-		}
-		CbEndEncodedPart(route, part, offset);
-		k += n;
-	}
-	route->summed[command] = true;
-	pfree(keys);
-	pfree(span_at);
-	pfree(span_len);
-	return true;
+	return a == cmd->argc;
 }
 
 /* Routes command (cmd, the bytes buf[start..end)) into parts. */
@@ -743,6 +725,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 	{
 		int			numkeys = 0;
 		CbScriptKeys layout = CB_KEYS_OTHER;
+		CbKeyLayout kl;
 
 		if (cmd->argc >= 3)
 			numkeys = CbParseCount(cmd->argv[2], cmd->argl[2]);
@@ -751,12 +734,16 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 		if (CbArgIs(cmd, 0, "EVALSHA"))
 			layout = CbScriptKeyLayout(cmd->argv[1], cmd->argl[1]);
 		if (layout == CB_KEYS_WRITE && numkeys % 2 == 0 &&
-			3 + numkeys + 2 <= cmd->argc &&
-			CbSplitWrite(route, command, cmd, numkeys, scratch))
+			3 + numkeys + 2 <= cmd->argc && CbWriteLayout(cmd, numkeys, &kl))
+		{
+			CbSplitBySlot(route, command, cmd, &kl, scratch);
 			return;
+		}
 		if (layout == CB_KEYS_PAIRS && numkeys % 2 == 0)
 		{
-			CbSplitBySlot(route, command, cmd, 3, numkeys, 2, 2, scratch);
+			CbKeyLayout pairs = {3, numkeys / 2, 2, 2, cmd->argc, NULL, NULL};
+
+			CbSplitBySlot(route, command, cmd, &pairs, scratch);
 			return;
 		}
 		if (layout == CB_KEYS_KEY_MARKER && numkeys == 2)
@@ -781,7 +768,9 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 	}
 	else if (CbCommandIn(cmd, summed_commands) && cmd->argc > 2)
 	{
-		CbSplitBySlot(route, command, cmd, 1, cmd->argc - 1, 1, -1, scratch);
+		CbKeyLayout keys = {1, cmd->argc - 1, 1, -1, cmd->argc, NULL, NULL};
+
+		CbSplitBySlot(route, command, cmd, &keys, scratch);
 		return;
 	}
 	else if (cmd->argc >= 2 && !CbCommandIn(cmd, node_commands))

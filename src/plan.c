@@ -173,7 +173,7 @@ CbWriteArgs(const CbPlanWrite *w)
  * bytes of values, per call (a larger value goes in a call of its own, so
  * that Redis refusing it, over proto-max-bulk-len, rejects it alone).  The
  * plan does not depend on where Redis keeps a key: on a Redis Cluster the
- * router (cluster.c, CbSplitWrite) splits each call into one call per slot
+ * router (cluster.c, CbSplitBySlot) splits each call into one call per slot
  * as it sends it, so that an outbox row written for one Redis is still
  * delivered after a move to a cluster.
  */
