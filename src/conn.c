@@ -1524,6 +1524,11 @@ CbWaitMany(CbRedisConn **active, int nactive, TimestampTz deadline,
  * its own, done or failed (c->failed, with c->err filled); the caller
  * closes the failed ones.  With one connection left, its own wait event
  * set serves; with more, a set of them all is made for each wait.
+ *
+ * Each connection first writes what its socket takes at once: an idle
+ * connection's socket is writable, so waiting to be told so would cost a
+ * wait and two changes of the wait event set per round trip (a commit's
+ * is then a send, one wait for the reply and a read).
  */
 static void
 CbRoundTripMany(CbRedisConn **conns, int n)
@@ -1531,6 +1536,8 @@ CbRoundTripMany(CbRedisConn **conns, int n)
 	CbRedisConn **active = palloc(sizeof(CbRedisConn *) * n);
 	WaitEvent  *events = palloc(sizeof(WaitEvent) * (n + 2));
 
+	for (int i = 0; i < n; i++)
+		CbConnServe(conns[i], WL_SOCKET_WRITEABLE);
 	for (;;)
 	{
 		int			nactive = 0;
