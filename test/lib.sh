@@ -97,7 +97,8 @@ cb_free_port() {
     cb_die "no free port from $1"
 }
 
-# cb_redis_start DIR PORT: a redis-server on 127.0.0.1:PORT and DIR/redis.sock;
+# cb_redis_start DIR PORT [OPTION...]: a redis-server on 127.0.0.1:PORT and
+# DIR/redis.sock, with the redis-server options given (--replicaof H P);
 # with CB_REDIS_TLS_PORT and CB_REDIS_TLS_CERTS (a directory made by
 # test/make_certs.sh) also a TLS port, without client certificates.
 # The daemon gets none of the caller's other file descriptors: under "flock
@@ -106,6 +107,7 @@ cb_free_port() {
 # lock for everyone.
 cb_redis_start() {
     local dir=$1 port=$2 tls=()
+    shift 2
     if [ -n "${CB_REDIS_TLS_PORT:-}" ]; then
         tls=(--tls-port "$CB_REDIS_TLS_PORT" --tls-cert-file "$CB_REDIS_TLS_CERTS/server.crt"
             --tls-key-file "$CB_REDIS_TLS_CERTS/server.key"
@@ -114,7 +116,7 @@ cb_redis_start() {
     cb_as_user redis-server --port "$port" --bind 127.0.0.1 "${tls[@]}" \
         --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-        --dir "$dir" --save '' --appendonly no >/dev/null \
+        --dir "$dir" --save '' --appendonly no "$@" >/dev/null \
         3<&- 4<&- 5<&- 6<&- 7<&- 8<&- 9<&- || cb_die "redis-server did not start"
     for _ in $(seq 50); do
         redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0

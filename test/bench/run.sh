@@ -31,7 +31,10 @@
 #            replica each (test/lib.sh) against the single redis-server,
 #            interleaved: the bulk UPDATE with invalidate and write_through
 #            and pgbench TPC-B with write_through, durable; the table shows
-#            cluster time / single time (or single TPS / cluster TPS)
+#            cluster time / single time (or single TPS / cluster TPS).
+#            TPC-B also runs against one redis-server with a replica (what
+#            replication costs, apart from the cluster), and the CPU time
+#            the Redis servers spent per transaction is shown beside it
 #   tls      not run by default: the same redis-server over rediss:// (its TLS
 #            port, certificates from test/make_certs.sh) and redis://,
 #            interleaved: the bulk UPDATE with invalidate and write_through
@@ -154,6 +157,7 @@ stop_all() {
     set +e
     memcache_stop
     [ -n "${DIR:-}" ] && cb_redis_cluster_stop "$DIR"
+    [ -n "${DIR:-}" ] && cb_redis_stop "$DIR/repl1" && cb_redis_stop "$DIR/repl0"
     stop_servers
     [ -n "${CB_REDIS_TLS_CERTS:-}" ] && rm -rf "$CB_REDIS_TLS_CERTS"
 }
@@ -483,10 +487,12 @@ tls_report() {
 
 # ---------------------------------------------------------------- cluster
 
-# cluster_use single|cluster: cachebridge (every new session, and the
-# worker) talks to the single redis-server or to the Redis Cluster.
+# cluster_use single|replicated|cluster: cachebridge (every new session,
+# and the worker) talks to the single redis-server, to the one with a
+# replica, or to the Redis Cluster.
 cluster_use() {
     local url="redis://127.0.0.1:$REDIS_PORT/0"
+    [ "$1" = replicated ] && url="redis://127.0.0.1:$REPL_PORT/0"
     [ "$1" = cluster ] && url=$(cb_redis_cluster_url "$DIR")
     q -c "ALTER SYSTEM SET cachebridge.redis_url = '$url'" -c 'SELECT pg_reload_conf()' >/dev/null
     for _ in $(seq 50); do
@@ -496,17 +502,31 @@ cluster_use() {
     bench_fail "cachebridge.redis_url was not reloaded"
 }
 
-# cluster_flush: empties the Redis cachebridge uses now (every master of the
-# cluster, or the single server).
+# cluster_flush TARGET: empties the Redis of TARGET (every master of the
+# cluster, or the one server).
 cluster_flush() {
     local p
-    if [ "$(q1 "SELECT count(*) FROM cachebridge.cluster_nodes()")" = 0 ]; then
-        rc FLUSHALL >/dev/null
-    else
-        for p in $(cat "$DIR/cluster.ports"); do
-            redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || true
-        done
-    fi
+    case $1 in
+        single) rc FLUSHALL >/dev/null ;;
+        replicated) redis-cli -p "$REPL_PORT" FLUSHALL >/dev/null ;;
+        cluster)
+            for p in $(cat "$DIR/cluster.ports"); do
+                redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || true
+            done ;;
+    esac
+}
+
+# cluster_redis_cpu TARGET: the CPU time (utime + stime, in clock ticks)
+# the redis-servers of TARGET have used, replicas included.
+cluster_redis_cpu() {
+    local f pids=()
+    case $1 in
+        single) pids=("$(cat "$DIR/redis.pid")") ;;
+        replicated) pids=("$(cat "$DIR/repl0/redis.pid")" "$(cat "$DIR/repl1/redis.pid")") ;;
+        cluster) for f in "$DIR"/cluster*/redis.pid; do pids+=("$(cat "$f")"); done ;;
+    esac
+    for f in "${pids[@]}"; do cat "/proc/$f/stat"; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t }'
 }
 
 # cluster_cached N: how many of row:1 .. row:N hold a value, read through
@@ -523,7 +543,7 @@ cluster_bulk_run() {
     local target=$1 variant=$2 n=$BULK_ROWS have wrong
     make_table bench_t "$n"
     set_variant bench_t "$variant" 'row:{id}'
-    cluster_flush
+    cluster_flush "$target"
     # stale copies of every row, for invalidate to remove (filled through
     # cachebridge, so on whichever Redis it uses)
     [[ $variant == inv_* ]] &&
@@ -549,19 +569,25 @@ cluster_bulk_run() {
     record cluster_bulk_update "$variant@$target" "$MS"
 }
 
-# cluster_oltp_run TARGET CLIENTS: pgbench TPC-B with write_through on TARGET.
+# cluster_oltp_run TARGET CLIENTS: pgbench TPC-B with write_through on
+# TARGET; records the TPS and the Redis servers' CPU time per transaction.
 cluster_oltp_run() {
-    local target=$1 clients=$2 out tps touched have wrong
+    local target=$1 clients=$2 out tps touched have wrong cpu0 cpu_us n
     q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
     q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
     q1 "TRUNCATE pgbench_history" >/dev/null
     set_variant pgbench_accounts wt_durable 'acct:{aid}'
-    cluster_flush
+    cluster_flush "$target"
     q -c 'VACUUM pgbench_accounts' -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    cpu0=$(cluster_redis_cpu "$target")
     out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
         -T "$PGB_SECONDS" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
+    n=$(awk '/actually processed: / { print $NF; exit }' <<<"$out")
+    n=${n%%/*}
+    cpu_us=$(awk -v a="$cpu0" -v b="$(cluster_redis_cpu "$target")" -v n="$n" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
     await_delivery
     touched=$(q1 "SELECT count(DISTINCT aid) FROM pgbench_history")
     IFS='|' read -r have wrong < <(q1 "SELECT count(m.value), count(*) FILTER (WHERE m.value IS DISTINCT FROM row_to_json(a)::text)
@@ -571,8 +597,10 @@ cluster_oltp_run() {
         bench_fail "$target: $touched accounts changed, $have cached, $wrong differ from their row"
     CHECK="$touched keys equal row_to_json, "
     check_stats
-    printf '  %-7s tpcb -c %s %-12s %9.1f tps   %s\n' "$target" "$clients" wt_durable "$tps" "$CHECK"
+    printf '  %-10s tpcb -c %s %-12s %9.1f tps  %6.1f us Redis CPU/tx   %s\n' \
+        "$target" "$clients" wt_durable "$tps" "$cpu_us" "$CHECK"
     record "cluster_oltp_tpcb_c$clients" "wt_durable@$target" "$tps"
+    record "cluster_oltp_redis_cpu_c$clients" "wt_durable@$target" "$cpu_us"
 }
 
 # A Redis Cluster of three masters against the single redis-server,
@@ -582,6 +610,16 @@ section_cluster() {
     local run v t
     echo "== cluster: a Redis Cluster of 3 masters (and 3 replicas) vs one redis-server, $RUNS runs, interleaved"
     cb_redis_cluster_start "$DIR" "$(cb_free_port 7300)"
+    # one redis-server with a replica, for TPC-B
+    REPL_PORT=$(cb_free_port 7400)
+    mkdir -p "$DIR/repl0" "$DIR/repl1"
+    [ "$(id -u)" = 0 ] && chown "$CB_USER" "$DIR/repl0" "$DIR/repl1"
+    cb_redis_start "$DIR/repl0" "$REPL_PORT"
+    cb_redis_start "$DIR/repl1" "$(cb_free_port $((REPL_PORT + 1)))" --replicaof 127.0.0.1 "$REPL_PORT"
+    for _ in $(seq 100); do
+        redis-cli -p "$REPL_PORT" INFO replication | grep -q 'slave0:.*state=online' && break
+        sleep 0.1
+    done
     pgbench -h "$DIR" -p "$PG_PORT" -U postgres -i -q -s "$PGB_SCALE" bench >/dev/null 2>&1 ||
         bench_fail "pgbench -i failed"
     for ((run = 1; run <= RUNS; run++)); do
@@ -593,7 +631,7 @@ section_cluster() {
                 cluster_bulk_run "$t" "$v"
             done
         done
-        for t in single cluster; do
+        for t in single replicated cluster; do
             cluster_use "$t"
             cluster_oltp_run "$t" 2
         done
@@ -618,6 +656,9 @@ cluster_report() {
     cluster_line cluster_bulk_update inv_durable "UPDATE of $BULK_ROWS rows, invalidate" ms
     cluster_line cluster_bulk_update wt_durable "UPDATE of $BULK_ROWS rows, write_through" ms
     cluster_line cluster_oltp_tpcb_c2 wt_durable "pgbench TPC-B -c 2, write_through (${PGB_SECONDS}s)" tps
+    cluster_line cluster_oltp_redis_cpu_c2 wt_durable "  its Redis CPU per transaction" us
+    pair_line cluster_oltp_tpcb_c2 wt_durable "TPC-B -c 2, one Redis + replica vs cluster" tps replicated cluster
+    pair_line cluster_oltp_redis_cpu_c2 wt_durable "  its Redis CPU per transaction" us replicated cluster
 }
 
 # ---------------------------------------------------------------- shard, memory
