@@ -11,7 +11,10 @@
 # whose certificate the configured CA does not vouch for is refused, its
 # durable effects kept until it presents one that verifies; a killed
 # master's durable effects are kept and delivered to the replica that
-# takes over, over TLS; cluster_nodes() shows the nodes.
+# takes over, over TLS; cluster_nodes() shows the nodes.  Last, a cluster
+# whose bus is plain TCP (tls-cluster no) announces its plain ports even to
+# TLS clients: cachebridge refuses them rather than falling back to plain
+# TCP.
 
 use strict;
 use warnings;
@@ -264,6 +267,35 @@ is($node->safe_psql('postgres',
 	like($node->safe_psql('postgres',
 			"SELECT role || ' ' || slots FROM cachebridge.cluster_nodes() WHERE node = '127.0.0.1:$tp'"),
 		qr/^master \d/, 'cluster_nodes() shows it as a master with slots');
+}
+
+# ---------------------------------------------------------------------
+# Nodes that keep their bus in plain TCP (tls-cluster no) tell a TLS
+# client their plain ports: cachebridge's TLS handshake there fails, with
+# the node named, and it never falls back to plain TCP
+# ---------------------------------------------------------------------
+{
+	my $plainbus = CacheBridgeTest::Redis->new(
+		name => 'plainbus',
+		tls => $certs,
+		conf => [
+			'cluster-enabled yes',
+			'cluster-port ' . PostgreSQL::Test::Cluster::get_free_port(),
+			'cluster-config-file nodes.conf',
+		]);
+	$plainbus->cli('CLUSTER', 'ADDSLOTSRANGE', 0, 16383);
+	my $t0 = time;
+	sleep(0.1)
+	  while $plainbus->cli('CLUSTER', 'INFO') !~ /cluster_state:ok/ && time - $t0 < 10;
+	my ($port) = $plainbus->cli_tls('CLUSTER', 'SLOTS') =~ /^(\d+)\n[0-9a-f]{40}$/m;
+	is($port, $plainbus->port,
+		'with tls-cluster no, CLUSTER SLOTS tells a TLS client the plain port');
+	CacheBridgeTest::set_redis_url($node, $plainbus->url(tls => 1));
+	my $r = CacheBridgeTest::run_sql($node, "SELECT cachebridge.set('k', 'v')");
+	like($r->{stderr},
+		qr/could not connect to Redis server "127\.0\.0\.1:@{[ $plainbus->port ]}".*\n.*TLS/,
+		'cachebridge refuses to talk to the plain port announced, naming it');
+	is($plainbus->cli('EXISTS', 'k'), '0', 'nothing was written over plain TCP');
 }
 
 done_testing;
