@@ -23,11 +23,12 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "replication/walreceiver.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "storage/proc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -424,6 +425,32 @@ CbCacheNoteSnapshotImport(void)
 		import_lxid = MyProc->lxid;
 }
 
+/* Reads a TIME reply, seconds and microseconds, as microseconds. */
+static bool
+CbTimeReply(const redisReply *reply, int64 *us)
+{
+	int64		part[2];
+
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return false;
+	for (int i = 0; i < 2; i++)
+	{
+		const redisReply *e = reply->element[i];
+		char	   *end;
+
+		if (e->type != REDIS_REPLY_STRING || e->len == 0)
+			return false;
+		errno = 0;
+		part[i] = strtoll(e->str, &end, 10);
+		if (errno != 0 || *end != '\0' || part[i] < 0)
+			return false;
+	}
+	if (part[1] >= USECS_PER_SEC || part[0] > PG_INT64_MAX / USECS_PER_SEC - 1)
+		return false;
+	*us = part[0] * USECS_PER_SEC + part[1];
+	return true;
+}
+
 /*
  * Measures how far Redis' clock (the node holding key) is from ours: TIME,
  * taken halfway through its round trip, less our clock then.
@@ -444,14 +471,13 @@ CbMeasureRedisClock(const char *key, size_t keylen)
 	reply = CbRedisCommand(&p);
 	after = GetCurrentTimestamp();
 	CbRedisCheckReply(reply, "TIME");
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-		reply->element[0]->type != REDIS_REPLY_STRING ||
-		reply->element[1]->type != REDIS_REPLY_STRING)
+	if (!CbTimeReply(reply, &redis_us))
+	{
+		freeReplyObject(reply);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("Redis answered TIME with something else than two numbers")));
-	redis_us = strtoll(reply->element[0]->str, NULL, 10) * USECS_PER_SEC +
-		strtoll(reply->element[1]->str, NULL, 10);
+				 errmsg("Redis answered TIME with something other than two numbers")));
+	}
 	freeReplyObject(reply);
 	clock_offset = redis_us - (before + (after - before) / 2 + CB_UNIX_TO_PG_USECS);
 	clock_error = (after - before) / 2 + 1;
@@ -471,6 +497,9 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
 	TimestampTz until;
 	TimestampTz now;
 
+	/* a reload may be lowering the lifetime: this backend applies it later */
+	if (ConfigReloadPending)
+		return false;
 	if (MyProc != NULL && MyProc->lxid == import_lxid)
 		return false;
 	if (MyProc != NULL && MyProc->lxid == load_lxid && IsolationUsesXactSnapshot())
@@ -497,7 +526,8 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
  * deleted the key in a transaction the caller's snapshot does not see: the
  * value being filled was read before that change (see scripts.c).  Also
  * false, without a round trip, when the snapshot cannot tell (see
- * CbFillXids).  Refused with an ERROR in a transaction that has changed
+ * CbFillXids) or may be older than the markers that expire
+ * (CbFillDeadline).  Refused with an ERROR in a transaction that has changed
  * data.
  */
 Datum

@@ -20,11 +20,9 @@
  * TRUNCATE's pattern deletion removes what the transaction wrote before
  * it, and a replay of a transaction ends in the same state.  A delete
  * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
- * late older SET cannot bring the key back.  Every marker expires: that
- * long after its last write, or with its value if that lives longer.
- * (Effects reach a key in commit order -- row locks, the outbox order,
- * backlog.c -- so no older effect waits that long behind a newer one.)  On a Redis Cluster a script
- * may only touch keys of one slot, so there the marker has a name that
+ * late older SET cannot bring the key back; the marker of a value with a
+ * TTL expires with it, but no sooner than that.  On a Redis Cluster a
+ * script may only touch keys of one slot, so there the marker has a name that
  * hashes like its key (CbAppendClusterVersionKey; the cluster router,
  * cluster.c, puts it in place of key || '#cbv').  Names ending in '#cbv',
  * or holding '#cbv}', are markers only: CbIsMarkerName() is the one test of
@@ -40,10 +38,9 @@
  * transactions, the cluster a dump came from), and the fill wins.  A
  * standby fills with its primary's generation and the timeline it replays.
  * A marker that expired cannot refuse anything, so a fill also carries a
- * deadline in Redis' clock, the time its snapshot is older than a
- * marker's lifetime (cache.c): after it the fill is refused, however late
- * Redis gets to it.
- * A pattern deletion (TRUNCATE, a degraded trigger,
+ * deadline in Redis' clock, when its snapshot becomes older than the
+ * lifetime of markers that expire (cache.c): after it the fill is
+ * refused, however late Redis gets to it.  A pattern deletion (TRUNCATE, a degraded trigger,
  * invalidate_pattern) leaves no marker for keys it did not find, so it
  * also raises a floor named after the pattern's literal start (see
  * CbAppendFloorKey) to its marker, for tombstone_ttl seconds; a fill is
@@ -93,21 +90,24 @@
 static const char *const script_source[CB_NSCRIPTS] = {
 	/*
 	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
-	 * marker lifetime (tombstone_ttl), then per key its op and ttl (0 for none) and: for 'S'
-	 * (set) the value, for 'H' (hash) the number of fields and values that
-	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
+	 * marker lifetime (tombstone_ttl), then per key its op and ttl (0 for
+	 * none) and: for 'S' (set) the value, for 'H' (hash) the number of
+	 * fields and values that follow and those, for 'D' (delete) nothing.  The versioned apply of a
 	 * batch of one transaction's keys in one call, at a few Redis commands
 	 * per key instead of a script call: one MGET reads every marker, each
 	 * key not older than its marker is applied: one MSET writes the markers
 	 * and plain values first (so that Redis refusing writes -- OOM -- stops
 	 * the call before it changed anything), then one UNLINK removes the
 	 * deleted keys, each hash is replaced, and PEXPIREAT sets the
-	 * expiry of values with a TTL and of every marker -- a tombstone's and
-	 * a value's alike: the marker lifetime from now, or with its value if
-	 * that lives longer (a fill from a snapshot older than the lifetime is
-	 * refused, see CB_SCRIPT_FILL, so no marker has to outlive it) -- at an
-	 * absolute time taken once (cheaper than SET ... EX, which Redis
-	 * rewrites for replication).  The keys of a
+	 * expiry of values with a TTL, of their markers (with the value, but
+	 * no sooner than the marker lifetime: a fill from a snapshot older
+	 * than that is refused, see CB_SCRIPT_FILL, so no marker that expires
+	 * has to outlive it) and of tombstones, at an absolute time taken once
+	 * (cheaper than SET ... EX, which Redis rewrites for replication).
+	 * The marker of a value without a TTL never expires: an older effect
+	 * may come after a newer one by any time (a sync session delivers
+	 * itself past the outbox, whose retried rows come later), and only the
+	 * marker refuses it.  The keys of a
 	 * call are distinct (the queue keeps one effect per key), so the order
 	 * among them does not matter.  A marker MGET shows as missing may also
 	 * be a key of another type (changed behind cachebridge's back): EXISTS
@@ -164,13 +164,11 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"      else\n"
 	"        hashes[#hashes + 1] = {key, first, last}\n"
 	"      end\n"
-	"      expire[#expire + 1] = m\n"
 	"      if ttl > 0 then\n"
+	"        expire[#expire + 1] = m\n"
 	"        expire[#expire + 1] = at(math.max(ttl, life))\n"
 	"        expire[#expire + 1] = key\n"
 	"        expire[#expire + 1] = at(ttl)\n"
-	"      else\n"
-	"        expire[#expire + 1] = tomb\n"
 	"      end\n"
 	"    end\n"
 	"    applied = applied + 1\n"
