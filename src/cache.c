@@ -520,6 +520,55 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
 	return true;
 }
 
+/* Keeps the value of a floor a GET found (see CbReadClusterFloors). */
+static bool
+CbKeepFloor(int index, redisReply *reply, void *arg)
+{
+	List	  **values = (List **) arg;
+
+	if (reply->type == REDIS_REPLY_STRING)
+		*values = lappend(*values, pnstrdup(reply->str, reply->len));
+	return false;
+}
+
+/*
+ * The values of the floors of the beginnings of key[0..len) from "from"
+ * bytes on, read where they are on a Redis Cluster (NIL on one Redis,
+ * whose fill script reads them itself): a script there reads keys of its
+ * own slot only, and a floor is in a slot of its own.  They are read
+ * before the fill, so a pattern deletion that raises one while the fill is
+ * under way is not seen (README, Redis Cluster).
+ */
+static List *
+CbReadClusterFloors(const char *key, size_t len, size_t from)
+{
+	CbRedisError err;
+	bool		is_cluster;
+	CbPipeline	p;
+	StringInfoData name;
+	List	   *values = NIL;
+
+	if (!CbRedisIsCluster(&is_cluster, &err))
+		CbRedisReportError(&err);
+	if (!is_cluster || from >= len)
+		return NIL;
+	CbPipelineInit(&p);
+	initStringInfo(&name);
+	for (size_t n = from; n < len; n++)
+	{
+		resetStringInfo(&name);
+		CbAppendPrefixFloorKey(&name, key, n);
+		CbPipelineBegin(&p, 2, name.data, name.len);
+		CbPipelineArgStr(&p, "GET");
+		CbPipelineArg(&p, name.data, name.len);
+	}
+	if (!CbPipelineExecute(&p, CbKeepFloor, &values, &err))
+		CbRedisReportError(&err);
+	pfree(name.data);
+	pfree(p.buf.data);
+	return values;
+}
+
 /*
  * SQL: cachebridge.set(key, value, ttl) -- cache-aside fill, with expiry
  * if ttl is given.  Returns false, writing nothing, when a trigger wrote or
@@ -547,6 +596,8 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	char		epochstr[CB_EPOCH_LEN + 1];
 	int64		deadline;
 	bool		stored;
+	List	   *floors;
+	ListCell   *lc;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -576,7 +627,10 @@ cachebridge_set(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	next = ReadNextFullTransactionId();
 
-	/* EVALSHA fill 2 key marker value ttl epoch floors-from deadline xmin xmax xip... */
+	/*
+	 * EVALSHA fill 2 key marker value ttl epoch floors-from deadline
+	 * nfloors floors... xmin xmax xip...
+	 */
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
 	initStringInfo(&marker);
@@ -585,7 +639,8 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	if (!CbFillDeadline(scratch.data, scratch.len, &deadline))
 		PG_RETURN_BOOL(false);
 	CbAppendVersionKey(&marker, scratch.data, scratch.len);
-	CbPipelineBegin(&p, 12 + nxids, scratch.data, scratch.len);
+	floors = CbReadClusterFloors(scratch.data, scratch.len, strlen(cb_key_prefix));
+	CbPipelineBegin(&p, 13 + list_length(floors) + nxids, scratch.data, scratch.len);
 	CbPipelineArgStr(&p, "EVALSHA");
 	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
 	CbPipelineArgStr(&p, "2");
@@ -596,6 +651,9 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbPipelineArgStr(&p, epochstr);
 	CbPipelineArgInt(&p, (int64) strlen(cb_key_prefix));
 	CbPipelineArgInt(&p, deadline);
+	CbPipelineArgInt(&p, list_length(floors));
+	foreach(lc, floors)
+		CbPipelineArgStr(&p, (char *) lfirst(lc));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
 	for (int i = 0; i < nxids; i++)

@@ -208,7 +208,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 
 	/*
 	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, floors-from,
-	 * deadline, xmin, xmax, xip...  Past the deadline (milliseconds of
+	 * deadline, nfloors, that many floors, xmin, xmax, xip...  Past the deadline (milliseconds of
 	 * Redis' TIME) the fill is refused: markers the snapshot does not see
 	 * may have expired.  A marker the caller's snapshot does not see
 	 * refuses the fill.  A 1.3 marker of an older epoch whose xid is not
@@ -221,17 +221,21 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	 * and is judged by its xid alone.)  The floors checked the same way are
 	 * those of every beginning of the key at least floors-from bytes long
 	 * (the caller's key prefix): a pattern deletion whose literal start is
-	 * one of them may have covered the key (see CbAppendFloorKey).
+	 * one of them may have covered the key (see CbAppendFloorKey).  On a
+	 * Redis Cluster a script reads only keys of its own slot, so the caller
+	 * reads the floors first and passes the values found (the nfloors
+	 * arguments), which are checked the same way.
 	 */
 	CB_LUA_VERSION
+	"local x = 7 + tonumber(ARGV[6])\n"
 	"local function visible(m)\n"
 	"  local xid = tonumber(string.match(m, ':(%d+)$'))\n"
 	"  if xid == nil then return false end\n"
-	"  if xid < tonumber(ARGV[6]) then return true end\n"
-	"  if xid >= tonumber(ARGV[7]) then\n"
+	"  if xid < tonumber(ARGV[x]) then return true end\n"
+	"  if xid >= tonumber(ARGV[x + 1]) then\n"
 	"    return epoch(m) ~= '' and epoch(m) < ARGV[3]\n"
 	"  end\n"
-	"  for i = 8, #ARGV do\n"
+	"  for i = x + 2, #ARGV do\n"
 	"    if tonumber(ARGV[i]) == xid then return false end\n"
 	"  end\n"
 	"  return true\n"
@@ -243,6 +247,9 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"for n = tonumber(ARGV[4]), #KEYS[1] - 1 do\n"
 	"  local f = redis.pcall('GET', string.sub(KEYS[1], 1, n) .. '#cbv#cbv')\n"
 	"  if type(f) == 'string' and not visible(f) then return 0 end\n"
+	"end\n"
+	"for i = 7, x - 1 do\n"
+	"  if not visible(ARGV[i]) then return 0 end\n"
 	"end\n"
 	"if tonumber(ARGV[2]) > 0 then\n"
 	"  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
@@ -625,6 +632,18 @@ CbAppendFloorKey(StringInfo buf, const char *match, size_t len)
 			i++;
 		appendStringInfoChar(buf, match[i]);
 	}
+	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
+}
+
+/*
+ * Appends the name of the floor a fill of key checks for its beginning
+ * key[0..n): those n bytes as they are, then CB_VERSION_SUFFIX twice (the
+ * name the fill script makes itself, see CB_SCRIPT_FILL).
+ */
+void
+CbAppendPrefixFloorKey(StringInfo buf, const char *key, size_t n)
+{
+	appendBinaryStringInfo(buf, key, n);
 	appendStringInfoString(buf, CB_VERSION_SUFFIX CB_VERSION_SUFFIX);
 }
 

@@ -42,6 +42,7 @@ extern CbScriptKeys CbScriptKeyLayout(const char *sha, size_t len);
 extern void CbAppendVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendClusterVersionKey(StringInfo buf, const char *key, size_t len);
 extern void CbAppendFloorKey(StringInfo buf, const char *match, size_t len);
+extern void CbAppendPrefixFloorKey(StringInfo buf, const char *key, size_t n);
 extern bool CbIsMarkerName(const char *name, size_t len);
 extern bool CbHasVersionSuffix(const char *name, size_t len);
 extern int	CbScriptVersionArg(const char *sha, size_t len, long nkeys);

@@ -6,7 +6,8 @@
 # have no {hash tag}, so their keys (and markers) spread over the masters;
 # each key must be where the cluster says its slot is, with key_slot()
 # agreeing with CLUSTER KEYSLOT.  Then: one transaction touching all three
-# masters; pattern deletion over every master; durable delivery while one
+# masters; pattern deletion over every master, and the floor it leaves
+# refusing an older fill; durable delivery while one
 # master is down (nothing acknowledged early, all delivered when it
 # returns); a manual failover and a killed master under concurrent
 # writers, after which the cache holds exactly the committed rows.
@@ -349,9 +350,25 @@ is(scalar(grep { !/#cbv$/ } $cl->scan_keys('item:*')), 0,
 
 $node->safe_psql('postgres', 'UPDATE item SET n = n + 1');
 is(join("\n", cluster_diff('item:*', $item_sql)), '', 'rewritten by an update');
+# A fill from a snapshot older than the TRUNCATE, of a key it did not find
+# (not cached then), is refused by the floor of "item:", which is in a slot
+# of its own: read before the fill (a script reads its own slot only).
+my $reader = $node->background_psql('postgres', on_error_stop => 0);
+# (its snapshot is taken by a query that locks nothing TRUNCATE waits for)
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;');
 $node->safe_psql('postgres', 'TRUNCATE item');
 is(scalar(grep { !/#cbv$/ } $cl->scan_keys('item:*')), 0,
 	'TRUNCATE removes the keys of every master');
+isnt($cl->keyslot('item:#cbv#cbv'), $cl->keyslot('item:777'),
+	'the floor of item: is in another slot than item:777');
+is($reader->query_safe("SELECT cachebridge.set('item:777', 'old read')"), 'f',
+	'a fill from a snapshot older than the TRUNCATE is refused by its floor');
+$reader->query_safe('COMMIT');
+$reader->quit;
+is($cl->get('item:777'), undef, 'and writes nothing');
+is($node->safe_psql('postgres',
+		"SELECT cachebridge.set('item:777', 'new read'); SELECT cachebridge.del('item:777')"),
+	"t\n1", 'a fill from a newer snapshot is taken');
 
 # ---------------------------------------------------------------------
 # Durable delivery with one master down
