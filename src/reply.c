@@ -29,7 +29,9 @@
 static const char *const retryable_codes[] = {
 	"OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "MISCONF",
 	"TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK", "NOSCRIPT", "NOAUTH",
-	"NOPERM", "WRONGPASS", "NOREPLICAS", "UNBLOCKED", NULL
+	"NOPERM", "WRONGPASS", "NOREPLICAS", "UNBLOCKED",
+	"CBGAP",					/* a stream append that came before failed */
+	NULL
 };
 
 /* Generic (ERR) errors an operator can fix. */

@@ -263,11 +263,23 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return 0\n",
 
-	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
-	 * entry: maxlen (0 for none), field count, fields and values */
+	/*
+	 * CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, after,
+	 * then per entry: maxlen (0 for none), field count, fields and values.
+	 * after is the version of the append that comes before this one in
+	 * the same delivery (the same transaction's previous chunk, or the
+	 * previous row's last, see CbChainStreamAppends), or dashes for none:
+	 * if the marker is below it, that append failed (an OOM that cleared
+	 * meanwhile, say) and this one must not go first -- it would move the
+	 * marker past it, and the retry of the missing one would be skipped as
+	 * appended already.  It answers CBGAP, which is retryable.
+	 */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
-	"local i = 3\n"
+	"if string.sub(ARGV[3], 1, 1) ~= '-' and (not cur or cur < ARGV[3]) then\n"
+	"  return redis.error_reply('CBGAP the append before this one is not in the stream (' .. ARGV[3] .. ')')\n"
+	"end\n"
+	"local i = 4\n"
 	"local n = 0\n"
 	"while i <= #ARGV do\n"
 	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
@@ -288,8 +300,9 @@ static const char *const script_source[CB_NSCRIPTS] = {
  * unchanged so that rows written by an earlier library and not yet
  * delivered when it was upgraded are still applied, rather than answered
  * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
- * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
- * is never stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * calls of CB_SCRIPT_WRITE), 1.3's xadd (1.4's also checks the append
+ * before it), and the 1.2 scripts (all but the fill, which is never
+ * stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
  * the same markers; 1.2's hold against newer markers: a 1.2 version is a
  * hex digit first, below every "V..." one, so they refuse to overwrite
  * anything 1.3 or 1.4 wrote.  Never edit them.
@@ -402,6 +415,24 @@ static const char *const legacy_source[] = {
 	"end\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 	"return n\n",
+
+	/* 1.3 xadd (1.4 also passes the append that comes before) */
+	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
+	"if cur and cur >= ARGV[2] then return 0 end\n"
+	"local i = 3\n"
+	"local n = 0\n"
+	"while i <= #ARGV do\n"
+	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
+	"  if ARGV[i] ~= '0' then\n"
+	"    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[i], '*', unpack(ARGV, i + 2, last))\n"
+	"  else\n"
+	"    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, last))\n"
+	"  end\n"
+	"  n = n + 1\n"
+	"  i = last + 1\n"
+	"end\n"
+	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"return n\n",
 };
 
 /* How the KEYS (and ARGV) of each script are laid out, for a cluster router. */
@@ -413,10 +444,14 @@ static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
 };
 
-/* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */
+/*
+ * The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete,
+ * delete found, xadd, 1.3 xadd.
+ */
 static const CbScriptKeys legacy_keys[] = {
 	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS,
-	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER,
+	CB_KEYS_KEY_MARKER
 };
 
 StaticAssertDecl(lengthof(legacy_keys) == lengthof(legacy_source),
