@@ -12,9 +12,15 @@
  * again (versions make a second delivery harmless), and CB_CORRUPT means
  * the encoded plan cannot be read at all.  A retryable reply does not stop
  * a plan: the rest is applied now -- but not a stream append after one
- * that failed, which Redis refuses (CBGAP, retryable) because the calls of
- * a delivery's appends to a stream are chained (CbChainStreamAppends):
- * for stream entries a second delivery is harmless only in order.
+ * that failed, which Redis refuses (CBGAP) because the calls of a
+ * delivery's appends to a stream are chained (CbChainStreamAppends): for
+ * stream entries a second delivery is harmless only in order.  CBGAP is
+ * not retryable by itself: with the failure before it retryable, the
+ * delivery is pending anyway and goes again in order; with that failure
+ * permanent, the append is rejected too, so that the worker sends its row
+ * again alone (the chain then starts afresh), or, in the same row, the
+ * row is dead with the rest of it -- rather than retried for ever behind
+ * an append that can never be made.
  *
  * Nothing here decides what to do about a result: the callers keep the
  * outbox row, trip the breaker (breaker.c) or warn.

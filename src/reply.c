@@ -29,9 +29,7 @@
 static const char *const retryable_codes[] = {
 	"OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "MISCONF",
 	"TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK", "NOSCRIPT", "NOAUTH",
-	"NOPERM", "WRONGPASS", "NOREPLICAS", "UNBLOCKED",
-	"CBGAP",					/* a stream append that came before failed */
-	NULL
+	"NOPERM", "WRONGPASS", "NOREPLICAS", "UNBLOCKED", NULL
 };
 
 /* Generic (ERR) errors an operator can fix. */

@@ -272,7 +272,9 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	 * if the marker is below it, that append failed (an OOM that cleared
 	 * meanwhile, say) and this one must not go first -- it would move the
 	 * marker past it, and the retry of the missing one would be skipped as
-	 * appended already.  It answers CBGAP, which is retryable.
+	 * appended already.  It answers CBGAP, an error reply of no
+	 * retryable kind: the delivery comes to what the failed append came
+	 * to (see apply.c).
 	 */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"

@@ -11,7 +11,10 @@
 # retry was then skipped: its entries were lost.  Now every append names
 # the one that comes before it in the delivery (the transaction's previous
 # chunk, or the previous row's, written in by the sender), and Redis
-# refuses it with CBGAP, retryably, while that one is missing.
+# refuses it with CBGAP while that one is missing.  After a retryable
+# failure everything goes again in order; after a permanent one (the
+# stream's key turned into a string), the failed row is dead and the rows
+# after it are delivered, not retried for ever.
 #
 # MONITOR shows what the worker sent for two rows delivered in one round
 # trip; the calls are then replayed by hand against the stream to check
