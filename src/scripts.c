@@ -302,9 +302,8 @@ static const char *const script_source[CB_NSCRIPTS] = {
  * unchanged so that rows written by an earlier library and not yet
  * delivered when it was upgraded are still applied, rather than answered
  * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
- * calls of CB_SCRIPT_WRITE), 1.3's xadd (1.4's also checks the append
- * before it), and the 1.2 scripts (all but the fill, which is never
- * stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
+ * is never stored; 1.3's xadd is 1.2's).  1.3's compare through CB_LUA_VERSION like 1.4's, on
  * the same markers; 1.2's hold against newer markers: a 1.2 version is a
  * hex digit first, below every "V..." one, so they refuse to overwrite
  * anything 1.3 or 1.4 wrote.  Never edit them.
@@ -400,25 +399,7 @@ static const char *const legacy_source[] = {
 	"end\n"
 	"return n\n",
 
-	/* 1.2 xadd */
-	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
-	"if cur and cur >= ARGV[2] then return 0 end\n"
-	"local i = 3\n"
-	"local n = 0\n"
-	"while i <= #ARGV do\n"
-	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
-	"  if ARGV[i] ~= '0' then\n"
-	"    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[i], '*', unpack(ARGV, i + 2, last))\n"
-	"  else\n"
-	"    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, last))\n"
-	"  end\n"
-	"  n = n + 1\n"
-	"  i = last + 1\n"
-	"end\n"
-	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
-	"return n\n",
-
-	/* 1.3 xadd (1.4 also passes the append that comes before) */
+	/* 1.2 xadd, also 1.3's (the same text; 1.4's also checks the append before) */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
 	"local i = 3\n"
@@ -446,14 +427,10 @@ static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
 };
 
-/*
- * The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete,
- * delete found, xadd, 1.3 xadd.
- */
+/* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */
 static const CbScriptKeys legacy_keys[] = {
 	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS,
-	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER,
-	CB_KEYS_KEY_MARKER
+	CB_KEYS_KEY_MARKER, CB_KEYS_PAIRS, CB_KEYS_PAIRS, CB_KEYS_KEY_MARKER
 };
 
 StaticAssertDecl(lengthof(legacy_keys) == lengthof(legacy_source),
