@@ -208,9 +208,10 @@ static const char *const script_source[CB_NSCRIPTS] = {
 
 	/*
 	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, floors-from,
-	 * deadline, nfloors, that many floors, xmin, xmax, xip...  Past the deadline (milliseconds of
-	 * Redis' TIME) the fill is refused: markers the snapshot does not see
-	 * may have expired.  A marker the caller's snapshot does not see
+	 * deadline, nfloors, that many floors, xmin, xmax, xip...  Past the
+	 * deadline (milliseconds of Redis' TIME) the fill is refused: markers
+	 * the snapshot does not see may have expired.  A marker the caller's
+	 * snapshot does not see
 	 * refuses the fill.  A 1.3 marker of an older epoch whose xid is not
 	 * below xmax was written by a history this one does not continue
 	 * (transactions a promoted standby lost, another cluster): every xid
