@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "apply.h"
+#include "plain.h"
 #include "plan.h"
 #include "redis.h"
 #include "reply.h"
@@ -258,4 +259,31 @@ CbApplyCommands(const char *cmds, size_t len, int ncommands, int neffects,
 		return CB_UNREACHABLE;
 	}
 	return CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
+}
+
+/*
+ * Sends the unversioned commands of a refresh batch (plain.c), closing the
+ * one being gathered; as CbApplyCommands, but only CB_APPLIED means every
+ * command was applied, and only then are its effects counted (as queued
+ * and delivered).  Whatever it returns, the caller delivers the batch with
+ * versions unless it is CB_APPLIED.
+ */
+CbApplyResult
+CbApplyPlain(CbPlain *plain, char *detail, size_t detaillen)
+{
+	CbApplyResult result;
+	int			failed;
+
+	CbPlainClose(plain);
+	if (plain->pipeline.ncommands == 0)
+		return CB_APPLIED;
+	result = CbApplyCommands(plain->pipeline.buf.data, plain->pipeline.buf.len,
+							 plain->pipeline.ncommands, plain->neffects,
+							 NULL, &failed, detail, detaillen);
+	if (result == CB_APPLIED)
+	{
+		CbStatsAdd(CB_STAT_QUEUED, plain->neffects);
+		CbStatsAdd(CB_STAT_DELIVERED, plain->neffects);
+	}
+	return result;
 }

@@ -11,17 +11,46 @@
  * call of cachebridge.refresh_blocks(): it locks the range's rows FOR SHARE
  * and fires the table's cachebridge row triggers on each as if the row had
  * just been updated to itself (publish triggers, when asked, append a
- * snapshot entry with op READ instead).  The effects are queued and
- * delivered at commit like any transaction's, so they are versioned,
- * durable and bounded by max_pending_memory per batch, not per table.
+ * snapshot entry with op READ instead).
  *
- * Why FOR SHARE: the batch's version is taken at its commit, and a writer
- * of one of its rows either committed before the lock was taken (the batch
- * read its row, and its version is lower) or waits for the batch to commit
- * (its version is higher).  So a trigger write that commits during the
- * refresh always wins over the refresh's copy, as any later transaction
- * does.  Rows inserted or moved behind the walk fired their own triggers;
- * rows moved ahead of it are refreshed twice, harmlessly.
+ * How a batch is delivered.  A batch changes no data: it copies the
+ * committed state of rows it holds locked.  So its writes and deletions
+ * are sent before it commits, while it holds the locks, as plain
+ * unversioned commands (plain.c: MSET, SET ... EX, UNLINK, DEL + HSET),
+ * a pipeline per megabyte, each pipeline's replies read before the next
+ * rows are fired and all of them before the batch returns; they leave the
+ * version markers alone and need no outbox row.  That is safe because, per
+ * key of a locked row:
+ *	- a write of the row that commits after the lock waits for the batch
+ *	  to commit, and its delivery (versioned, after its commit) comes after
+ *	  the copy was applied: it wins;
+ *	- a write that committed before the lock is what the batch copied (the
+ *	  lock follows the row to its newest version), or older: delivered
+ *	  late, it is versioned, so it is refused by a newer marker or writes
+ *	  an older state that the newer write's own delivery then corrects --
+ *	  as it would without the refresh;
+ *	- a cache-aside fill is checked against the markers, which the copy
+ *	  did not change;
+ *	- nothing of an uncommitted transaction is copied: only a transaction
+ *	  that has written nothing (no transaction id yet) sends copies early,
+ *	  so a direct call of refresh_blocks() after a change of its own is
+ *	  delivered at commit with versions.
+ * Stream entries (publish, with events) and PUBLISHes (notify=) are queued
+ * and delivered at commit as any transaction's.  If Redis cannot be
+ * reached, or answers any error (OOM, READONLY, ...), the batch stops
+ * sending copies, fires its write and invalidate triggers on every row of
+ * its range again and is delivered at commit with versions (durable: the
+ * outbox), so nothing is lost; copies already applied are harmless.  The
+ * same when the circuit breaker is open.
+ *
+ * Why FOR SHARE: a batch delivered with versions takes its version at
+ * its commit, and a writer of one of its rows either committed before the
+ * lock was taken (the batch read its row, and its version is lower) or
+ * waits for the batch to commit (its version is higher).  So a trigger
+ * write that commits during the refresh always wins over the refresh's
+ * copy, as any later transaction does.  Rows inserted or moved behind the
+ * walk fired their own triggers; rows moved ahead of it are refreshed
+ * twice, harmlessly.
  *
  * A batch reads its range with a TID range scan and locks each row as
  * SELECT ... FOR SHARE would (without the executor's per-statement cost);
@@ -39,6 +68,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -58,9 +88,30 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "apply.h"
+#include "breaker.h"
 #include "elevate.h"
+#include "plain.h"
+#include "queue.h"
 #include "refresh.h"
 #include "trigger.h"
+
+/*
+ * About the most bytes of copies a batch gathers before it sends them: a
+ * round trip per megabyte, and no more held at a time.
+ */
+#define CB_REFRESH_PLAIN_BYTES (1024 * 1024)
+
+/* One batch being refreshed: a range of one table's rows. */
+typedef struct CbRefreshBatch
+{
+	Relation	rel;
+	CbRowTrigger *triggers;
+	int			ntriggers;
+	MemoryContext rowcxt;		/* reset after each row */
+	CbPlain    *plain;			/* copies sent before commit, or NULL */
+	bool		fell_back;		/* copies failed: deliver with versions */
+} CbRefreshBatch;
 
 PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
 PG_FUNCTION_INFO_V1(cachebridge_refresh_blocks);
@@ -292,17 +343,45 @@ CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
 		heap_freetuple(tuple);
 }
 
-/* Fires the refresh's triggers on one locked row, in rowcxt (reset after). */
+/*
+ * Sends the copies the batch gathered; if Redis did not apply every one,
+ * the batch stops sending copies and is to be delivered with versions.
+ */
 static void
-CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
-			 TupleTableSlot *slot, MemoryContext rowcxt)
+CbRefreshSendPlain(CbRefreshBatch *batch)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+	char		detail[512];
+	CbApplyResult result = CbApplyPlain(batch->plain, detail, sizeof(detail));
+
+	CbPlainReset(batch->plain);
+	if (result == CB_APPLIED)
+		return;
+	if (result == CB_UNREACHABLE)
+		CbBreakerTrip();
+	CbApplyCountError(result, detail);
+	ereport(LOG,
+			(errmsg("cachebridge.refresh() of table \"%s\" delivers a batch with versions at commit",
+					RelationGetRelationName(batch->rel)),
+			 errdetail_internal("Redis did not apply the batch's copies: %s", detail)));
+	CbQueueDivert(NULL);
+	batch->plain = NULL;
+	batch->fell_back = true;
+}
+
+/*
+ * Fires the batch's triggers on one locked row, in rowcxt (reset after),
+ * and sends the copies gathered once they reach CB_REFRESH_PLAIN_BYTES.
+ */
+static void
+CbRefreshRow(CbRefreshBatch *batch, TupleTableSlot *slot)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch->rowcxt);
 
 	cb_refresh_snapshot = true;
 	PG_TRY();
 	{
-		CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
+		CbFireRowTriggers(batch->rel, batch->triggers, batch->ntriggers,
+						  TRIGGER_EVENT_UPDATE, slot);
 	}
 	PG_FINALLY();
 	{
@@ -310,7 +389,9 @@ CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(rowcxt);
+	MemoryContextReset(batch->rowcxt);
+	if (batch->plain != NULL && CbPlainBytes(batch->plain) >= CB_REFRESH_PLAIN_BYTES)
+		CbRefreshSendPlain(batch);
 }
 
 /*
@@ -337,9 +418,9 @@ CbRefreshCheckRights(Relation rel)
  * snapshot is a serialization failure).  Returns the rows refreshed.
  */
 static uint64
-CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
-			  CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+CbRefreshScan(CbRefreshBatch *batch, ItemPointer lo, ItemPointer hi)
 {
+	Relation	rel = batch->rel;
 	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	TupleTableSlot *scanslot = table_slot_create(rel, NULL);
 	TupleTableSlot *lockslot = table_slot_create(rel, NULL);
@@ -362,7 +443,7 @@ CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
 		switch (result)
 		{
 			case TM_Ok:
-				CbRefreshRow(rel, triggers, ntriggers, lockslot, rowcxt);
+				CbRefreshRow(batch, lockslot);
 				nrows++;
 				break;
 			case TM_Updated:
@@ -394,9 +475,9 @@ CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
  * refresh copies only the rows the caller may read.
  */
 static uint64
-CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
-			   CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+CbRefreshQuery(CbRefreshBatch *batch, ItemPointer lo, ItemPointer hi)
 {
+	Relation	rel = batch->rel;
 	StringInfoData sql;
 	Oid			types[2] = {TIDOID, TIDOID};
 	Datum		values[2] = {PointerGetDatum(lo), PointerGetDatum(hi)};
@@ -426,7 +507,7 @@ CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
 		/* the version the lock was taken on: the newest committed */
 		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
 			continue;
-		CbRefreshRow(rel, triggers, ntriggers, slot, rowcxt);
+		CbRefreshRow(batch, slot);
 		ExecClearTuple(slot);
 	}
 	SPI_finish();
@@ -455,9 +536,12 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	int64		to;
 	ItemPointerData lo;
 	ItemPointerData hi;
+	ItemPointerData end;
 	bool		isnull;
-	uint64		nrows;
-	MemoryContext rowcxt;
+	bool		rls;
+	volatile uint64 nrows;
+	CbRefreshBatch batch;
+	CbPlain		plain;
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -492,18 +576,52 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	 */
 	ItemPointerSet(&lo, (BlockNumber) from, FirstOffsetNumber);
 	ItemPointerSet(&hi, (BlockNumber) (to - 1), MaxOffsetNumber);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
-								   ALLOCSET_DEFAULT_SIZES);
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-	{
-		ItemPointerData end;
+	ItemPointerSet(&end, (BlockNumber) to, 0);
+	batch.rel = rel;
+	batch.triggers = triggers;
+	batch.ntriggers = ntriggers;
+	batch.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
+										 ALLOCSET_DEFAULT_SIZES);
+	batch.plain = NULL;
+	batch.fell_back = false;
+	rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
 
-		ItemPointerSet(&end, (BlockNumber) to, 0);
-		nrows = CbRefreshQuery(rel, &lo, &end, triggers, ntriggers, rowcxt);
+	/* copies before commit: see the file header for when and why */
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) && !CbBreakerIsOpen())
+	{
+		batch.plain = &plain;
+		CbPlainInit(&plain);
 	}
-	else
-		nrows = CbRefreshScan(rel, &lo, &hi, triggers, ntriggers, rowcxt);
-	MemoryContextDelete(rowcxt);
+	PG_TRY();
+	{
+		CbQueueDivert(batch.plain);
+		nrows = rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi);
+		if (batch.plain != NULL)
+			CbRefreshSendPlain(&batch);
+	}
+	PG_FINALLY();
+	{
+		CbQueueDivert(NULL);
+	}
+	PG_END_TRY();
+
+	/*
+	 * Copies that Redis did not apply: the write and invalidate triggers
+	 * again on every row, queued this time (their stream entries are queued
+	 * already, and entries are never deduplicated).
+	 */
+	if (batch.fell_back)
+	{
+		int			n = 0;
+
+		for (int t = 0; t < ntriggers; t++)
+			if (!triggers[t].publish)
+				triggers[n++] = triggers[t];
+		batch.ntriggers = n;
+		if (n > 0)
+			(void) (rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi));
+	}
+	MemoryContextDelete(batch.rowcxt);
 	table_close(rel, AccessShareLock);
 
 	{
