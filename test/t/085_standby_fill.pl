@@ -157,6 +157,37 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 	is($redis->cli('GET', 'item:1'), '{"id":1,"v":"new"}', 'and store the row');
 }
 
+# ---------------------------------------------------------------------
+# A standby whose replay waits longer than a marker lives: its data are
+# older than its snapshot, and the marker that would refuse the fill has
+# expired.  Fills are counted from the last transaction replayed.
+# ---------------------------------------------------------------------
+{
+	for my $n ($primary, $standby)
+	{
+		$n->append_conf('postgresql.conf', 'cachebridge.tombstone_ttl = 3');
+		$n->reload;
+		$n->poll_query_until('postgres',
+			"SELECT current_setting('cachebridge.tombstone_ttl') = '3s'")
+		  or die 'tombstone_ttl was not reloaded';
+	}
+	pause_replay();
+	$primary->safe_psql('postgres', "UPDATE item SET v = 'late' WHERE id = 2");
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
+		't', 'lag: the primary\'s write was delivered');
+	$redis->cli('DEL', 'item:2');    # evicted, say
+	sleep(3.5);
+	is($redis->cli('EXISTS', 'item:2#cbv'), '0', 'lag: its marker expired');
+	is(standby_fill(2), 'f',
+		'lag: a fill from a standby whose replay waits longer than a marker lives returns false');
+	is($redis->cli('EXISTS', 'item:2'), '0', 'lag: and writes nothing');
+
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is(standby_fill(2), 't', 'lag: once replay has caught up, the fill is accepted');
+	is($redis->cli('GET', 'item:2'), '{"id":2,"v":"late"}', 'lag: with the new row');
+}
+
 $standby->stop;
 $primary->stop;
 $redis->stop;
