@@ -1,4 +1,4 @@
-# test/t/093_refresh_copies.pl -- a refresh batch's early copies never
+# test/t/094_refresh_copies.pl -- a refresh batch's early copies never
 # leave a stale value, and never lose one (README, "Backfill").
 #
 # A batch of cachebridge.refresh() sends its copies of the rows it holds
