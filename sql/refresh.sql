@@ -171,6 +171,17 @@ FROM rf_copies c;
 \! redis-cli -p $CB_REDIS_PORT eval "return #redis.call('KEYS', 'rfi:*')" 0
 \! redis-cli -p $CB_REDIS_PORT eval "return #redis.call('KEYS', '*#cbv')" 0
 
+-- a copy never overwrites a newer write: each call of the copy script
+-- carries a fence (a version from before the rows were locked) and skips
+-- a key whose marker is newer, so a copy Redis runs late, after the batch
+-- let go of its rows, loses to a write committed since.  Here the marker
+-- of rfj:5 is made newer than any version by hand: its copy is skipped.
+\! redis-cli -p $CB_REDIS_PORT del rfj:5 rfj:6 > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'rfj:5#cbv' 'VFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF:1' > /dev/null
+CALL cachebridge.refresh('rf_copies');
+\! redis-cli -p $CB_REDIS_PORT exists rfj:5 rfj:6
+\! redis-cli -p $CB_REDIS_PORT del 'rfj:5#cbv' > /dev/null
+
 -- a batch in a transaction that changed rows itself sends nothing before
 -- its commit (it could copy what it has not committed): it is delivered at
 -- commit, with versions, and not at all if it rolls back

@@ -577,13 +577,12 @@ CbSlotKeyCompare(const void *a, const void *b)
  * being a key, each followed by step - 1 arguments of its own), may be of
  * many slots into one command per slot, each with the arguments before
  * first (the key count of a script adjusted) and from after the keys on.
- * With pairs (step 2) the second of a pair is the key's marker if markers,
- * else its value (MSET).
+ * With pairs (step 2) the second of a pair is the key's marker.
  */
 static void
 CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 			  int first, int nkeyargs, int step, int countarg,
-			  bool markers, StringInfo scratch)
+			  StringInfo scratch)
 {
 	int			nkeys = nkeyargs / step;
 	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * nkeys);
@@ -624,13 +623,7 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 
 			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
 			for (int a = 1; a < step; a++)
-			{
-				if (markers)
-					CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
-				else
-					CbPipelineArg(&route->encoded, cmd->argv[keyarg + a],
-								  cmd->argl[keyarg + a]);
-			}
+				CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
 		}
 		for (int a = first + nkeyargs; a < cmd->argc; a++)
 			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
@@ -763,7 +756,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 			return;
 		if (layout == CB_KEYS_PAIRS && numkeys % 2 == 0)
 		{
-			CbSplitBySlot(route, command, cmd, 3, numkeys, 2, 2, true, scratch);
+			CbSplitBySlot(route, command, cmd, 3, numkeys, 2, 2, scratch);
 			return;
 		}
 		if (layout == CB_KEYS_KEY_MARKER && numkeys == 2)
@@ -788,13 +781,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 	}
 	else if (CbCommandIn(cmd, summed_commands) && cmd->argc > 2)
 	{
-		CbSplitBySlot(route, command, cmd, 1, cmd->argc - 1, 1, -1, false, scratch);
-		return;
-	}
-	else if (CbArgIs(cmd, 0, "MSET") && cmd->argc > 3 && cmd->argc % 2 == 1)
-	{
-		/* the plain copies of a refresh batch (plain.c) */
-		CbSplitBySlot(route, command, cmd, 1, cmd->argc - 1, 2, -1, false, scratch);
+		CbSplitBySlot(route, command, cmd, 1, cmd->argc - 1, 1, -1, scratch);
 		return;
 	}
 	else if (cmd->argc >= 2 && !CbCommandIn(cmd, node_commands))

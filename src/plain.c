@@ -1,121 +1,79 @@
 /*-------------------------------------------------------------------------
  *
  * plain.c
- *		The plain codec: the effects of a refresh batch (refresh.c) as
- *		unversioned Redis commands -- MSET, SET ... EX, UNLINK, and DEL then
- *		HSET (and EXPIRE) for a hash -- without version markers.
+ *		The copy codec: the effects of a refresh batch (refresh.c) as calls
+ *		of the copy script (scripts.c, CB_SCRIPT_COPY), which write values,
+ *		hashes and deletions without writing any version marker.
  *
  * A refresh batch changes no data: it locks its rows FOR SHARE and copies
  * their committed state.  So its copies may reach Redis before it commits,
- * as long as they are applied while it still holds the row locks; why that
- * is safe is refresh.c's to say.  Here they are only encoded: values
- * without a TTL are gathered into MSETs and deletions into UNLINKs, a few
- * hundred keys each; a write with a TTL and a hash replace are commands of
- * their own.  The order of the effects is kept: a command of another kind
- * closes the one gathering first, so two triggers writing and deleting
- * the same key leave what the later one did.
+ * while it holds the row locks; why that is safe is refresh.c's to say.
+ * Each call carries a fence, a version taken before the rows were locked,
+ * and writes only the keys whose marker is not newer than it: a call that
+ * Redis runs late, after the batch let go of its rows, cannot overwrite a
+ * write committed since.  Calls are built as the plan's are (plan.c,
+ * CbEncodeWriteCall), up to 500 keys each, but a call holds effects of one
+ * op only, in the order they were made: the copy script applies its
+ * values, deletions and hashes one kind after the other, and a key may
+ * come twice (two triggers, or a template no unique index orders), so a
+ * change of op closes the call.
  *
- * Pure: nothing here talks to Redis (apply.c sends the commands).
+ * Pure: nothing here talks to Redis (apply.c sends the calls).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "plain.h"
+#include "scripts.h"
 
-/*
- * Most keys, and about the most bytes, of one MSET or UNLINK: Redis serves
- * no one else while it runs one command.
- */
-#define CB_PLAIN_KEYS_PER_COMMAND 500
-#define CB_PLAIN_BYTES_PER_COMMAND (256 * 1024)
+/* Most effects, and about the most bytes, gathered for one call. */
+#define CB_PLAIN_EFFECTS_PER_CALL 500
+#define CB_PLAIN_BYTES_PER_CALL (256 * 1024)
 
-/* Starts empty commands in the current memory context. */
+/* Starts empty copies with their fence, in the current memory context. */
 void
-CbPlainInit(CbPlain *plain)
+CbPlainInit(CbPlain *plain, const char *fence)
 {
+	memset(plain, 0, sizeof(*plain));
 	CbPipelineInit(&plain->pipeline);
-	initStringInfo(&plain->gathered);
-	plain->ngathered = 0;
-	plain->gathering = CB_OP_SET;
-	plain->neffects = 0;
+	strlcpy(plain->fence, fence, sizeof(plain->fence));
+	initStringInfo(&plain->data);
+	initStringInfo(&plain->scratch);
+	plain->maxgathered = CB_PLAIN_EFFECTS_PER_CALL;
+	plain->gathered = palloc(sizeof(CbPlainEffect) * plain->maxgathered);
+	plain->writes = palloc(sizeof(CbPlanWrite) * plain->maxgathered);
 }
 
-/* Closes the MSET or UNLINK being gathered, if any, into the pipeline. */
+/* Closes the effects gathered, if any, into calls of the copy script. */
 void
 CbPlainClose(CbPlain *plain)
 {
-	int			nargs;
+	int			start = 0;
 
-	if (plain->ngathered == 0)
-		return;
-	nargs = plain->gathering == CB_OP_SET ? 2 * plain->ngathered : plain->ngathered;
-	CbPipelineBegin(&plain->pipeline, 1 + nargs, NULL, 0);
-	CbPipelineArgStr(&plain->pipeline, plain->gathering == CB_OP_SET ? "MSET" : "UNLINK");
-	CbPipelineArgsEncoded(&plain->pipeline, plain->gathered.data,
-						  plain->gathered.len, nargs);
-	resetStringInfo(&plain->gathered);
+	for (int i = 0; i < plain->ngathered; i++)
+	{
+		const CbPlainEffect *e = &plain->gathered[i];
+		CbPlanWrite *w = &plain->writes[i];
+
+		w->key.data = plain->data.data + e->keyoff;
+		w->key.len = e->keylen;
+		w->payload = plain->data.data + e->payoff;
+		w->len = e->len;
+		w->nfields = e->nfields;
+		w->ttl = e->ttl;
+		w->op = plain->op;
+	}
+	while (start < plain->ngathered)
+		start += CbEncodeWriteCall(&plain->pipeline, &plain->scratch, CB_SCRIPT_COPY,
+								   plain->fence, &plain->writes[start],
+								   plain->ngathered - start);
+	resetStringInfo(&plain->data);
 	plain->ngathered = 0;
 }
 
-/* Gathers key (and, for an MSET, its value) into a command of op's kind. */
-static void
-CbPlainGather(CbPlain *plain, CbEffectOp op, const char *key, size_t keylen,
-			  const char *value, size_t len)
-{
-	if (plain->ngathered > 0 && plain->gathering != op)
-		CbPlainClose(plain);
-	plain->gathering = op;
-	CbRespAppendArg(&plain->gathered, key, keylen);
-	if (op == CB_OP_SET)
-		CbRespAppendArg(&plain->gathered, value, len);
-	plain->ngathered++;
-	if (plain->ngathered >= CB_PLAIN_KEYS_PER_COMMAND ||
-		plain->gathered.len >= CB_PLAIN_BYTES_PER_COMMAND)
-		CbPlainClose(plain);
-}
-
-/* Appends EXPIRE key ttl. */
-static void
-CbPlainExpire(CbPlain *plain, const char *key, size_t keylen, int ttl)
-{
-	CbPipelineBegin(&plain->pipeline, 3, key, keylen);
-	CbPipelineArgStr(&plain->pipeline, "EXPIRE");
-	CbPipelineArg(&plain->pipeline, key, keylen);
-	CbPipelineArgInt(&plain->pipeline, ttl);
-}
-
 /*
- * Appends the replace of the hash at key by nfields pairs of (uint32
- * length, bytes): DEL, then HSET of the fields if there are any, then
- * EXPIRE if ttl.
- */
-static void
-CbPlainHash(CbPlain *plain, const char *key, size_t keylen,
-			const char *fields, int nfields, int ttl)
-{
-	CbPipelineBegin(&plain->pipeline, 2, key, keylen);
-	CbPipelineArgStr(&plain->pipeline, "DEL");
-	CbPipelineArg(&plain->pipeline, key, keylen);
-	if (nfields == 0)
-		return;
-	CbPipelineBegin(&plain->pipeline, 2 + 2 * nfields, key, keylen);
-	CbPipelineArgStr(&plain->pipeline, "HSET");
-	CbPipelineArg(&plain->pipeline, key, keylen);
-	for (int i = 0; i < 2 * nfields; i++)
-	{
-		uint32		flen;
-
-		memcpy(&flen, fields, sizeof(uint32));
-		CbPipelineArg(&plain->pipeline, fields + sizeof(uint32), flen);
-		fields += sizeof(uint32) + flen;
-	}
-	if (ttl > 0)
-		CbPlainExpire(plain, key, keylen, ttl);
-}
-
-/*
- * Appends one effect: op CB_OP_SET (payload the value), CB_OP_HASH
+ * Gathers one effect: op CB_OP_SET (payload the value), CB_OP_HASH
  * (payload nfields pairs of (uint32 length, bytes)) or CB_OP_DEL, with ttl
  * seconds (0 for none) for the writes.
  */
@@ -123,40 +81,41 @@ void
 CbPlainAdd(CbPlain *plain, CbEffectOp op, const char *key, size_t keylen,
 		   const char *payload, size_t len, int nfields, int ttl)
 {
+	CbPlainEffect *e;
+
 	Assert(op == CB_OP_SET || op == CB_OP_HASH || op == CB_OP_DEL);
+	if (plain->ngathered > 0 && plain->op != op)
+		CbPlainClose(plain);
+	plain->op = op;
+	e = &plain->gathered[plain->ngathered++];
+	e->keyoff = plain->data.len;
+	e->keylen = keylen;
+	appendBinaryStringInfo(&plain->data, key, keylen);
+	e->payoff = plain->data.len;
+	e->len = len;
+	if (len > 0)
+		appendBinaryStringInfo(&plain->data, payload, len);
+	e->nfields = nfields;
+	e->ttl = ttl;
 	plain->neffects++;
-	if (op == CB_OP_DEL || (op == CB_OP_SET && ttl == 0))
-	{
-		CbPlainGather(plain, op, key, keylen, payload, len);
-		return;
-	}
-	CbPlainClose(plain);
-	if (op == CB_OP_HASH)
-	{
-		CbPlainHash(plain, key, keylen, payload, nfields, ttl);
-		return;
-	}
-	CbPipelineBegin(&plain->pipeline, 5, key, keylen);
-	CbPipelineArgStr(&plain->pipeline, "SET");
-	CbPipelineArg(&plain->pipeline, key, keylen);
-	CbPipelineArg(&plain->pipeline, payload, len);
-	CbPipelineArgStr(&plain->pipeline, "EX");
-	CbPipelineArgInt(&plain->pipeline, ttl);
+	if (plain->ngathered == plain->maxgathered ||
+		plain->data.len >= CB_PLAIN_BYTES_PER_CALL)
+		CbPlainClose(plain);
 }
 
-/* Empties the commands, keeping their buffers. */
+/* Empties the copies, keeping their buffers and fence. */
 void
 CbPlainReset(CbPlain *plain)
 {
 	CbPipelineReset(&plain->pipeline);
-	resetStringInfo(&plain->gathered);
+	resetStringInfo(&plain->data);
 	plain->ngathered = 0;
 	plain->neffects = 0;
 }
 
-/* Bytes of commands built so far, gathered ones included. */
+/* Bytes of copies built so far, gathered ones included. */
 size_t
 CbPlainBytes(const CbPlain *plain)
 {
-	return plain->pipeline.buf.len + plain->gathered.len;
+	return plain->pipeline.buf.len + plain->data.len;
 }

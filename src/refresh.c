@@ -95,6 +95,7 @@
 #include "queue.h"
 #include "refresh.h"
 #include "trigger.h"
+#include "version.h"
 
 /*
  * About the most bytes of copies a batch gathers before it sends them: a
@@ -586,11 +587,21 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	batch.fell_back = false;
 	rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
 
-	/* copies before commit: see the file header for when and why */
+	/*
+	 * Copies before commit: see the file header for when and why.  Their
+	 * fence is taken before the rows are locked: a write that commits
+	 * after the batch lets go of them has a later version.
+	 */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) && !CbBreakerIsOpen())
 	{
+		CbEpoch		epoch;
+		XLogRecPtr	now = CbCurrentEpoch(&epoch, true);
+		char		fence[64];
+
+		CbFormatVersion(fence, &epoch, now);
+		strlcpy(fence + CB_VERSION_LEN, ":0", sizeof(fence) - CB_VERSION_LEN);
 		batch.plain = &plain;
-		CbPlainInit(&plain);
+		CbPlainInit(&plain, fence);
 	}
 	PG_TRY();
 	{

@@ -68,38 +68,15 @@ CbPipelineBegin(CbPipeline *p, int argc, const char *routekey, size_t routelen)
 	p->ncommands++;
 }
 
-/*
- * Appends one binary-safe argument, RESP-encoded, to buf: the arguments of
- * a command whose length is known only once they are all gathered (see
- * CbPipelineArgsEncoded).
- */
-void
-CbRespAppendArg(StringInfo buf, const char *data, size_t len)
-{
-	CbAppendHeader(buf, '$', len);
-	appendBinaryStringInfo(buf, data, len);
-	appendBinaryStringInfo(buf, "\r\n", 2);
-}
-
 /* Appends one binary-safe argument to the current command. */
 void
 CbPipelineArg(CbPipeline *p, const char *data, size_t len)
 {
 	Assert(p->args_left > 0);
-	CbRespAppendArg(&p->buf, data, len);
+	CbAppendHeader(&p->buf, '$', len);
+	appendBinaryStringInfo(&p->buf, data, len);
+	appendBinaryStringInfo(&p->buf, "\r\n", 2);
 	p->args_left--;
-}
-
-/*
- * Appends nargs arguments encoded by CbRespAppendArg (args[0..len)) to the
- * current command.
- */
-void
-CbPipelineArgsEncoded(CbPipeline *p, const char *args, size_t len, int nargs)
-{
-	Assert(p->args_left >= nargs);
-	appendBinaryStringInfo(&p->buf, args, len);
-	p->args_left -= nargs;
 }
 
 /* Appends a NUL-terminated argument. */

@@ -30,9 +30,6 @@ extern void CbPipelineBegin(CbPipeline *p, int argc,
 extern void CbPipelineArg(CbPipeline *p, const char *data, size_t len);
 extern void CbPipelineArgStr(CbPipeline *p, const char *str);
 extern void CbPipelineArgInt(CbPipeline *p, int64 value);
-extern void CbRespAppendArg(StringInfo buf, const char *data, size_t len);
-extern void CbPipelineArgsEncoded(CbPipeline *p, const char *args, size_t len,
-								  int nargs);
 extern void CbPipelineAppendRaw(CbPipeline *p, const char *cmd, size_t len);
 
 extern bool CbRespNext(const char *buf, size_t len, size_t *pos, char kind,
