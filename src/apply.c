@@ -261,29 +261,61 @@ CbApplyCommands(const char *cmds, size_t len, int ncommands, int neffects,
 	return CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
 }
 
-/*
- * Sends the unversioned commands of a refresh batch (plain.c), closing the
- * one being gathered; as CbApplyCommands, but only CB_APPLIED means every
- * command was applied, and only then are its effects counted (as queued
- * and delivered).  Whatever it returns, the caller delivers the batch with
- * versions unless it is CB_APPLIED.
- */
-CbApplyResult
-CbApplyPlain(CbPlain *plain, char *detail, size_t detaillen)
+/* A refresh batch's copies on their way (CbApplyPlainSend). */
+struct CbCopyDelivery
 {
-	CbApplyResult result;
-	int			failed;
+	CbPlain    *plain;
+	CbSentBuffer sent;
+	CbStepReplies replies;
+};
+
+/*
+ * Sends the calls of the copy script of a refresh batch (plain.c), closing
+ * the one being gathered, and returns without waiting for Redis to run
+ * them: the batch fires its next rows meanwhile.  plain must be left alone
+ * until CbApplyPlainWait.
+ */
+CbCopyDelivery *
+CbApplyPlainSend(CbPlain *plain)
+{
+	CbCopyDelivery *d = palloc0(sizeof(CbCopyDelivery));
 
 	CbPlainClose(plain);
-	if (plain->pipeline.ncommands == 0)
-		return CB_APPLIED;
-	result = CbApplyCommands(plain->pipeline.buf.data, plain->pipeline.buf.len,
-							 plain->pipeline.ncommands, plain->neffects,
-							 NULL, &failed, detail, detaillen);
+	d->plain = plain;
+	CbExecuteBufferSend(&d->sent, plain->pipeline.buf.data, plain->pipeline.buf.len,
+						plain->pipeline.ncommands, CbStepReply, &d->replies);
+	return d;
+}
+
+/*
+ * Reads the replies of copies CbApplyPlainSend sent, and frees d.  As
+ * CbApplyCommands, but only CB_APPLIED means every call was run (a copy a
+ * newer marker refused counts as applied), and only then are its effects
+ * counted (as queued and delivered); otherwise the caller delivers the
+ * batch with versions.
+ */
+CbApplyResult
+CbApplyPlainWait(CbCopyDelivery *d, char *detail, size_t detaillen)
+{
+	CbPlain    *plain = d->plain;
+	CbRedisError err;
+	CbApplyResult result;
+	int			failed = 0;
+
+	if (!CbExecuteBufferWait(&d->sent, &err))
+	{
+		snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
+		result = CB_UNREACHABLE;
+	}
+	else
+		result = CbStepResult(&d->replies, plain->pipeline.buf.data,
+							  plain->pipeline.buf.len, &failed, plain->neffects,
+							  detail, detaillen);
 	if (result == CB_APPLIED)
 	{
 		CbStatsAdd(CB_STAT_QUEUED, plain->neffects);
 		CbStatsAdd(CB_STAT_DELIVERED, plain->neffects);
 	}
+	pfree(d);
 	return result;
 }

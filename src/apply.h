@@ -37,7 +37,11 @@ extern CbApplyResult CbApplyCommands(const char *cmds, size_t len,
 									 int ncommands, int neffects,
 									 bool *rejected, int *failed,
 									 char *detail, size_t detaillen);
-extern CbApplyResult CbApplyPlain(CbPlain *plain, char *detail, size_t detaillen);
+typedef struct CbCopyDelivery CbCopyDelivery;
+
+extern CbCopyDelivery *CbApplyPlainSend(CbPlain *plain);
+extern CbApplyResult CbApplyPlainWait(CbCopyDelivery *d, char *detail,
+									  size_t detaillen);
 extern void CbApplyCountError(CbApplyResult result, const char *detail);
 
 #endif							/* CACHEBRIDGE_APPLY_H */

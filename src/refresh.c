@@ -15,12 +15,11 @@
  *
  * How a batch is delivered.  A batch changes no data: it copies the
  * committed state of rows it holds locked.  So its writes and deletions
- * are sent before it commits, while it holds the locks, as plain
- * unversioned commands (plain.c: MSET, SET ... EX, UNLINK, DEL + HSET),
- * a pipeline per megabyte, each pipeline's replies read before the next
- * rows are fired and all of them before the batch returns; they leave the
- * version markers alone and need no outbox row.  That is safe because, per
- * key of a locked row:
+ * are sent before it commits, while it holds the locks, as calls of the
+ * copy script (plain.c), which write no version marker: a pipeline per
+ * 256 kB, sent while the batch fires the rows of the next one, and the
+ * replies of all of them read before the batch returns; no outbox row.
+ * That is safe because, per key of a locked row:
  *	- a write of the row that commits after the lock waits for the batch
  *	  to commit, and its delivery (versioned, after its commit) comes after
  *	  the copy was applied: it wins;
@@ -31,6 +30,11 @@
  *	  as it would without the refresh;
  *	- a cache-aside fill is checked against the markers, which the copy
  *	  did not change;
+ *	- a copy that Redis runs late -- the batch aborted (cancelled) or gave
+ *	  up waiting while its pipeline was in flight, and let go of its rows
+ *	  -- is refused by the marker of any write committed since: each call
+ *	  carries a fence, a version taken before the rows were locked, and
+ *	  the copy script writes only keys whose marker is not newer;
  *	- nothing of an uncommitted transaction is copied: only a transaction
  *	  that has written nothing (no transaction id yet) sends copies early,
  *	  so a direct call of refresh_blocks() after a change of its own is
@@ -99,9 +103,10 @@
 
 /*
  * About the most bytes of copies a batch gathers before it sends them: a
- * round trip per megabyte, and no more held at a time.
+ * batch of the default 128 blocks of narrow rows sends several pipelines,
+ * so that Redis runs each while the batch fires the rows of the next.
  */
-#define CB_REFRESH_PLAIN_BYTES (1024 * 1024)
+#define CB_REFRESH_PLAIN_BYTES (256 * 1024)
 
 /* One batch being refreshed: a range of one table's rows. */
 typedef struct CbRefreshBatch
@@ -110,7 +115,9 @@ typedef struct CbRefreshBatch
 	CbRowTrigger *triggers;
 	int			ntriggers;
 	MemoryContext rowcxt;		/* reset after each row */
-	CbPlain    *plain;			/* copies sent before commit, or NULL */
+	CbPlain    *plain;			/* copies being gathered, or NULL */
+	CbPlain    *spare;			/* the other buffer of copies */
+	CbCopyDelivery *inflight;	/* copies sent from spare, replies unread */
 	bool		fell_back;		/* copies failed: deliver with versions */
 } CbRefreshBatch;
 
@@ -345,17 +352,21 @@ CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
 }
 
 /*
- * Sends the copies the batch gathered; if Redis did not apply every one,
- * the batch stops sending copies and is to be delivered with versions.
+ * Waits for the copies in flight; if Redis did not run every one, the
+ * batch stops making copies and is to be delivered with versions.
  */
 static void
-CbRefreshSendPlain(CbRefreshBatch *batch)
+CbRefreshWaitPlain(CbRefreshBatch *batch)
 {
 	char		detail[512];
-	CbApplyResult result = CbApplyPlain(batch->plain, detail, sizeof(detail));
+	CbApplyResult result;
 
-	CbPlainReset(batch->plain);
-	if (result == CB_APPLIED)
+	if (batch->inflight == NULL)
+		return;
+	result = CbApplyPlainWait(batch->inflight, detail, sizeof(detail));
+	batch->inflight = NULL;
+	CbPlainReset(batch->spare);
+	if (result == CB_APPLIED || batch->plain == NULL)
 		return;
 	if (result == CB_UNREACHABLE)
 		CbBreakerTrip();
@@ -367,6 +378,25 @@ CbRefreshSendPlain(CbRefreshBatch *batch)
 	CbQueueDivert(NULL);
 	batch->plain = NULL;
 	batch->fell_back = true;
+}
+
+/*
+ * Sends the copies gathered, once the ones in flight are in, and gathers
+ * the next ones in the other buffer meanwhile: Redis runs one pipeline
+ * while the batch fires the rows of the next.
+ */
+static void
+CbRefreshSendPlain(CbRefreshBatch *batch)
+{
+	CbPlain    *sending = batch->plain;
+
+	CbRefreshWaitPlain(batch);
+	if (batch->plain == NULL)
+		return;
+	batch->inflight = CbApplyPlainSend(sending);
+	batch->plain = batch->spare;
+	batch->spare = sending;
+	CbQueueDivert(batch->plain);
 }
 
 /*
@@ -542,7 +572,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	bool		rls;
 	volatile uint64 nrows;
 	CbRefreshBatch batch;
-	CbPlain		plain;
+	CbPlain		plains[2];
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -592,6 +622,8 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	 * fence is taken before the rows are locked: a write that commits
 	 * after the batch lets go of them has a later version.
 	 */
+	batch.spare = NULL;
+	batch.inflight = NULL;
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) && !CbBreakerIsOpen())
 	{
 		CbEpoch		epoch;
@@ -600,8 +632,10 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 
 		CbFormatVersion(fence, &epoch, now);
 		strlcpy(fence + CB_VERSION_LEN, ":0", sizeof(fence) - CB_VERSION_LEN);
-		batch.plain = &plain;
-		CbPlainInit(&plain, fence);
+		CbPlainInit(&plains[0], fence);
+		CbPlainInit(&plains[1], fence);
+		batch.plain = &plains[0];
+		batch.spare = &plains[1];
 	}
 	PG_TRY();
 	{
@@ -609,6 +643,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 		nrows = rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi);
 		if (batch.plain != NULL)
 			CbRefreshSendPlain(&batch);
+		CbRefreshWaitPlain(&batch);
 	}
 	PG_FINALLY();
 	{
