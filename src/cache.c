@@ -23,11 +23,12 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "replication/walreceiver.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "storage/proc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -392,11 +393,17 @@ CbFillXids(Snapshot snap, TransactionId **xids, int *nxids)
  * an import could have gone unseen.  On a standby the data are older than
  * the snapshot by the replay lag: while received WAL waits to be replayed
  * (replay paused or delayed, or behind), they are no newer than the last
- * transaction replayed, and the fill's time is counted from that.  (A lag
- * the standby cannot see -- WAL not yet received -- is not counted.)
+ * transaction replayed, and the fill's time is counted from that -- as
+ * the fill runs, and as each query of its transaction started (the
+ * ExecutorStart hook, CbCacheNoteQueryStart), so that a snapshot taken
+ * while replay lagged counts from then, also once the standby has caught
+ * up or been promoted.  (A lag the standby cannot see -- WAL not yet
+ * received -- is not counted.)
  */
 static LocalTransactionId import_lxid = InvalidLocalTransactionId;
 static LocalTransactionId load_lxid = InvalidLocalTransactionId;
+static LocalTransactionId lag_lxid = InvalidLocalTransactionId;
+static TimestampTz lag_data_time = 0;	/* oldest data a query of lag_lxid read */
 
 /* Redis' clock less ours, in microseconds, measured at clock_measured_at. */
 static int64 clock_offset = 0;
@@ -424,6 +431,55 @@ CbCacheNoteSnapshotImport(void)
 		import_lxid = MyProc->lxid;
 }
 
+/* The time the data of a standby that waits to replay received WAL are of. */
+static bool
+CbStandbyLagging(TimestampTz *data_time)
+{
+	if (!RecoveryInProgress() ||
+		GetXLogReplayRecPtr(NULL) >= GetWalRcvFlushRecPtr(NULL, NULL))
+		return false;
+	*data_time = GetLatestXTime();
+	return true;
+}
+
+void
+CbCacheNoteQueryStart(void)
+{
+	TimestampTz t;
+
+	if (MyProc == NULL || !CbStandbyLagging(&t))
+		return;
+	if (lag_lxid != MyProc->lxid || t < lag_data_time)
+		lag_data_time = t;
+	lag_lxid = MyProc->lxid;
+}
+
+/* Reads a TIME reply, seconds and microseconds, as microseconds. */
+static bool
+CbTimeReply(const redisReply *reply, int64 *us)
+{
+	int64		part[2];
+
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return false;
+	for (int i = 0; i < 2; i++)
+	{
+		const redisReply *e = reply->element[i];
+		char	   *end;
+
+		if (e->type != REDIS_REPLY_STRING || e->len == 0)
+			return false;
+		errno = 0;
+		part[i] = strtoll(e->str, &end, 10);
+		if (errno != 0 || *end != '\0' || part[i] < 0)
+			return false;
+	}
+	if (part[1] >= USECS_PER_SEC || part[0] > PG_INT64_MAX / USECS_PER_SEC - 1)
+		return false;
+	*us = part[0] * USECS_PER_SEC + part[1];
+	return true;
+}
+
 /*
  * Measures how far Redis' clock (the node holding key) is from ours: TIME,
  * taken halfway through its round trip, less our clock then.
@@ -444,14 +500,13 @@ CbMeasureRedisClock(const char *key, size_t keylen)
 	reply = CbRedisCommand(&p);
 	after = GetCurrentTimestamp();
 	CbRedisCheckReply(reply, "TIME");
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-		reply->element[0]->type != REDIS_REPLY_STRING ||
-		reply->element[1]->type != REDIS_REPLY_STRING)
+	if (!CbTimeReply(reply, &redis_us))
+	{
+		freeReplyObject(reply);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("Redis answered TIME with something else than two numbers")));
-	redis_us = strtoll(reply->element[0]->str, NULL, 10) * USECS_PER_SEC +
-		strtoll(reply->element[1]->str, NULL, 10);
+				 errmsg("Redis answered TIME with something other than two numbers")));
+	}
 	freeReplyObject(reply);
 	clock_offset = redis_us - (before + (after - before) / 2 + CB_UNIX_TO_PG_USECS);
 	clock_error = (after - before) / 2 + 1;
@@ -470,16 +525,21 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
 	int64		margin = Min(1000, life / 2);
 	TimestampTz until;
 	TimestampTz now;
+	TimestampTz data_time;
 
+	/* a reload may be lowering the lifetime: this backend applies it later */
+	if (ConfigReloadPending)
+		return false;
 	if (MyProc != NULL && MyProc->lxid == import_lxid)
 		return false;
 	if (MyProc != NULL && MyProc->lxid == load_lxid && IsolationUsesXactSnapshot())
 		return false;
 	until = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
 										life - margin);
-	if (RecoveryInProgress() &&
-		GetXLogReplayRecPtr(NULL) < GetWalRcvFlushRecPtr(NULL, NULL))
-		until = Min(until, TimestampTzPlusMilliseconds(GetLatestXTime(), life - margin));
+	if (CbStandbyLagging(&data_time))
+		until = Min(until, TimestampTzPlusMilliseconds(data_time, life - margin));
+	if (MyProc != NULL && MyProc->lxid == lag_lxid)
+		until = Min(until, TimestampTzPlusMilliseconds(lag_data_time, life - margin));
 	now = GetCurrentTimestamp();
 	if (now >= until)
 		return false;
@@ -497,7 +557,8 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
  * deleted the key in a transaction the caller's snapshot does not see: the
  * value being filled was read before that change (see scripts.c).  Also
  * false, without a round trip, when the snapshot cannot tell (see
- * CbFillXids).  Refused with an ERROR in a transaction that has changed
+ * CbFillXids) or may be older than the markers that expire
+ * (CbFillDeadline).  Refused with an ERROR in a transaction that has changed
  * data.
  */
 Datum

@@ -16,6 +16,7 @@
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "storage/lwlock.h"
@@ -51,6 +52,7 @@ int			cb_command_timeout = 2000;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
@@ -305,6 +307,21 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
+ * ExecutorStart hook: a query's snapshot is taken; on a standby that lags,
+ * the fills of its transaction count their age from the data it reads
+ * (cache.c).
+ */
+static void
+CbExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	CbCacheNoteQueryStart();
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
  * Loaded by a backend rather than preloaded, cachebridge.redis_url was a
  * placeholder setting until now, which PostgreSQL shows to every role:
  * a password in it was readable by anyone.  Say so, once per backend.
@@ -554,4 +571,6 @@ _PG_init(void)
 	emit_log_hook = CbEmitLogHook;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = CbProcessUtility;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = CbExecutorStart;
 }

@@ -20,11 +20,9 @@
  * TRUNCATE's pattern deletion removes what the transaction wrote before
  * it, and a replay of a transaction ends in the same state.  A delete
  * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
- * late older SET cannot bring the key back.  Every marker expires: that
- * long after its last write, or with its value if that lives longer.
- * (Effects reach a key in commit order -- row locks, the outbox order,
- * backlog.c -- so no older effect waits that long behind a newer one.)  On a Redis Cluster a script
- * may only touch keys of one slot, so there the marker has a name that
+ * late older SET cannot bring the key back; the marker of a value with a
+ * TTL expires with it, but no sooner than that.  On a Redis Cluster a
+ * script may only touch keys of one slot, so there the marker has a name that
  * hashes like its key (CbAppendClusterVersionKey; the cluster router,
  * cluster.c, puts it in place of key || '#cbv').  Names ending in '#cbv',
  * or holding '#cbv}', are markers only: CbIsMarkerName() is the one test of
@@ -40,10 +38,9 @@
  * transactions, the cluster a dump came from), and the fill wins.  A
  * standby fills with its primary's generation and the timeline it replays.
  * A marker that expired cannot refuse anything, so a fill also carries a
- * deadline in Redis' clock, the time its snapshot is older than a
- * marker's lifetime (cache.c): after it the fill is refused, however late
- * Redis gets to it.
- * A pattern deletion (TRUNCATE, a degraded trigger,
+ * deadline in Redis' clock, when its snapshot becomes older than the
+ * lifetime of markers that expire (cache.c): after it the fill is
+ * refused, however late Redis gets to it.  A pattern deletion (TRUNCATE, a degraded trigger,
  * invalidate_pattern) leaves no marker for keys it did not find, so it
  * also raises a floor named after the pattern's literal start (see
  * CbAppendFloorKey) to its marker, for tombstone_ttl seconds; a fill is
@@ -93,21 +90,24 @@
 static const char *const script_source[CB_NSCRIPTS] = {
 	/*
 	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
-	 * marker lifetime (tombstone_ttl), then per key its op and ttl (0 for none) and: for 'S'
-	 * (set) the value, for 'H' (hash) the number of fields and values that
-	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
+	 * marker lifetime (tombstone_ttl), then per key its op and ttl (0 for
+	 * none) and: for 'S' (set) the value, for 'H' (hash) the number of
+	 * fields and values that follow and those, for 'D' (delete) nothing.  The versioned apply of a
 	 * batch of one transaction's keys in one call, at a few Redis commands
 	 * per key instead of a script call: one MGET reads every marker, each
 	 * key not older than its marker is applied: one MSET writes the markers
 	 * and plain values first (so that Redis refusing writes -- OOM -- stops
 	 * the call before it changed anything), then one UNLINK removes the
 	 * deleted keys, each hash is replaced, and PEXPIREAT sets the
-	 * expiry of values with a TTL and of every marker -- a tombstone's and
-	 * a value's alike: the marker lifetime from now, or with its value if
-	 * that lives longer (a fill from a snapshot older than the lifetime is
-	 * refused, see CB_SCRIPT_FILL, so no marker has to outlive it) -- at an
-	 * absolute time taken once (cheaper than SET ... EX, which Redis
-	 * rewrites for replication).  The keys of a
+	 * expiry of values with a TTL, of their markers (with the value, but
+	 * no sooner than the marker lifetime: a fill from a snapshot older
+	 * than that is refused, see CB_SCRIPT_FILL, so no marker that expires
+	 * has to outlive it) and of tombstones, at an absolute time taken once
+	 * (cheaper than SET ... EX, which Redis rewrites for replication).
+	 * The marker of a value without a TTL never expires: an older effect
+	 * may come after a newer one by any time (a sync session delivers
+	 * itself past the outbox, whose retried rows come later), and only the
+	 * marker refuses it.  The keys of a
 	 * call are distinct (the queue keeps one effect per key), so the order
 	 * among them does not matter.  A marker MGET shows as missing may also
 	 * be a key of another type (changed behind cachebridge's back): EXISTS
@@ -164,13 +164,11 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"      else\n"
 	"        hashes[#hashes + 1] = {key, first, last}\n"
 	"      end\n"
-	"      expire[#expire + 1] = m\n"
 	"      if ttl > 0 then\n"
+	"        expire[#expire + 1] = m\n"
 	"        expire[#expire + 1] = at(math.max(ttl, life))\n"
 	"        expire[#expire + 1] = key\n"
 	"        expire[#expire + 1] = at(ttl)\n"
-	"      else\n"
-	"        expire[#expire + 1] = tomb\n"
 	"      end\n"
 	"    end\n"
 	"    applied = applied + 1\n"
@@ -265,11 +263,25 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return 0\n",
 
-	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
-	 * entry: maxlen (0 for none), field count, fields and values */
+	/*
+	 * CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, after,
+	 * then per entry: maxlen (0 for none), field count, fields and values.
+	 * after is the version of the append that comes before this one in
+	 * the same delivery (the same transaction's previous chunk, or the
+	 * previous row's last, see CbChainStreamAppends), or dashes for none:
+	 * if the marker is below it, that append failed (an OOM that cleared
+	 * meanwhile, say) and this one must not go first -- it would move the
+	 * marker past it, and the retry of the missing one would be skipped as
+	 * appended already.  It answers CBGAP, an error reply of no
+	 * retryable kind: the delivery comes to what the failed append came
+	 * to (see apply.c).
+	 */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
-	"local i = 3\n"
+	"if string.sub(ARGV[3], 1, 1) ~= '-' and (not cur or cur < ARGV[3]) then\n"
+	"  return redis.error_reply('CBGAP the append before this one is not in the stream (' .. ARGV[3] .. ')')\n"
+	"end\n"
+	"local i = 4\n"
 	"local n = 0\n"
 	"while i <= #ARGV do\n"
 	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
@@ -344,7 +356,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
  * delivered when it was upgraded are still applied, rather than answered
  * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
  * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
- * is never stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * is never stored; 1.3's xadd is 1.2's).  1.3's compare through CB_LUA_VERSION like 1.4's, on
  * the same markers; 1.2's hold against newer markers: a 1.2 version is a
  * hex digit first, below every "V..." one, so they refuse to overwrite
  * anything 1.3 or 1.4 wrote.  Never edit them.
@@ -440,7 +452,7 @@ static const char *const legacy_source[] = {
 	"end\n"
 	"return n\n",
 
-	/* 1.2 xadd */
+	/* 1.2 xadd, also 1.3's (the same text; 1.4's also checks the append before) */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
 	"local i = 3\n"

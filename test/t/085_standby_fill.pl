@@ -158,9 +158,9 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 }
 
 # ---------------------------------------------------------------------
-# A standby whose replay waits longer than a marker lives: its data are
-# older than its snapshot, and the marker that would refuse the fill has
-# expired.  Fills are counted from the last transaction replayed.
+# A standby whose replay waits longer than a tombstone lives: its data are
+# older than its snapshot, and the tombstone that would refuse the fill
+# has expired.  Fills are counted from the last transaction replayed.
 # ---------------------------------------------------------------------
 {
 	for my $n ($primary, $standby)
@@ -172,20 +172,47 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 		  or die 'tombstone_ttl was not reloaded';
 	}
 	pause_replay();
-	$primary->safe_psql('postgres', "UPDATE item SET v = 'late' WHERE id = 2");
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 2');
 	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
-		't', 'lag: the primary\'s write was delivered');
-	$redis->cli('DEL', 'item:2');    # evicted, say
+		't', 'lag: the primary\'s delete was delivered');
 	sleep(3.5);
-	is($redis->cli('EXISTS', 'item:2#cbv'), '0', 'lag: its marker expired');
+	is($redis->cli('EXISTS', 'item:2#cbv'), '0', 'lag: its tombstone expired');
 	is(standby_fill(2), 'f',
-		'lag: a fill from a standby whose replay waits longer than a marker lives returns false');
-	is($redis->cli('EXISTS', 'item:2'), '0', 'lag: and writes nothing');
+		'lag: a fill from a standby whose replay waits longer than a tombstone lives returns false');
+	is($redis->cli('EXISTS', 'item:2'), '0', 'lag: the deleted row is not cached');
 
 	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 	$primary->wait_for_catchup($standby);
-	is(standby_fill(2), 't', 'lag: once replay has caught up, the fill is accepted');
-	is($redis->cli('GET', 'item:2'), '{"id":2,"v":"late"}', 'lag: with the new row');
+	is(standby_fill(1), 't', 'lag: once replay has caught up, fills are accepted');
+	is($standby->safe_psql('postgres', 'SELECT count(*) FROM item WHERE id = 2'),
+		'0', 'lag: and the standby no longer has the deleted row');
+}
+
+# ---------------------------------------------------------------------
+# A snapshot taken while replay lagged, used once the standby caught up:
+# its transaction is young and the standby no longer lags, but the data
+# it read are older than the tombstone that expired.
+# ---------------------------------------------------------------------
+{
+	$primary->safe_psql('postgres', "INSERT INTO item VALUES (3, 'v0')");
+	$primary->wait_for_catchup($standby);
+	pause_replay();
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 3');
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
+		't', 'caught up: the primary\'s delete was delivered');
+	sleep(3.5);
+	is($redis->cli('EXISTS', 'item:3#cbv'), '0', 'caught up: its tombstone expired');
+
+	my $rr = $standby->background_psql('postgres', on_error_stop => 0);
+	$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	my $row = $rr->query_safe('SELECT row_to_json(item)::text FROM item WHERE id = 3');
+	is($row, '{"id":3,"v":"v0"}', 'caught up: the lagging snapshot reads the deleted row');
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is($rr->query("SELECT cachebridge.set('item:3', '$row')"), 'f',
+		'caught up: its fill is refused, counted from the data it read');
+	is($redis->cli('EXISTS', 'item:3'), '0', 'caught up: the deleted row is not cached');
+	$rr->quit;
 }
 
 $standby->stop;
