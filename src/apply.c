@@ -30,7 +30,7 @@
 #include "postgres.h"
 
 #include "apply.h"
-#include "plain.h"
+#include "copies.h"
 #include "plan.h"
 #include "redis.h"
 #include "reply.h"
@@ -288,43 +288,43 @@ CbApplyCommands(const char *cmds, size_t len, int ncommands, int neffects,
 	return result;
 }
 
-/* A refresh batch's copies on their way (CbApplyPlainSend). */
+/* A refresh batch's copies on their way (CbApplyCopiesSend). */
 struct CbCopyDelivery
 {
-	CbPlain    *plain;
+	CbCopies   *copies;
 	CbSentBuffer sent;
 	CbStepReplies replies;
 };
 
 /*
- * Sends the calls of the copy script of a refresh batch (plain.c), closing
+ * Sends the calls of the copy script of a refresh batch (copies.c), closing
  * the one being gathered, and returns without waiting for Redis to run
- * them: the batch fires its next rows meanwhile.  plain must be left alone
- * until CbApplyPlainWait.
+ * them: the batch fires its next rows meanwhile.  copies must be left alone
+ * until CbApplyCopiesWait.
  */
 CbCopyDelivery *
-CbApplyPlainSend(CbPlain *plain)
+CbApplyCopiesSend(CbCopies *copies)
 {
 	CbCopyDelivery *d = palloc0(sizeof(CbCopyDelivery));
 
-	CbPlainClose(plain);
-	d->plain = plain;
-	CbExecuteBufferSend(&d->sent, plain->pipeline.buf.data, plain->pipeline.buf.len,
-						plain->pipeline.ncommands, CbStepReply, &d->replies);
+	CbCopiesClose(copies);
+	d->copies = copies;
+	CbExecuteBufferSend(&d->sent, copies->pipeline.buf.data, copies->pipeline.buf.len,
+						copies->pipeline.ncommands, CbStepReply, &d->replies);
 	return d;
 }
 
 /*
- * Reads the replies of copies CbApplyPlainSend sent, and frees d.  As
+ * Reads the replies of copies CbApplyCopiesSend sent, and frees d.  As
  * CbApplyCommands, but only CB_APPLIED means every call was run (a copy a
  * newer marker refused counts as applied), and only then are its effects
  * counted (as queued and delivered); otherwise the caller delivers the
  * batch with versions.
  */
 CbApplyResult
-CbApplyPlainWait(CbCopyDelivery *d, char *detail, size_t detaillen)
+CbApplyCopiesWait(CbCopyDelivery *d, char *detail, size_t detaillen)
 {
-	CbPlain    *plain = d->plain;
+	CbCopies   *copies = d->copies;
 	CbRedisError err;
 	CbApplyResult result;
 	int			failed = 0;
@@ -335,13 +335,13 @@ CbApplyPlainWait(CbCopyDelivery *d, char *detail, size_t detaillen)
 		result = CB_UNREACHABLE;
 	}
 	else
-		result = CbStepResult(&d->replies, plain->pipeline.buf.data,
-							  plain->pipeline.buf.len, &failed, plain->neffects,
+		result = CbStepResult(&d->replies, copies->pipeline.buf.data,
+							  copies->pipeline.buf.len, &failed, copies->neffects,
 							  detail, detaillen);
 	if (result == CB_APPLIED)
 	{
-		CbStatsAdd(CB_STAT_QUEUED, plain->neffects);
-		CbStatsAdd(CB_STAT_DELIVERED, plain->neffects);
+		CbStatsAdd(CB_STAT_QUEUED, copies->neffects);
+		CbStatsAdd(CB_STAT_DELIVERED, copies->neffects);
 	}
 	pfree(d);
 	return result;

@@ -11,7 +11,7 @@
 
 #include "lib/stringinfo.h"
 
-#include "plain.h"
+#include "copies.h"
 
 /*
  * What a delivery came to, from the verdicts of reply.c on every reply.
@@ -39,8 +39,8 @@ extern CbApplyResult CbApplyCommands(const char *cmds, size_t len,
 									 char *detail, size_t detaillen);
 typedef struct CbCopyDelivery CbCopyDelivery;
 
-extern CbCopyDelivery *CbApplyPlainSend(CbPlain *plain);
-extern CbApplyResult CbApplyPlainWait(CbCopyDelivery *d, char *detail,
+extern CbCopyDelivery *CbApplyCopiesSend(CbCopies *copies);
+extern CbApplyResult CbApplyCopiesWait(CbCopyDelivery *d, char *detail,
 									  size_t detaillen);
 extern void CbApplyCountError(CbApplyResult result, const char *detail);
 

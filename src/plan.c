@@ -169,7 +169,7 @@ CbWriteArgs(const CbPlanWrite *w)
 
 /*
  * Appends to p one call of script -- CB_SCRIPT_WRITE, or CB_SCRIPT_COPY for
- * a refresh batch's copies (plain.c) -- applying the first of writes[0..n)
+ * a refresh batch's copies (copies.c) -- applying the first of writes[0..n)
  * with version (the marker, or the copies' fence): up to CB_KEYS_PER_WRITE
  * keys of any kind, and about CB_BYTES_PER_WRITE bytes of values (a larger
  * value goes in a call of its own, so that Redis refusing it, over

@@ -43,7 +43,7 @@
 #include "utils/memutils.h"
 
 #include "delivery.h"
-#include "plain.h"
+#include "copies.h"
 #include "queue.h"
 #include "redis.h"
 #include "version.h"
@@ -117,7 +117,7 @@ static bool planned = false;	/* the queue became a plan at PRE_COMMIT */
 static bool closed = false;		/* PRE_COMMIT (or PRE_PREPARE) has passed */
 
 /* Where writes and deletions go instead of the queue (CbQueueDivert). */
-static CbPlain *diverted = NULL;
+static CbCopies *diverted = NULL;
 
 /* CbQueueOrderSort: sorts CbQueueOrder by seq, comparisons inlined. */
 #define ST_SORT CbQueueOrderSort
@@ -332,7 +332,7 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	if (diverted != NULL &&
 		(op == CB_OP_SET || op == CB_OP_HASH || op == CB_OP_DEL))
 	{
-		CbPlainAdd(diverted, op, keydata, keylen, payload, len, nfields, ttl);
+		CbCopiesAdd(diverted, op, keydata, keylen, payload, len, nfields, ttl);
 		return;
 	}
 
@@ -390,14 +390,14 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 
 /*
  * Sends the writes and deletions queued from now on (not patterns, stream
- * entries or PUBLISHes) to plain instead, as unversioned commands; NULL
+ * entries or PUBLISHes) to copies instead, as calls of the copy script; NULL
  * queues them again.  For a refresh batch only (refresh.c says why that is
  * safe there); it undoes this before it returns, and an abort does too.
  */
 void
-CbQueueDivert(CbPlain *plain)
+CbQueueDivert(CbCopies *copies)
 {
-	diverted = plain;
+	diverted = copies;
 }
 
 /* Subtransaction end: merge level's versions into the parent, or drop them. */

@@ -16,7 +16,7 @@
  * How a batch is delivered.  A batch changes no data: it copies the
  * committed state of rows it holds locked.  So its writes and deletions
  * are sent before it commits, while it holds the locks, as calls of the
- * copy script (plain.c), which write no version marker: a pipeline per
+ * copy script (copies.c), which write no version marker: a pipeline per
  * 256 kB, sent while the batch fires the rows of the next one, and the
  * replies of all of them read before the batch returns; no outbox row.
  * That is safe because, per key of a locked row:
@@ -95,7 +95,7 @@
 #include "apply.h"
 #include "breaker.h"
 #include "elevate.h"
-#include "plain.h"
+#include "copies.h"
 #include "queue.h"
 #include "refresh.h"
 #include "trigger.h"
@@ -106,7 +106,7 @@
  * batch of the default 128 blocks of narrow rows sends several pipelines,
  * so that Redis runs each while the batch fires the rows of the next.
  */
-#define CB_REFRESH_PLAIN_BYTES (256 * 1024)
+#define CB_REFRESH_COPY_BYTES (256 * 1024)
 
 /* One batch being refreshed: a range of one table's rows. */
 typedef struct CbRefreshBatch
@@ -115,8 +115,8 @@ typedef struct CbRefreshBatch
 	CbRowTrigger *triggers;
 	int			ntriggers;
 	MemoryContext rowcxt;		/* reset after each row */
-	CbPlain    *plain;			/* copies being gathered, or NULL */
-	CbPlain    *spare;			/* the other buffer of copies */
+	CbCopies   *copies;			/* copies being gathered, or NULL */
+	CbCopies   *spare;			/* the other buffer of copies */
 	CbCopyDelivery *inflight;	/* copies sent from spare, replies unread */
 	bool		fell_back;		/* copies failed: deliver with versions */
 } CbRefreshBatch;
@@ -356,17 +356,17 @@ CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
  * batch stops making copies and is to be delivered with versions.
  */
 static void
-CbRefreshWaitPlain(CbRefreshBatch *batch)
+CbRefreshWaitCopies(CbRefreshBatch *batch)
 {
 	char		detail[512];
 	CbApplyResult result;
 
 	if (batch->inflight == NULL)
 		return;
-	result = CbApplyPlainWait(batch->inflight, detail, sizeof(detail));
+	result = CbApplyCopiesWait(batch->inflight, detail, sizeof(detail));
 	batch->inflight = NULL;
-	CbPlainReset(batch->spare);
-	if (result == CB_APPLIED || batch->plain == NULL)
+	CbCopiesReset(batch->spare);
+	if (result == CB_APPLIED || batch->copies == NULL)
 		return;
 	if (result == CB_UNREACHABLE)
 		CbBreakerTrip();
@@ -376,7 +376,7 @@ CbRefreshWaitPlain(CbRefreshBatch *batch)
 					RelationGetRelationName(batch->rel)),
 			 errdetail_internal("Redis did not apply the batch's copies: %s", detail)));
 	CbQueueDivert(NULL);
-	batch->plain = NULL;
+	batch->copies = NULL;
 	batch->fell_back = true;
 }
 
@@ -386,22 +386,22 @@ CbRefreshWaitPlain(CbRefreshBatch *batch)
  * while the batch fires the rows of the next.
  */
 static void
-CbRefreshSendPlain(CbRefreshBatch *batch)
+CbRefreshSendCopies(CbRefreshBatch *batch)
 {
-	CbPlain    *sending = batch->plain;
+	CbCopies   *sending = batch->copies;
 
-	CbRefreshWaitPlain(batch);
-	if (batch->plain == NULL)
+	CbRefreshWaitCopies(batch);
+	if (batch->copies == NULL)
 		return;
-	batch->inflight = CbApplyPlainSend(sending);
-	batch->plain = batch->spare;
+	batch->inflight = CbApplyCopiesSend(sending);
+	batch->copies = batch->spare;
 	batch->spare = sending;
-	CbQueueDivert(batch->plain);
+	CbQueueDivert(batch->copies);
 }
 
 /*
  * Fires the batch's triggers on one locked row, in rowcxt (reset after),
- * and sends the copies gathered once they reach CB_REFRESH_PLAIN_BYTES.
+ * and sends the copies gathered once they reach CB_REFRESH_COPY_BYTES.
  */
 static void
 CbRefreshRow(CbRefreshBatch *batch, TupleTableSlot *slot)
@@ -421,8 +421,8 @@ CbRefreshRow(CbRefreshBatch *batch, TupleTableSlot *slot)
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(batch->rowcxt);
-	if (batch->plain != NULL && CbPlainBytes(batch->plain) >= CB_REFRESH_PLAIN_BYTES)
-		CbRefreshSendPlain(batch);
+	if (batch->copies != NULL && CbCopiesBytes(batch->copies) >= CB_REFRESH_COPY_BYTES)
+		CbRefreshSendCopies(batch);
 }
 
 /*
@@ -572,7 +572,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	bool		rls;
 	volatile uint64 nrows;
 	CbRefreshBatch batch;
-	CbPlain		plains[2];
+	CbCopies		buffers[2];
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -613,7 +613,7 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	batch.ntriggers = ntriggers;
 	batch.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
 										 ALLOCSET_DEFAULT_SIZES);
-	batch.plain = NULL;
+	batch.copies = NULL;
 	batch.fell_back = false;
 	rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
 
@@ -632,18 +632,18 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 
 		CbFormatVersion(fence, &epoch, now);
 		strlcpy(fence + CB_VERSION_LEN, ":0", sizeof(fence) - CB_VERSION_LEN);
-		CbPlainInit(&plains[0], fence);
-		CbPlainInit(&plains[1], fence);
-		batch.plain = &plains[0];
-		batch.spare = &plains[1];
+		CbCopiesInit(&buffers[0], fence);
+		CbCopiesInit(&buffers[1], fence);
+		batch.copies = &buffers[0];
+		batch.spare = &buffers[1];
 	}
 	PG_TRY();
 	{
-		CbQueueDivert(batch.plain);
+		CbQueueDivert(batch.copies);
 		nrows = rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi);
-		if (batch.plain != NULL)
-			CbRefreshSendPlain(&batch);
-		CbRefreshWaitPlain(&batch);
+		if (batch.copies != NULL)
+			CbRefreshSendCopies(&batch);
+		CbRefreshWaitCopies(&batch);
 	}
 	PG_FINALLY();
 	{

@@ -1,20 +1,20 @@
 /*-------------------------------------------------------------------------
  *
- * plain.h
- *		The copy codec (plain.c): copies of committed rows as calls of the
+ * copies.h
+ *		The copy codec (copies.c): copies of committed rows as calls of the
  *		copy script, which write no version marker, for a refresh batch
  *		that still holds its row locks.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CACHEBRIDGE_PLAIN_H
-#define CACHEBRIDGE_PLAIN_H
+#ifndef CACHEBRIDGE_COPIES_H
+#define CACHEBRIDGE_COPIES_H
 
 #include "plan.h"
 #include "resp.h"
 
-/* A write or deletion gathered, its key and payload in CbPlain.data. */
-typedef struct CbPlainEffect
+/* A write or deletion gathered, its key and payload in CbCopies.data. */
+typedef struct CbCopyEffect
 {
 	uint32		keyoff;
 	uint32		keylen;
@@ -22,29 +22,29 @@ typedef struct CbPlainEffect
 	uint32		len;
 	int			nfields;
 	int			ttl;
-} CbPlainEffect;
+} CbCopyEffect;
 
 /* Copies being built: calls closed so far, and effects of one op gathered. */
-typedef struct CbPlain
+typedef struct CbCopies
 {
 	CbPipeline	pipeline;		/* the calls closed so far */
 	char		fence[64];		/* no later than the rows were locked */
 	CbEffectOp	op;				/* of every effect gathered */
 	StringInfoData data;		/* their keys and payloads */
-	CbPlainEffect *gathered;
+	CbCopyEffect *gathered;
 	int			ngathered;
 	int			maxgathered;
 	CbPlanWrite *writes;		/* scratch for encoding them */
 	StringInfoData scratch;
 	int			neffects;		/* effects in pipeline and gathered */
-} CbPlain;
+} CbCopies;
 
-extern void CbPlainInit(CbPlain *plain, const char *fence);
-extern void CbPlainAdd(CbPlain *plain, CbEffectOp op, const char *key,
+extern void CbCopiesInit(CbCopies *copies, const char *fence);
+extern void CbCopiesAdd(CbCopies *copies, CbEffectOp op, const char *key,
 					   size_t keylen, const char *payload, size_t len,
 					   int nfields, int ttl);
-extern void CbPlainClose(CbPlain *plain);
-extern void CbPlainReset(CbPlain *plain);
-extern size_t CbPlainBytes(const CbPlain *plain);
+extern void CbCopiesClose(CbCopies *copies);
+extern void CbCopiesReset(CbCopies *copies);
+extern size_t CbCopiesBytes(const CbCopies *copies);
 
-#endif							/* CACHEBRIDGE_PLAIN_H */
+#endif							/* CACHEBRIDGE_COPIES_H */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * plain.c
+ * copies.c
  *		The copy codec: the effects of a refresh batch (refresh.c) as calls
  *		of the copy script (scripts.c, CB_SCRIPT_COPY), which write values,
  *		hashes and deletions without writing any version marker.
@@ -24,52 +24,52 @@
  */
 #include "postgres.h"
 
-#include "plain.h"
+#include "copies.h"
 #include "scripts.h"
 
 /* Most effects, and about the most bytes, gathered for one call. */
-#define CB_PLAIN_EFFECTS_PER_CALL 500
-#define CB_PLAIN_BYTES_PER_CALL (256 * 1024)
+#define CB_COPY_EFFECTS_PER_CALL 500
+#define CB_COPY_BYTES_PER_CALL (256 * 1024)
 
 /* Starts empty copies with their fence, in the current memory context. */
 void
-CbPlainInit(CbPlain *plain, const char *fence)
+CbCopiesInit(CbCopies *copies, const char *fence)
 {
-	memset(plain, 0, sizeof(*plain));
-	CbPipelineInit(&plain->pipeline);
-	strlcpy(plain->fence, fence, sizeof(plain->fence));
-	initStringInfo(&plain->data);
-	initStringInfo(&plain->scratch);
-	plain->maxgathered = CB_PLAIN_EFFECTS_PER_CALL;
-	plain->gathered = palloc(sizeof(CbPlainEffect) * plain->maxgathered);
-	plain->writes = palloc(sizeof(CbPlanWrite) * plain->maxgathered);
+	memset(copies, 0, sizeof(*copies));
+	CbPipelineInit(&copies->pipeline);
+	strlcpy(copies->fence, fence, sizeof(copies->fence));
+	initStringInfo(&copies->data);
+	initStringInfo(&copies->scratch);
+	copies->maxgathered = CB_COPY_EFFECTS_PER_CALL;
+	copies->gathered = palloc(sizeof(CbCopyEffect) * copies->maxgathered);
+	copies->writes = palloc(sizeof(CbPlanWrite) * copies->maxgathered);
 }
 
 /* Closes the effects gathered, if any, into calls of the copy script. */
 void
-CbPlainClose(CbPlain *plain)
+CbCopiesClose(CbCopies *copies)
 {
 	int			start = 0;
 
-	for (int i = 0; i < plain->ngathered; i++)
+	for (int i = 0; i < copies->ngathered; i++)
 	{
-		const CbPlainEffect *e = &plain->gathered[i];
-		CbPlanWrite *w = &plain->writes[i];
+		const CbCopyEffect *e = &copies->gathered[i];
+		CbPlanWrite *w = &copies->writes[i];
 
-		w->key.data = plain->data.data + e->keyoff;
+		w->key.data = copies->data.data + e->keyoff;
 		w->key.len = e->keylen;
-		w->payload = plain->data.data + e->payoff;
+		w->payload = copies->data.data + e->payoff;
 		w->len = e->len;
 		w->nfields = e->nfields;
 		w->ttl = e->ttl;
-		w->op = plain->op;
+		w->op = copies->op;
 	}
-	while (start < plain->ngathered)
-		start += CbEncodeWriteCall(&plain->pipeline, &plain->scratch, CB_SCRIPT_COPY,
-								   plain->fence, &plain->writes[start],
-								   plain->ngathered - start);
-	resetStringInfo(&plain->data);
-	plain->ngathered = 0;
+	while (start < copies->ngathered)
+		start += CbEncodeWriteCall(&copies->pipeline, &copies->scratch, CB_SCRIPT_COPY,
+								   copies->fence, &copies->writes[start],
+								   copies->ngathered - start);
+	resetStringInfo(&copies->data);
+	copies->ngathered = 0;
 }
 
 /*
@@ -78,44 +78,44 @@ CbPlainClose(CbPlain *plain)
  * seconds (0 for none) for the writes.
  */
 void
-CbPlainAdd(CbPlain *plain, CbEffectOp op, const char *key, size_t keylen,
+CbCopiesAdd(CbCopies *copies, CbEffectOp op, const char *key, size_t keylen,
 		   const char *payload, size_t len, int nfields, int ttl)
 {
-	CbPlainEffect *e;
+	CbCopyEffect *e;
 
 	Assert(op == CB_OP_SET || op == CB_OP_HASH || op == CB_OP_DEL);
-	if (plain->ngathered > 0 && plain->op != op)
-		CbPlainClose(plain);
-	plain->op = op;
-	e = &plain->gathered[plain->ngathered++];
-	e->keyoff = plain->data.len;
+	if (copies->ngathered > 0 && copies->op != op)
+		CbCopiesClose(copies);
+	copies->op = op;
+	e = &copies->gathered[copies->ngathered++];
+	e->keyoff = copies->data.len;
 	e->keylen = keylen;
-	appendBinaryStringInfo(&plain->data, key, keylen);
-	e->payoff = plain->data.len;
+	appendBinaryStringInfo(&copies->data, key, keylen);
+	e->payoff = copies->data.len;
 	e->len = len;
 	if (len > 0)
-		appendBinaryStringInfo(&plain->data, payload, len);
+		appendBinaryStringInfo(&copies->data, payload, len);
 	e->nfields = nfields;
 	e->ttl = ttl;
-	plain->neffects++;
-	if (plain->ngathered == plain->maxgathered ||
-		plain->data.len >= CB_PLAIN_BYTES_PER_CALL)
-		CbPlainClose(plain);
+	copies->neffects++;
+	if (copies->ngathered == copies->maxgathered ||
+		copies->data.len >= CB_COPY_BYTES_PER_CALL)
+		CbCopiesClose(copies);
 }
 
 /* Empties the copies, keeping their buffers and fence. */
 void
-CbPlainReset(CbPlain *plain)
+CbCopiesReset(CbCopies *copies)
 {
-	CbPipelineReset(&plain->pipeline);
-	resetStringInfo(&plain->data);
-	plain->ngathered = 0;
-	plain->neffects = 0;
+	CbPipelineReset(&copies->pipeline);
+	resetStringInfo(&copies->data);
+	copies->ngathered = 0;
+	copies->neffects = 0;
 }
 
 /* Bytes of copies built so far, gathered ones included. */
 size_t
-CbPlainBytes(const CbPlain *plain)
+CbCopiesBytes(const CbCopies *copies)
 {
-	return plain->pipeline.buf.len + plain->data.len;
+	return copies->pipeline.buf.len + copies->data.len;
 }
