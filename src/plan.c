@@ -691,9 +691,12 @@ CbChainStreamAppends(const char *cmds, size_t len, int ncommands,
 			arglen[6] != CB_XADD_ID_LEN || arglen[7] != CB_XADD_ID_LEN)
 			continue;
 
+		/* the stream's position is kept per source (its marker's field) */
 		for (int i = 0; i < chain->nlinks; i++)
 			if (chain->links[i].len == arglen[3] &&
-				memcmp(chain->links[i].stream, arg[3], arglen[3]) == 0)
+				memcmp(chain->links[i].stream, arg[3], arglen[3]) == 0 &&
+				chain->links[i].sourcelen == arglen[5] &&
+				memcmp(chain->links[i].source, arg[5], arglen[5]) == 0)
 				link = &chain->links[i];
 		if (link == NULL)
 		{
@@ -705,6 +708,8 @@ CbChainStreamAppends(const char *cmds, size_t len, int ncommands,
 			link = &chain->links[chain->nlinks++];
 			link->stream = arg[3];
 			link->len = arglen[3];
+			link->source = arg[5];
+			link->sourcelen = arglen[5];
 		}
 		else if (arg[7][0] == CB_XADD_AFTER_NONE)
 		{

@@ -106,6 +106,8 @@ typedef struct CbStreamLink
 {
 	const char *stream;			/* points into the commands sent */
 	long		len;
+	const char *source;			/* the source database, likewise */
+	long		sourcelen;
 	char		last[CB_XADD_ID_LEN];
 } CbStreamLink;
 
