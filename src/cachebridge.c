@@ -13,6 +13,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -263,6 +264,9 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Oid			dboid = CbDatabaseToLeave(stmt);
 
 	CbCheckDropExtension(stmt);
+	/* a utility (COPY ... TO, CALL, DO) runs with a snapshot too */
+	if (IsTransactionState())
+		CbCacheNoteQueryStart();
 
 	if (!OidIsValid(dboid))
 	{

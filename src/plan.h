@@ -15,6 +15,7 @@
 #include "lib/stringinfo.h"
 
 #include "resp.h"
+#include "scripts.h"
 #include "version.h"
 
 /* What an effect does to its key (or, for a pattern, to every match). */
@@ -105,6 +106,8 @@ typedef struct CbStreamLink
 {
 	const char *stream;			/* points into the commands sent */
 	long		len;
+	const char *source;			/* the source database, likewise */
+	long		sourcelen;
 	char		last[CB_XADD_ID_LEN];
 } CbStreamLink;
 
@@ -126,6 +129,9 @@ extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);
 extern bytea *CbPlanEnd(CbPlan *plan);
+extern int	CbEncodeWriteCall(CbPipeline *p, StringInfo scratch, CbScript script,
+							  const char *version, const CbPlanWrite *writes,
+							  int n);
 
 /* reading */
 extern bool CbBlobStart(const char *blob, size_t len, size_t *pos);

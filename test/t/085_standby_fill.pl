@@ -213,6 +213,23 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 		'caught up: its fill is refused, counted from the data it read');
 	is($redis->cli('EXISTS', 'item:3'), '0', 'caught up: the deleted row is not cached');
 	$rr->quit;
+
+	# the same with a snapshot a utility statement took (no executor)
+	$primary->safe_psql('postgres', "INSERT INTO item VALUES (4, 'v0')");
+	$primary->wait_for_catchup($standby);
+	pause_replay();
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 4');
+	$primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()');
+	sleep(3.5);
+	$rr = $standby->background_psql('postgres', on_error_stop => 0);
+	$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	like($rr->query_safe('COPY item TO STDOUT'), qr/^4\tv0$/m, 'caught up: COPY of the table reads the deleted row');
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is($rr->query(q{SELECT cachebridge.set('item:4', '{"id":4,"v":"v0"}')}), 'f',
+		'caught up: a fill after COPY of the lagging snapshot is refused');
+	is($redis->cli('EXISTS', 'item:4'), '0', 'caught up: and caches nothing');
+	$rr->quit;
 }
 
 $standby->stop;
