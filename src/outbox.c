@@ -8,9 +8,10 @@
  * A row is written in the committing transaction itself (so it exists if
  * and only if the transaction commits), holds the encoded plan (plan.c) and
  * is deleted by the worker once Redis acknowledged it, whether the
- * committing backend or the worker delivered it.  Rows are written as the
- * table's owner, so that any role whose writes fire a cachebridge trigger
- * can queue effects without rights on the table.
+ * committing backend or the worker delivered it.  Rows are written straight
+ * into the heap and its indexes, without SQL, so that any role whose writes
+ * fire a cachebridge trigger can queue effects without rights on the table
+ * (and a commit does not pay for an executor round).
  *
  * A committing backend that will send its own row claims it (an advisory
  * lock on the row's id, taken before commit and released once it has
@@ -18,9 +19,8 @@
  * row after it, so that who delivers a row is never a guess.
  *
  * Every statement here runs with more rights than the session it serves
- * (as the outbox's owner, or in the worker as the extension's owner), so
- * each goes through CbElevate() and names every function and operator
- * with its schema.  The scans that any role's wait_delivered() uses
+ * (in the worker, as the extension's owner), so each goes through
+ * CbElevate() and names every function and operator with its schema.  The scans that any role's wait_delivered() uses
  * (pending.c) read the table directly through its primary key and run no
  * SQL at all.
  *
@@ -35,15 +35,19 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "nodes/makefuncs.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/xid8.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
@@ -59,11 +63,9 @@
 /* field4 of the advisory lock of a backend's claim on its outbox row */
 #define CB_ROW_LOCK_FIELD4 0xCB03
 
-static SPIPlanPtr insert_plan = NULL;
-
 /*
- * cachebridge.outbox as last checked, and its owner: every durable commit
- * needs them, and checking costs catalog scans (pg_extension and pg_depend
+ * cachebridge.outbox as last checked: every durable commit needs it, and
+ * checking costs catalog scans (pg_extension and pg_depend
  * have no syscache).  Kept while CbCatalogGeneration() does not change:
  * renaming, moving, dropping or re-owning the table or its schema
  * invalidates pg_class or pg_namespace entries; the extension's membership
@@ -71,13 +73,12 @@ static SPIPlanPtr insert_plan = NULL;
  * anyway.
  */
 static Oid	outbox_relid = InvalidOid;
-static Oid	outbox_owner = InvalidOid;
 static uint64 outbox_generation = 0;
 
 /*
  * The OID of cachebridge.outbox: in the extension's own schema (checked,
  * see CbExtensionSchema), and a member of the extension, so that the SQL
- * naming cachebridge.outbox reaches it and no look-alike.  Sets its owner.
+ * naming cachebridge.outbox reaches it and no look-alike.
  */
 static Oid
 CbOutboxRelid(void)
@@ -85,7 +86,6 @@ CbOutboxRelid(void)
 	uint64		generation = CbCatalogGeneration();
 	Oid			nsp;
 	Oid			relid;
-	HeapTuple	tup;
 
 	if (OidIsValid(outbox_relid) && outbox_generation == generation)
 		return outbox_relid;
@@ -97,23 +97,85 @@ CbOutboxRelid(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table \"cachebridge.outbox\" of extension \"cachebridge\" does not exist")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	outbox_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
 	/* kept only if nothing was invalidated while it was looked up */
 	outbox_relid = relid;
 	outbox_generation = generation == CbCatalogGeneration() ? generation : 0;
 	return relid;
 }
 
-/* The owner of cachebridge.outbox, as whom rows are written. */
-static Oid
-CbOutboxOwner(void)
+/*
+ * Where CbOutboxInsert puts each column of cachebridge.outbox, and the
+ * sequence of its id: looked up with the table (CbOutboxRelid) and kept
+ * as long as it is.
+ */
+typedef struct CbOutboxColumns
 {
-	(void) CbOutboxRelid();
-	return outbox_owner;		/* set even when not kept */
+	Oid			relid;			/* of the table they were looked up in */
+	uint64		generation;
+	int			natts;
+	Oid			id_seq;
+	AttrNumber	id;
+	AttrNumber	xid;
+	AttrNumber	version;
+	AttrNumber	created_at;
+	AttrNumber	neffects;
+	AttrNumber	direct;
+	AttrNumber	attempts;
+	AttrNumber	dead;
+	AttrNumber	last_error;
+	AttrNumber	effects;
+} CbOutboxColumns;
+
+static CbOutboxColumns outbox_columns;
+
+/* The number of column name of rel; an ERROR if it has none. */
+static AttrNumber
+CbOutboxAttnum(Relation rel, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "table \"cachebridge.outbox\" has no column \"%s\"", name);
+	return attnum;
+}
+
+/*
+ * The columns of the outbox (open as rel), looked up once: every column
+ * must be one this code fills, so that no column of a later version is
+ * left NULL (or without its default) by the direct insert.
+ */
+static const CbOutboxColumns *
+CbOutboxInsertColumns(Relation rel)
+{
+	CbOutboxColumns *c = &outbox_columns;
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			known = 0;
+
+	if (c->relid == RelationGetRelid(rel) && c->generation == outbox_generation &&
+		outbox_generation != 0 && c->natts == desc->natts)
+		return c;
+	c->relid = InvalidOid;
+	c->id = CbOutboxAttnum(rel, "id");
+	c->xid = CbOutboxAttnum(rel, "xid");
+	c->version = CbOutboxAttnum(rel, "version");
+	c->created_at = CbOutboxAttnum(rel, "created_at");
+	c->neffects = CbOutboxAttnum(rel, "neffects");
+	c->direct = CbOutboxAttnum(rel, "direct");
+	c->attempts = CbOutboxAttnum(rel, "attempts");
+	c->dead = CbOutboxAttnum(rel, "dead");
+	c->last_error = CbOutboxAttnum(rel, "last_error");
+	c->effects = CbOutboxAttnum(rel, "effects");
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			known++;
+	if (known != 10)
+		elog(ERROR, "table \"cachebridge.outbox\" has %d columns, not the 10 this version of cachebridge writes",
+			 known);
+	c->id_seq = getIdentitySequence(RelationGetRelid(rel), c->id, false);
+	c->natts = desc->natts;
+	c->generation = outbox_generation;
+	c->relid = RelationGetRelid(rel);
+	return c;
 }
 
 /*
@@ -121,45 +183,56 @@ CbOutboxOwner(void)
  * returns the row's id.  direct says the committing backend will try to
  * deliver it itself, holding the row's lock while it does (delivery.c), so
  * the worker waits for it.
+ *
+ * Every durable commit does this, so the row goes straight into the heap
+ * and its indexes, as the executor would put it there, with the columns'
+ * defaults computed here (the identity, pg_current_xact_id(),
+ * clock_timestamp(), 0 attempts, not dead): no statement is planned or
+ * run, so no role or search_path has a say in it and none is switched to.
+ * The table's triggers and row security are not applied; the extension
+ * creates none, and rows are the extension's own.
  */
 int64
 CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 {
-	CbElevation elevation;
-	Datum		values[4];
+	Relation	rel = table_open(CbOutboxRelid(), RowExclusiveLock);
+	const CbOutboxColumns *c = CbOutboxInsertColumns(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
 	int64		id;
-	bool		isnull;
 
-	values[0] = LSNGetDatum(version);
-	values[1] = PointerGetDatum(effects);
-	values[2] = Int32GetDatum(neffects);
-	values[3] = BoolGetDatum(direct);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
 
-	CbElevate(CbOutboxOwner(), &elevation);
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (insert_plan == NULL)
-	{
-		Oid			types[4] = {PG_LSNOID, BYTEAOID, INT4OID, BOOLOID};
+	id = nextval_internal(c->id_seq, false);
+#define CB_SET(att, datum) \
+	(slot->tts_values[(att) - 1] = (datum), slot->tts_isnull[(att) - 1] = false)
+	CB_SET(c->id, Int64GetDatum(id));
+	CB_SET(c->xid, FullTransactionIdGetDatum(GetTopFullTransactionId()));
+	CB_SET(c->version, LSNGetDatum(version));
+	CB_SET(c->created_at, TimestampTzGetDatum(GetCurrentTimestamp()));
+	CB_SET(c->neffects, Int32GetDatum(neffects));
+	CB_SET(c->direct, BoolGetDatum(direct));
+	CB_SET(c->attempts, Int32GetDatum(0));
+	CB_SET(c->dead, BoolGetDatum(false));
+	CB_SET(c->effects, PointerGetDatum(effects));
+#undef CB_SET
+	ExecStoreVirtualTuple(slot);
 
-		/* one generic plan: a custom one per commit only copies the blob */
-		insert_plan = SPI_prepare_cursor("INSERT INTO cachebridge.outbox "
-										 "(version, effects, neffects, direct) "
-										 "VALUES ($1, $2, $3, $4) RETURNING id",
-										 4, types, CURSOR_OPT_GENERIC_PLAN);
-		if (insert_plan == NULL)
-			elog(ERROR, "could not prepare the cachebridge outbox insert: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(insert_plan);
-	}
-	if (SPI_execute_plan(insert_plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not insert into cachebridge.outbox");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									 SPI_tuptable->tupdesc, 1, &isnull));
-	PopActiveSnapshot();
-	SPI_finish();
-	CbElevateEnd(&elevation);
+	/* the heap toasts the plan (stored external, uncompressed) */
+	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+	if (rri->ri_NumIndices > 0)
+		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	ExecCloseIndices(rri);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
 	return id;
 }
 
