@@ -1531,6 +1531,16 @@ CbRoundTripMany(CbRedisConn **conns, int n)
 	CbRedisConn **active = palloc(sizeof(CbRedisConn *) * n);
 	WaitEvent  *events = palloc(sizeof(WaitEvent) * (n + 2));
 
+	/*
+	 * A socket nearly always takes a pipeline at once: write before the
+	 * first wait, which then waits for the replies alone -- the socket
+	 * events waited for stay the same from one round trip to the next, and
+	 * a commit costs no epoll_ctl and one epoll_wait less.
+	 */
+	for (int i = 0; i < n; i++)
+		if (conns[i]->sent < conns[i]->len)
+			CbConnServe(conns[i], conns[i]->write_wants);
+
 	for (;;)
 	{
 		int			nactive = 0;
