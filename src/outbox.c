@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -74,6 +75,8 @@
  */
 static Oid	outbox_relid = InvalidOid;
 static uint64 outbox_generation = 0;
+
+static Datum CbOutboxColumn(CbOutboxScan *s, AttrNumber attnum);
 
 /*
  * The OID of cachebridge.outbox: in the extension's own schema (checked,
@@ -347,66 +350,74 @@ CbOutboxMark(int64 id, const char *error, bool dead)
 /*
  * Reads, in id order, up to limit live (not dead) rows, and at most about
  * bytes of them (but always the first): the rows a worker pass delivers.
- * Returns how many; *rows points to them, in the current memory context
- * (their effects stay valid until SPI_finish).  Runs inside the worker's
- * transaction, with SPI connected.
+ * Returns how many; *rows points to them, copied into the current memory
+ * context.  The outbox is read directly through its primary key under a
+ * fresh snapshot, as a statement would see it: a worker pass runs this
+ * for nearly every commit of a publishing table, and an executor round
+ * with a window over the rows cost a fifth of the worker's CPU.
  */
 int
 CbOutboxFetch(int limit, int64 bytes, CbOutboxRow **rows)
 {
-	static SPIPlanPtr fetch_plan = NULL;
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(limit), Int64GetDatum(bytes)};
-	SPITupleTable *tuples;
-	uint64		n;
-	CbOutboxRow *r;
+	CbOutboxRel o;
+	CbOutboxScan s;
+	const CbOutboxColumns *c;
+	CbOutboxRow *r = palloc(sizeof(CbOutboxRow) * Max(limit, 1));
+	int			n = 0;
+	int64		total = 0;
+	int64		id;
+	bool		dead;
 
-	CbOutboxExec(&fetch_plan, "SELECT id, effects, neffects, direct, created_at FROM ("
-				 "SELECT id, effects, neffects, direct, created_at, "
-				 "pg_catalog.row_number() OVER w AS n, "
-				 "pg_catalog.sum(pg_catalog.octet_length(effects)) OVER w AS upto "
-				 "FROM cachebridge.outbox "
-				 "WHERE NOT dead "
-				 "WINDOW w AS (ORDER BY id) ORDER BY id LIMIT $1) s "
-				 "WHERE n OPERATOR(pg_catalog.=) 1 OR upto OPERATOR(pg_catalog.<=) $2 "
-				 "ORDER BY id",
-				 2, types, values, SPI_OK_SELECT);
-	tuples = SPI_tuptable;
-	n = SPI_processed;
-	r = palloc(sizeof(CbOutboxRow) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
+	CbOutboxOpen(&o);
+	c = CbOutboxInsertColumns(o.rel);
+	CbOutboxScanBegin(&s, o.rel, o.pkey, -1);
+	while (n < limit && CbOutboxScanNext(&s, &o, &id, &dead))
 	{
-		HeapTuple	tup = tuples->vals[i];
-		bool		isnull;
-		bytea	   *effects = DatumGetByteaPP(SPI_getbinval(tup, tuples->tupdesc, 2, &isnull));
+		Datum		effects;
+		bytea	   *plan;
 
-		r[i].id = DatumGetInt64(SPI_getbinval(tup, tuples->tupdesc, 1, &isnull));
-		r[i].effects = VARDATA_ANY(effects);
-		r[i].len = VARSIZE_ANY_EXHDR(effects);
-		r[i].neffects = DatumGetInt32(SPI_getbinval(tup, tuples->tupdesc, 3, &isnull));
-		r[i].direct = DatumGetBool(SPI_getbinval(tup, tuples->tupdesc, 4, &isnull));
-		r[i].created_at = DatumGetTimestampTz(SPI_getbinval(tup, tuples->tupdesc, 5, &isnull));
+		if (dead)
+			continue;
+		effects = CbOutboxColumn(&s, c->effects);
+		total += toast_raw_datum_size(effects) - VARHDRSZ;
+		if (n > 0 && total > bytes)
+			break;
+		plan = DatumGetByteaPCopy(effects);
+		r[n].id = id;
+		r[n].effects = VARDATA(plan);
+		r[n].len = VARSIZE(plan) - VARHDRSZ;
+		r[n].neffects = DatumGetInt32(CbOutboxColumn(&s, c->neffects));
+		r[n].direct = DatumGetBool(CbOutboxColumn(&s, c->direct));
+		r[n].created_at = DatumGetTimestampTz(CbOutboxColumn(&s, c->created_at));
+		r[n].xid = FullTransactionIdFromU64(DatumGetUInt64(CbOutboxColumn(&s, c->xid)));
+		n++;
 	}
+	CbOutboxScanEnd(&s);
+	CbOutboxClose(&o);
 	*rows = r;
-	return (int) n;
+	return n;
 }
 
 /*
  * True when the outbox of this database holds nothing to deliver.  (A
  * prepared transaction's row becomes visible at COMMIT PREPARED, which
- * wakes the worker: see the ProcessUtility hook.)  Runs with SPI
- * connected.
+ * wakes the worker: see the ProcessUtility hook.)
  */
 bool
 CbOutboxIdle(void)
 {
-	static SPIPlanPtr plan = NULL;
-	bool		isnull;
+	CbOutboxRel o;
+	CbOutboxScan s;
+	int64		id;
+	bool		dead = true;
 
-	CbOutboxExec(&plan, "SELECT NOT EXISTS (SELECT FROM cachebridge.outbox WHERE NOT dead)",
-				 0, NULL, NULL, SPI_OK_SELECT);
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									  1, &isnull));
+	CbOutboxOpen(&o);
+	CbOutboxScanBegin(&s, o.rel, o.pkey, -1);
+	while (CbOutboxScanNext(&s, &o, &id, &dead) && dead)
+		;
+	CbOutboxScanEnd(&s);
+	CbOutboxClose(&o);
+	return dead;
 }
 
 /* Starts a scan of the rows with id <= upto, or of every row if upto < 0. */
