@@ -102,6 +102,9 @@ typedef struct CbPart
 	bool		failed;			/* its node could not be reached */
 	bool		publish;		/* a PUBLISH: sent after every other part */
 	int			redirects;
+	int		   *key_places;		/* a write script call's part: per key, its
+								 * place (from 1) in the caller's call */
+	int			nkeys;
 } CbPart;
 
 /* A pipeline split into parts. */
@@ -701,6 +704,10 @@ CbSplitWrite(CbRoute *route, int command, const CbCommand *cmd, int numkeys,
 		part = CbAddPart(route, command,
 						 CbNodeOfKey(cmd->argv[3 + 2 * keys[k].index],
 									 cmd->argl[3 + 2 * keys[k].index], &ignored));
+		part->key_places = palloc(sizeof(int) * n);
+		part->nkeys = n;
+		for (int j = 0; j < n; j++)
+			part->key_places[j] = keys[k + j].index + 1;
 		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
 		CbPipelineArg(&route->encoded, cmd->argv[0], cmd->argl[0]);
 		CbPipelineArg(&route->encoded, cmd->argv[1], cmd->argl[1]);
@@ -913,6 +920,31 @@ CbIntegerReply(long long v)
 }
 
 /*
+ * chosen, the error reply of one of parts[0..n) (the parts of a split
+ * call), or, if it is a write script's answer naming the key it rejected
+ * by its place in the part, a new reply naming the key's place in the
+ * caller's call (see CbReplyRejectedKey).
+ */
+static redisReply *
+CbRenumberRejectedKey(CbPart *parts, int n, redisReply *chosen)
+{
+	for (int j = 0; j < n; j++)
+	{
+		int			place;
+		redisReply *renumbered;
+
+		if (parts[j].reply != chosen || parts[j].key_places == NULL)
+			continue;
+		place = CbReplyRejectedKey(chosen);
+		if (place < 1 || place > parts[j].nkeys)
+			return chosen;
+		renumbered = CbReplyRenumberRejectedKey(chosen, parts[j].key_places[place - 1]);
+		return renumbered != NULL ? renumbered : chosen;
+	}
+	return chosen;
+}
+
+/*
  * The one reply of command i, from the replies of its parts, which it
  * takes over: a part's own reply if it has one part; for a split command
  * an error of a part if any (a retryable one first: the effect then stays
@@ -950,6 +982,8 @@ CbMergeReplies(CbRoute *route, int i)
 		chosen = all_integers && route->summed[i] ? CbIntegerReply(sum) : NULL;
 	if (chosen == NULL)
 		chosen = parts[0].reply;
+	else
+		chosen = CbRenumberRejectedKey(parts, n, chosen);
 	for (int j = 0; j < n; j++)
 	{
 		if (parts[j].reply != chosen)

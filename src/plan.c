@@ -481,11 +481,14 @@ CbBlobGetInt(const char *blob, size_t len, size_t *pos, uint32 *v)
 
 /*
  * Describes the key command index of encoded commands acts on, for a
- * message: the first key of a script call (with how many more it holds),
- * or the first argument of another command.
+ * message: for a script call, its key at place (from 1) among its keys
+ * (the one Redis named, see CbReplyRejectedKey), or without a place its
+ * first key (with how many more it holds); for another command its first
+ * argument.
  */
 void
-CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
+CbPlanDescribeKey(const char *cmds, size_t len, int index, int place,
+				  StringInfo out)
 {
 	size_t		pos = 0;
 	const char *data;
@@ -496,6 +499,8 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 		long		argc;
 		const char *args[4] = {0};
 		long		arglens[4] = {0};
+		const char *named = NULL;
+		long		namedlen = 0;
 
 		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc))
 			return;
@@ -508,6 +513,12 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 				args[a] = data;
 				arglens[a] = n;
 			}
+			/* the write script names each key with its marker */
+			if (c == index && place > 0 && a == 3 + 2 * (long) (place - 1))
+			{
+				named = data;
+				namedlen = n;
+			}
 		}
 		if (c < index || argc < 2)
 			continue;
@@ -515,10 +526,14 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 		{
 			long		nkeys = strtol(args[2], NULL, 10);
 
-			appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
-			/* the write script names each key with its marker */
-			if (nkeys > 2)
-				appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+			if (named != NULL && 2 * (long) place <= nkeys)
+				appendBinaryStringInfo(out, named, Min(namedlen, 200));
+			else
+			{
+				appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
+				if (nkeys > 2)
+					appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+			}
 		}
 		else
 			appendBinaryStringInfo(out, args[1], Min(arglens[1], 200));

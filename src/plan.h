@@ -119,7 +119,7 @@ extern bool CbBlobPattern(const CbBlobStep *step, const char **pattern,
 extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 								  int *ncommands, int *neffects);
 extern void CbPlanDescribeKey(const char *cmds, size_t len, int index,
-							  StringInfo out);
+							  int place, StringInfo out);
 
 /* replaying */
 extern int	CbPlanRestamp(const char *blob, size_t len, const CbEpoch *to,
