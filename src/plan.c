@@ -33,6 +33,7 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/datetime.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "plan.h"
@@ -233,6 +234,7 @@ CbPlanFlushWrites(CbPlan *plan)
 			CbPlanFlushPipeline(plan, 'P');
 	}
 	plan->nwrites = 0;
+	plan->write_bytes = 0;
 }
 
 /*
@@ -373,6 +375,20 @@ CbPlanFlushEvents(CbPlan *plan)
 }
 
 /*
+ * Makes room in the blob for about bytes of encoded effects at once (the
+ * queue's estimate): growing it by doubling would copy it, and hold the
+ * old and the new copy together, as it passes each power of two.  Room
+ * never written costs no memory but address space.
+ */
+void
+CbPlanReserve(CbPlan *plan, size_t bytes)
+{
+	bytes = Min(bytes, (size_t) MaxAllocSize / 2);
+	if (bytes > (size_t) (plan->blob.maxlen - plan->blob.len))
+		enlargeStringInfo(&plan->blob, (int) bytes);
+}
+
+/*
  * Adds one effect.  Effects must come in the order they were made; each
  * key comes at most once.
  */
@@ -421,7 +437,17 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		return;
 	}
 
-	/* a write or deletion of a key */
+	/*
+	 * A write or deletion of a key, batched.  A batch that cannot take it
+	 * (full, or without room for its value) is encoded now, as one call,
+	 * so that a bulk change never holds more than a call's worth of
+	 * writes besides the blob -- the calls are the same as if they were
+	 * cut at the end.
+	 */
+	if (plan->nwrites == CB_KEYS_PER_WRITE ||
+		(plan->nwrites > 0 && plan->write_bytes + len > CB_BYTES_PER_WRITE))
+		CbPlanFlushWrites(plan);
+	plan->write_bytes += len;
 	if (plan->nwrites == plan->maxwrites)
 		plan->writes = CbPlanGrow(plan->writes, &plan->maxwrites, sizeof(CbPlanWrite));
 	w = &plan->writes[plan->nwrites++];

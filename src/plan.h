@@ -67,8 +67,9 @@ typedef struct CbPlan
 	StringInfoData blob;		/* a bytea: varlena header, then the steps */
 	CbPipeline	pipeline;		/* step being built */
 	int			pipeline_effects;
-	CbPlanWrite *writes;		/* batched writes and deletions */
+	CbPlanWrite *writes;		/* batched writes and deletions: one call's */
 	int			nwrites;
+	size_t		write_bytes;	/* bytes of their values */
 	int			maxwrites;
 	StringInfoData scratch;
 	CbKeyRef   *pubs;			/* "channel\0key" of pending PUBLISHes */
@@ -105,6 +106,7 @@ extern int	cb_tombstone_ttl;
 
 /* writing */
 extern void CbPlanBegin(CbPlan *plan);
+extern void CbPlanReserve(CbPlan *plan, size_t bytes);
 extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);

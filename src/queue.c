@@ -457,6 +457,7 @@ CbPlanDelivery(bool prepare)
 	bytea	   *effects;
 	CbKeyRef   *streams;
 	int			nstreams = 0;
+	size_t		estimate = 0;	/* bytes of the encoded plan */
 
 	entries = palloc(sizeof(CbQueueOrder) * Max(hash_get_num_entries(queue), 1));
 	streams = palloc(sizeof(CbKeyRef) * Max(hash_get_num_entries(queue), 1));
@@ -465,6 +466,9 @@ CbPlanDelivery(bool prepare)
 	{
 		entries[n].seq = entry->top->seq;
 		entries[n++].entry = entry;
+		/* the key, its marker, the value and RESP around them, about */
+		estimate += 2 * entry->key.len + entry->top->len +
+			8 * entry->top->nfields + 48;
 		if (entry->key.kind == CB_QK_EVENT)
 		{
 			streams[nstreams].data = entry->key.data;
@@ -490,6 +494,7 @@ CbPlanDelivery(bool prepare)
 	CbOrderLock();
 
 	CbPlanBegin(plan);
+	CbPlanReserve(plan, estimate);
 	for (long i = 0; i < n; i++)
 	{
 		CbEffect   *v = entries[i].entry->top;
