@@ -30,6 +30,8 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -182,10 +184,16 @@ CbOutboxInsertColumns(Relation rel)
 }
 
 /*
- * Writes the encoded plan of the current transaction to the outbox;
- * returns the row's id.  direct says the committing backend will try to
- * deliver it itself, holding the row's lock while it does (delivery.c), so
- * the worker waits for it.
+ * Writes the encoded plan of the current transaction, *effects, to the
+ * outbox; returns the row's id.  direct says the committing backend will
+ * try to deliver it itself, holding the row's lock while it does
+ * (delivery.c), so the worker waits for it.
+ *
+ * The heap needs the row as one tuple holding the plan before it toasts
+ * it: that copy is made first (in the plan's memory context), *effects is
+ * freed, and *effects then points to the plan in the copy, which the
+ * caller keeps instead -- a large plan is held once, not twice, while its
+ * TOAST and WAL are written.
  *
  * Every durable commit does this, so the row goes straight into the heap
  * and its indexes, as the executor would put it there, with the columns'
@@ -196,25 +204,25 @@ CbOutboxInsertColumns(Relation rel)
  * creates none, and rows are the extension's own.
  */
 int64
-CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
+CbOutboxInsert(bytea **effects, int neffects, XLogRecPtr version, bool direct)
 {
 	Relation	rel = table_open(CbOutboxRelid(), RowExclusiveLock);
 	const CbOutboxColumns *c = CbOutboxInsertColumns(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	EState	   *estate;
+	ResultRelInfo *rri;
 	TupleTableSlot *slot;
+	HeapTuple	tuple;
+	bytea	   *stored;
+	MemoryContext oldcxt;
+	bool		isnull;
 	int64		id;
 
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
-
+	memset(nulls, true, sizeof(bool) * desc->natts);
 	id = nextval_internal(c->id_seq, false);
-#define CB_SET(att, datum) \
-	(slot->tts_values[(att) - 1] = (datum), slot->tts_isnull[(att) - 1] = false)
+#define CB_SET(att, datum) (values[(att) - 1] = (datum), nulls[(att) - 1] = false)
 	CB_SET(c->id, Int64GetDatum(id));
 	CB_SET(c->xid, FullTransactionIdGetDatum(GetTopFullTransactionId()));
 	CB_SET(c->version, LSNGetDatum(version));
@@ -223,17 +231,37 @@ CbOutboxInsert(bytea *effects, int neffects, XLogRecPtr version, bool direct)
 	CB_SET(c->direct, BoolGetDatum(direct));
 	CB_SET(c->attempts, Int32GetDatum(0));
 	CB_SET(c->dead, BoolGetDatum(false));
-	CB_SET(c->effects, PointerGetDatum(effects));
+	CB_SET(c->effects, PointerGetDatum(*effects));
 #undef CB_SET
-	ExecStoreVirtualTuple(slot);
+	/* beside the plan, which the caller keeps until after commit */
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(*effects));
+	tuple = heap_form_tuple(desc, values, nulls);
+	MemoryContextSwitchTo(oldcxt);
+	stored = (bytea *) DatumGetPointer(heap_getattr(tuple, c->effects, desc, &isnull));
+	/* (a small plan may be stored with a short header: it stays) */
+	if (VARATT_IS_4B_U(stored))
+	{
+		pfree(*effects);
+		*effects = stored;
+	}
 
 	/* the heap toasts the plan (stored external, uncompressed) */
-	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
-	if (rri->ri_NumIndices > 0)
+	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
+	if (RelationGetForm(rel)->relhasindex)
+	{
+		estate = CreateExecutorState();
+		rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
+		slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsHeapTuple);
+		ExecStoreHeapTuple(tuple, slot, false);
 		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-	ExecCloseIndices(rri);
-	ExecDropSingleTupleTableSlot(slot);
-	FreeExecutorState(estate);
+		ExecDropSingleTupleTableSlot(slot);
+		ExecCloseIndices(rri);
+		FreeExecutorState(estate);
+	}
+	pfree(values);
+	pfree(nulls);
 	table_close(rel, NoLock);
 	CommandCounterIncrement();
 	return id;

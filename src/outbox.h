@@ -51,7 +51,7 @@ typedef struct CbOutboxRel
 
 
 /* writing and claiming (the committing backend) */
-extern int64 CbOutboxInsert(bytea *effects, int neffects,
+extern int64 CbOutboxInsert(bytea **effects, int neffects,
 							XLogRecPtr version, bool direct);
 extern void CbOutboxClaim(int64 id);
 extern void CbOutboxUnclaim(int64 id);
