@@ -16,16 +16,23 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "replication/walreceiver.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
+#include "cache.h"
 #include "keys.h"
 #include "plan.h"
 #include "redis.h"
@@ -369,12 +376,158 @@ CbFillXids(Snapshot snap, TransactionId **xids, int *nxids)
 }
 
 /*
+ * How old a fill's snapshot may be.  Version markers expire (tombstone_ttl
+ * after their last write, see scripts.c), and an expired marker refuses
+ * nothing: a snapshot older than that lifetime may have missed a writer
+ * whose marker is gone, and the value read from it could be a deleted or
+ * overwritten row.  So a fill is refused once its snapshot may be older
+ * than the lifetime less a margin -- before it is sent, and, since Redis
+ * may get to it late (busy, stalled, the client long gone), in the fill
+ * script too, against a deadline in Redis' own clock.
+ *
+ * A snapshot is no older than its transaction (a statement's or a
+ * cursor's is taken after the transaction began) unless it was imported
+ * with SET TRANSACTION SNAPSHOT from an older one: then its age is not
+ * known and the fill is refused, as it is in a REPEATABLE READ transaction
+ * that loaded the library (not preloaded) after taking its snapshot, when
+ * an import could have gone unseen.  On a standby the data are older than
+ * the snapshot by the replay lag: while received WAL waits to be replayed
+ * (replay paused or delayed, or behind), they are no newer than the last
+ * transaction replayed, and the fill's time is counted from that.  (A lag
+ * the standby cannot see -- WAL not yet received -- is not counted.)
+ */
+static LocalTransactionId import_lxid = InvalidLocalTransactionId;
+static LocalTransactionId load_lxid = InvalidLocalTransactionId;
+
+/* Redis' clock less ours, in microseconds, measured at clock_measured_at. */
+static int64 clock_offset = 0;
+static int64 clock_error = 0;
+static TimestampTz clock_measured_at = 0;
+
+/* How often the offset is measured again (one TIME round trip). */
+#define CB_CLOCK_REMEASURE_MS 10000
+
+/* Microseconds from the Unix epoch to PostgreSQL's. */
+#define CB_UNIX_TO_PG_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC)
+
+void
+CbCacheNoteLoad(void)
+{
+	if (MyProc != NULL && IsTransactionState())
+		load_lxid = MyProc->lxid;
+}
+
+void
+CbCacheNoteSnapshotImport(void)
+{
+	if (MyProc != NULL)
+		import_lxid = MyProc->lxid;
+}
+
+/* Reads a TIME reply, seconds and microseconds, as microseconds. */
+static bool
+CbTimeReply(const redisReply *reply, int64 *us)
+{
+	int64		part[2];
+
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return false;
+	for (int i = 0; i < 2; i++)
+	{
+		const redisReply *e = reply->element[i];
+		char	   *end;
+
+		if (e->type != REDIS_REPLY_STRING || e->len == 0)
+			return false;
+		errno = 0;
+		part[i] = strtoll(e->str, &end, 10);
+		if (errno != 0 || *end != '\0' || part[i] < 0)
+			return false;
+	}
+	if (part[1] >= USECS_PER_SEC || part[0] > PG_INT64_MAX / USECS_PER_SEC - 1)
+		return false;
+	*us = part[0] * USECS_PER_SEC + part[1];
+	return true;
+}
+
+/*
+ * Measures how far Redis' clock (the node holding key) is from ours: TIME,
+ * taken halfway through its round trip, less our clock then.
+ */
+static void
+CbMeasureRedisClock(const char *key, size_t keylen)
+{
+	CbPipeline	p;
+	redisReply *reply;
+	TimestampTz before;
+	TimestampTz after;
+	int64		redis_us;
+
+	CbPipelineInit(&p);
+	CbPipelineBegin(&p, 1, key, keylen);
+	CbPipelineArgStr(&p, "TIME");
+	before = GetCurrentTimestamp();
+	reply = CbRedisCommand(&p);
+	after = GetCurrentTimestamp();
+	CbRedisCheckReply(reply, "TIME");
+	if (!CbTimeReply(reply, &redis_us))
+	{
+		freeReplyObject(reply);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("Redis answered TIME with something other than two numbers")));
+	}
+	freeReplyObject(reply);
+	clock_offset = redis_us - (before + (after - before) / 2 + CB_UNIX_TO_PG_USECS);
+	clock_error = (after - before) / 2 + 1;
+	clock_measured_at = after;
+}
+
+/*
+ * Sets *deadline to the last millisecond of Redis' TIME at which the fill
+ * of key may still be applied.  Returns false if the fill must be refused
+ * now instead (see above).
+ */
+static bool
+CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
+{
+	int64		life = (int64) cb_tombstone_ttl * 1000;
+	int64		margin = Min(1000, life / 2);
+	TimestampTz until;
+	TimestampTz now;
+
+	/* a reload may be lowering the lifetime: this backend applies it later */
+	if (ConfigReloadPending)
+		return false;
+	if (MyProc != NULL && MyProc->lxid == import_lxid)
+		return false;
+	if (MyProc != NULL && MyProc->lxid == load_lxid && IsolationUsesXactSnapshot())
+		return false;
+	until = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
+										life - margin);
+	if (RecoveryInProgress() &&
+		GetXLogReplayRecPtr(NULL) < GetWalRcvFlushRecPtr(NULL, NULL))
+		until = Min(until, TimestampTzPlusMilliseconds(GetLatestXTime(), life - margin));
+	now = GetCurrentTimestamp();
+	if (now >= until)
+		return false;
+	if (clock_measured_at == 0 ||
+		TimestampDifferenceExceeds(clock_measured_at, now, CB_CLOCK_REMEASURE_MS) ||
+		now < clock_measured_at)
+		CbMeasureRedisClock(key, keylen);
+	*deadline = (until + CB_UNIX_TO_PG_USECS + clock_offset - clock_error) / 1000;
+	return true;
+}
+
+/*
  * SQL: cachebridge.set(key, value, ttl) -- cache-aside fill, with expiry
  * if ttl is given.  Returns false, writing nothing, when a trigger wrote or
  * deleted the key in a transaction the caller's snapshot does not see: the
  * value being filled was read before that change (see scripts.c).  Also
  * false, without a round trip, when the snapshot cannot tell (see
- * CbFillXids).  Refused with an ERROR in a transaction that has changed
+ * CbFillXids) or may be older than the markers that expire
+ * (CbFillDeadline).  Refused with an ERROR in a transaction that has changed
  * data.
  */
 Datum
@@ -392,6 +545,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	FullTransactionId next;
 	CbEpoch		epoch;
 	char		epochstr[CB_EPOCH_LEN + 1];
+	int64		deadline;
 	bool		stored;
 
 	if (PG_ARGISNULL(0))
@@ -422,14 +576,16 @@ cachebridge_set(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	next = ReadNextFullTransactionId();
 
-	/* EVALSHA fill 2 key marker value ttl epoch floors-from xmin xmax xip... */
+	/* EVALSHA fill 2 key marker value ttl epoch floors-from deadline xmin xmax xip... */
 	CbPipelineInit(&p);
 	initStringInfo(&scratch);
 	initStringInfo(&marker);
 	CbCheckKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	CbAppendKey(&scratch, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	if (!CbFillDeadline(scratch.data, scratch.len, &deadline))
+		PG_RETURN_BOOL(false);
 	CbAppendVersionKey(&marker, scratch.data, scratch.len);
-	CbPipelineBegin(&p, 11 + nxids, scratch.data, scratch.len);
+	CbPipelineBegin(&p, 12 + nxids, scratch.data, scratch.len);
 	CbPipelineArgStr(&p, "EVALSHA");
 	CbPipelineArgStr(&p, CbScriptSha(CB_SCRIPT_FILL));
 	CbPipelineArgStr(&p, "2");
@@ -439,6 +595,7 @@ cachebridge_set(PG_FUNCTION_ARGS)
 	CbPipelineArgInt(&p, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
 	CbPipelineArgStr(&p, epochstr);
 	CbPipelineArgInt(&p, (int64) strlen(cb_key_prefix));
+	CbPipelineArgInt(&p, deadline);
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmin, next));
 	CbPipelineArgInt(&p, (int64) CbWidenXid(snap->xmax, next));
 	for (int i = 0; i < nxids; i++)

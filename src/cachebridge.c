@@ -26,6 +26,7 @@
 
 #include "backlog.h"
 #include "breaker.h"
+#include "cache.h"
 #include "delivery.h"
 #include "elevate.h"
 #include "keys.h"
@@ -247,6 +248,8 @@ CbCheckDropExtension(Node *stmt)
  * statement fails.  After COMMIT PREPARED, wake this database's worker:
  * the prepared transaction's outbox row is now to be delivered, and
  * workers do not stay for prepared transactions that may never have any.
+ * After SET TRANSACTION SNAPSHOT, tell the fills (cache.c) that this
+ * transaction's snapshot may be older than the transaction.
  */
 static void
 CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -278,6 +281,10 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			CbBacklogAddCommitted();
 			(void) CbWorkerWake(MyDatabaseId);
 		}
+		if (IsA(stmt, VariableSetStmt) &&
+			((VariableSetStmt *) stmt)->kind == VAR_SET_MULTI &&
+			strcmp(((VariableSetStmt *) stmt)->name, "TRANSACTION SNAPSHOT") == 0)
+			CbCacheNoteSnapshotImport();
 		return;
 	}
 
@@ -325,6 +332,8 @@ void
 _PG_init(void)
 {
 	cb_preloaded = process_shared_preload_libraries_in_progress;
+	if (!cb_preloaded)
+		CbCacheNoteLoad();
 
 	DefineCustomStringVariable("cachebridge.redis_url",
 							   "Redis server that cachebridge writes to.",
@@ -497,14 +506,16 @@ _PG_init(void)
 							 NULL);
 
 	DefineCustomIntVariable("cachebridge.tombstone_ttl",
-							"How long a deleted key's version marker is kept.",
-							"While it is kept, a late write older than the delete "
-							"cannot bring the key back.",
+							"How long a version marker is kept after its last write.",
+							"A deleted key's marker (its tombstone) and a written key's "
+							"expire that long after the write, or with the value if it "
+							"lives longer; a cache-aside fill from a snapshot older than "
+							"that is refused.",
 							&cb_tombstone_ttl,
 							300,
 							1,
 							86400 * 7,
-							PGC_SUSET,
+							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL,
 							NULL,

@@ -20,8 +20,9 @@
  * TRUNCATE's pattern deletion removes what the transaction wrote before
  * it, and a replay of a transaction ends in the same state.  A delete
  * leaves the marker behind for cachebridge.tombstone_ttl seconds, so a
- * late older SET cannot bring the key back.  On a Redis Cluster a script
- * may only touch keys of one slot, so there the marker has a name that
+ * late older SET cannot bring the key back; the marker of a value with a
+ * TTL expires with it, but no sooner than that.  On a Redis Cluster a
+ * script may only touch keys of one slot, so there the marker has a name that
  * hashes like its key (CbAppendClusterVersionKey; the cluster router,
  * cluster.c, puts it in place of key || '#cbv').  Names ending in '#cbv',
  * or holding '#cbv}', are markers only: CbIsMarkerName() is the one test of
@@ -36,7 +37,10 @@
  * was written by a history this one replaced (a promoted standby's lost
  * transactions, the cluster a dump came from), and the fill wins.  A
  * standby fills with its primary's generation and the timeline it replays.
- * A pattern deletion (TRUNCATE, a degraded trigger,
+ * A marker that expired cannot refuse anything, so a fill also carries a
+ * deadline in Redis' clock, when its snapshot becomes older than the
+ * lifetime of markers that expire (cache.c): after it the fill is
+ * refused, however late Redis gets to it.  A pattern deletion (TRUNCATE, a degraded trigger,
  * invalidate_pattern) leaves no marker for keys it did not find, so it
  * also raises a floor named after the pattern's literal start (see
  * CbAppendFloorKey) to its marker, for tombstone_ttl seconds; a fill is
@@ -86,18 +90,24 @@
 static const char *const script_source[CB_NSCRIPTS] = {
 	/*
 	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
-	 * tombstone ttl, then per key its op and ttl (0 for none) and: for 'S'
-	 * (set) the value, for 'H' (hash) the number of fields and values that
-	 * follow and those, for 'D' (delete) nothing.  The versioned apply of a
+	 * marker lifetime (tombstone_ttl), then per key its op and ttl (0 for
+	 * none) and: for 'S' (set) the value, for 'H' (hash) the number of
+	 * fields and values that follow and those, for 'D' (delete) nothing.  The versioned apply of a
 	 * batch of one transaction's keys in one call, at a few Redis commands
 	 * per key instead of a script call: one MGET reads every marker, each
 	 * key not older than its marker is applied: one MSET writes the markers
 	 * and plain values first (so that Redis refusing writes -- OOM -- stops
 	 * the call before it changed anything), then one UNLINK removes the
 	 * deleted keys, each hash is replaced, and PEXPIREAT sets the
-	 * expiry of values with a TTL (their markers expire with them) and of
-	 * tombstones, at an absolute time taken once (cheaper than SET ... EX,
-	 * which Redis rewrites for replication).  The keys of a
+	 * expiry of values with a TTL, of their markers (with the value, but
+	 * no sooner than the marker lifetime: a fill from a snapshot older
+	 * than that is refused, see CB_SCRIPT_FILL, so no marker that expires
+	 * has to outlive it) and of tombstones, at an absolute time taken once
+	 * (cheaper than SET ... EX, which Redis rewrites for replication).
+	 * The marker of a value without a TTL never expires: an older effect
+	 * may come after a newer one by any time (a sync session delivers
+	 * itself past the outbox, whose retried rows come later), and only the
+	 * marker refuses it.  The keys of a
 	 * call are distinct (the queue keeps one effect per key), so the order
 	 * among them does not matter.  A marker MGET shows as missing may also
 	 * be a key of another type (changed behind cachebridge's back): EXISTS
@@ -127,7 +137,8 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n"
-	"local tomb = at(tonumber(ARGV[2]))\n"
+	"local life = tonumber(ARGV[2])\n"
+	"local tomb = at(life)\n"
 	"local set, gone, hashes, expire = {}, {}, {}, {}\n"
 	"local applied, failed = 0, false\n"
 	"local a = 3\n"
@@ -156,11 +167,10 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"        hashes[#hashes + 1] = {key, first, last}\n"
 	"      end\n"
 	"      if ttl > 0 then\n"
-	"        local when = at(ttl)\n"
-	"        expire[#expire + 1] = key\n"
-	"        expire[#expire + 1] = when\n"
 	"        expire[#expire + 1] = m\n"
-	"        expire[#expire + 1] = when\n"
+	"        expire[#expire + 1] = at(math.max(ttl, life))\n"
+	"        expire[#expire + 1] = key\n"
+	"        expire[#expire + 1] = at(ttl)\n"
 	"      end\n"
 	"    end\n"
 	"    applied = applied + 1\n"
@@ -200,7 +210,9 @@ static const char *const script_source[CB_NSCRIPTS] = {
 
 	/*
 	 * CB_SCRIPT_FILL: KEYS key, marker; ARGV value, ttl, epoch, floors-from,
-	 * xmin, xmax, xip...  A marker the caller's snapshot does not see
+	 * deadline, xmin, xmax, xip...  Past the deadline (milliseconds of
+	 * Redis' TIME) the fill is refused: markers the snapshot does not see
+	 * may have expired.  A marker the caller's snapshot does not see
 	 * refuses the fill.  A 1.3 marker of an older epoch whose xid is not
 	 * below xmax was written by a history this one does not continue
 	 * (transactions a promoted standby lost, another cluster): every xid
@@ -217,15 +229,17 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"local function visible(m)\n"
 	"  local xid = tonumber(string.match(m, ':(%d+)$'))\n"
 	"  if xid == nil then return false end\n"
-	"  if xid < tonumber(ARGV[5]) then return true end\n"
-	"  if xid >= tonumber(ARGV[6]) then\n"
+	"  if xid < tonumber(ARGV[6]) then return true end\n"
+	"  if xid >= tonumber(ARGV[7]) then\n"
 	"    return epoch(m) ~= '' and epoch(m) < ARGV[3]\n"
 	"  end\n"
-	"  for i = 7, #ARGV do\n"
+	"  for i = 8, #ARGV do\n"
 	"    if tonumber(ARGV[i]) == xid then return false end\n"
 	"  end\n"
 	"  return true\n"
 	"end\n"
+	"local t = redis.call('TIME')\n"
+	"if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= tonumber(ARGV[5]) then return 0 end\n"
 	"local cur = redis.call('GET', KEYS[2])\n"
 	"if cur and not visible(cur) then return 0 end\n"
 	"for n = tonumber(ARGV[4]), #KEYS[1] - 1 do\n"

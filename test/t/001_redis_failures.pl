@@ -354,6 +354,40 @@ $session->quit;
 			"read-only ACL user: $fn");
 	}
 	is($auth->cli('GET', 'acl:k'), 'alice', 'read-only ACL user: nothing deleted');
+
+	# the ACL user README.md gives, word for word, runs everything: the
+	# scripts' own commands (TIME, MSET, PEXPIREAT...) are checked as they run
+	open(my $fh, '<', "$ENV{TESTDIR}/../README.md") or die "README.md: $!";
+	my ($acl) = grep { /^`ACL SETUSER cachebridge / } <$fh>;
+	close($fh);
+	ok(defined $acl, 'README gives an ACL user');
+	$acl =~ s/^`|`.*\n?$//g;
+	my @words = split(/ /, $acl);
+	s/^>secret$/>$alice_pw/ for @words;
+	is($auth->cli(@words), 'OK', 'the README ACL user is created');
+	CacheBridgeTest::set_redis_url($node,
+		$auth->url(user => 'cachebridge', password => $alice_pw));
+	# the table's owner gives its triggers the namespace app1: (README, Namespaces)
+	$node->safe_psql('postgres', q{
+		CREATE ROLE acl_owner;
+		ALTER ROLE acl_owner SET cachebridge.key_prefix = 'app1:';
+		CREATE TABLE acl_t (id int PRIMARY KEY, v text);
+		SELECT cachebridge.attach('acl_t', 'acl:{id}', 'write_through');
+		ALTER TABLE acl_t OWNER TO acl_owner;
+	});
+	$res = CacheBridgeTest::run_sql($node, q{
+		INSERT INTO acl_t VALUES (1, 'a'), (2, 'b');
+		UPDATE acl_t SET v = 'c' WHERE id = 2;
+		DELETE FROM acl_t WHERE id = 1;
+		SELECT cachebridge.del('acl:9');
+		SELECT cachebridge.set('acl:3', 'filled', 60);
+		SELECT cachebridge.get('acl:3');
+		SELECT cachebridge.invalidate_pattern('acl:3*');
+	}, 'cachebridge.key_prefix' => 'app1:', 'cachebridge.delivery' => 'sync');
+	gives($res, "0\nt\nfilled\n1", 'README ACL user: trigger writes, del, set, get, invalidate_pattern');
+	is($auth->cli('GET', 'app1:acl:2'), '{"id":2,"v":"c"}', 'README ACL user: the trigger wrote the row');
+	is($auth->cli('EXISTS', 'app1:acl:1'), '0', 'README ACL user: and deleted the other');
+	$node->safe_psql('postgres', 'DROP TABLE acl_t; DROP ROLE acl_owner');
 	$auth->stop;
 }
 

@@ -157,6 +157,37 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 	is($redis->cli('GET', 'item:1'), '{"id":1,"v":"new"}', 'and store the row');
 }
 
+# ---------------------------------------------------------------------
+# A standby whose replay waits longer than a tombstone lives: its data are
+# older than its snapshot, and the tombstone that would refuse the fill
+# has expired.  Fills are counted from the last transaction replayed.
+# ---------------------------------------------------------------------
+{
+	for my $n ($primary, $standby)
+	{
+		$n->append_conf('postgresql.conf', 'cachebridge.tombstone_ttl = 3');
+		$n->reload;
+		$n->poll_query_until('postgres',
+			"SELECT current_setting('cachebridge.tombstone_ttl') = '3s'")
+		  or die 'tombstone_ttl was not reloaded';
+	}
+	pause_replay();
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 2');
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
+		't', 'lag: the primary\'s delete was delivered');
+	sleep(3.5);
+	is($redis->cli('EXISTS', 'item:2#cbv'), '0', 'lag: its tombstone expired');
+	is(standby_fill(2), 'f',
+		'lag: a fill from a standby whose replay waits longer than a tombstone lives returns false');
+	is($redis->cli('EXISTS', 'item:2'), '0', 'lag: the deleted row is not cached');
+
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is(standby_fill(1), 't', 'lag: once replay has caught up, fills are accepted');
+	is($standby->safe_psql('postgres', 'SELECT count(*) FROM item WHERE id = 2'),
+		'0', 'lag: and the standby no longer has the deleted row');
+}
+
 $standby->stop;
 $primary->stop;
 $redis->stop;

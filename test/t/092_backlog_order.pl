@@ -12,7 +12,7 @@
 #  - B an UPDATE, and Redis restarted without persistence before the
 #    worker went on: B's value and marker were lost, and A's older UPDATE
 #    was applied -- an older state after a newer one;
-#  - B a DELETE whose tombstone (tombstone_ttl = 1) expired before A was
+#  - B a DELETE whose tombstone (tombstone_ttl = 1, for every round) expired before A was
 #    replayed: the deleted row came back, without a TTL.
 # Now B waits behind A (backlog.c), and the worker sends both in order.
 
@@ -30,7 +30,10 @@ my $redis = CacheBridgeTest::Redis->new(name => 'backlog');
 my $node = CacheBridgeTest::new_node(
 	'backlog',
 	redis => $redis,
-	conf => [ 'cachebridge.connect_timeout = 300', 'cachebridge.retry_interval = 200' ]);
+	conf => [
+		'cachebridge.connect_timeout = 300', 'cachebridge.retry_interval = 200',
+		'cachebridge.tombstone_ttl = 1'
+	]);
 $node->safe_psql('postgres', q{
 	CREATE TABLE item (id int PRIMARY KEY, n int NOT NULL);
 	SELECT cachebridge.attach('item', 'item:{id}');
@@ -106,7 +109,6 @@ round(
 	probe => 3,
 	older => 'INSERT INTO item VALUES (3, 0)',
 	newer => 'DELETE FROM item WHERE id = 3',
-	gucs => { 'cachebridge.tombstone_ttl' => '1' },
 	meanwhile => sub { sleep(1.5); });
 is($redis->cli('EXISTS', 'item:3'), '0',
 	'tombstone: the deleted row did not come back');
