@@ -278,11 +278,25 @@ SELECT '0/1000000', 3, false,
        convert_to('CBX2P', 'UTF8') || pg_temp.le32(3) || pg_temp.le32(3) ||
        pg_temp.le32(octet_length(c)) || c
 FROM cmds;
+-- and a row of stream entries as 1.3 encoded it (1.4's xadd script takes one
+-- more argument; 1.3's, the same text as 1.2's, stays loaded)
+WITH cmds AS (
+    SELECT pg_temp.resp('EVALSHA', 'a6923471cb0eb27625b30478df5d9decf4cec06e', '2',
+                        'ev13', 'ev13#cbv', 'source13', 'V00000001000000010000000001000000:00000000',
+                        '0', '1', 'op', 'INSERT') AS c
+)
+INSERT INTO cachebridge.outbox (version, neffects, direct, effects)
+SELECT '0/1000001', 1, false,
+       convert_to('CBX2E', 'UTF8') || pg_temp.le32(1) || pg_temp.le32(1) ||
+       pg_temp.le32(octet_length(c)) || c
+FROM cmds;
 SELECT cachebridge.wait_delivered(20000) AS delivered;
 SELECT count(*) AS rows_left FROM cachebridge.outbox;
 \! redis-cli -p $CB_REDIS_PORT get row13:1
 \! redis-cli -p $CB_REDIS_PORT exists row13:2
 \! redis-cli -p $CB_REDIS_PORT get 'row13:2#cbv'
 \! redis-cli -p $CB_REDIS_PORT get row13:3
+\! redis-cli -p $CB_REDIS_PORT xlen ev13
+\! redis-cli -p $CB_REDIS_PORT hget 'ev13#cbv' source13
 \c :regress_db
 DROP DATABASE cb_rows_13;

@@ -11,7 +11,16 @@
  * done with; CB_RETRYABLE and CB_UNREACHABLE leave every effect to be sent
  * again (versions make a second delivery harmless), and CB_CORRUPT means
  * the encoded plan cannot be read at all.  A retryable reply does not stop
- * a plan: the rest is applied now.
+ * a plan: the rest is applied now -- but not a stream append after one
+ * that failed, which Redis refuses (CBGAP) because the calls of a
+ * delivery's appends to a stream are chained (CbChainStreamAppends): for
+ * stream entries a second delivery is harmless only in order.  CBGAP is
+ * not retryable by itself: with the failure before it retryable, the
+ * delivery is pending anyway and goes again in order; with that failure
+ * permanent, the append is rejected too, so that the worker sends its row
+ * again alone (the chain then starts afresh), or, in the same row, the
+ * row is dead with the rest of it -- rather than retried for ever behind
+ * an append that can never be made.
  *
  * Nothing here decides what to do about a result: the callers keep the
  * outbox row, trip the breaker (breaker.c) or warn.
@@ -166,6 +175,7 @@ CbApplyBlob(const char *blob, size_t len, bool skip_events, bool stored,
 {
 	size_t		pos;
 	CbApplyResult result = CB_APPLIED;
+	CbStreamChain chain = {0};
 
 	*failed = 0;
 	if (!CbBlobStart(blob, len, &pos))
@@ -192,14 +202,22 @@ CbApplyBlob(const char *blob, size_t len, bool skip_events, bool stored,
 		else if (s.kind != 'S')
 		{
 			CbStepReplies replies = {0};
+			char	   *chained = s.kind == 'E'
+				? CbChainStreamAppends(s.data, s.len, s.ncommands, &chain) : NULL;
+			const char *cmds = chained != NULL ? chained : s.data;
+			bool		sent;
 
-			if (!CbSendPipelineStep(s.data, s.len, s.ncommands, &replies, &err))
+			sent = CbSendPipelineStep(cmds, s.len, s.ncommands, &replies, &err);
+			if (sent)
+				step = CbStepResult(&replies, cmds, s.len, failed, s.neffects,
+									stepdetail, sizeof(stepdetail));
+			if (chained != NULL)
+				pfree(chained);
+			if (!sent)
 			{
 				snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
 				return CB_UNREACHABLE;
 			}
-			step = CbStepResult(&replies, s.data, s.len, failed, s.neffects,
-								stepdetail, sizeof(stepdetail));
 		}
 		else
 		{
@@ -251,13 +269,22 @@ CbApplyCommands(const char *cmds, size_t len, int ncommands, int neffects,
 {
 	CbStepReplies replies = {0};
 	CbRedisError err;
+	CbStreamChain chain = {0};
+	char	   *chained = CbChainStreamAppends(cmds, len, ncommands, &chain);
+	CbApplyResult result;
 
 	*failed = 0;
 	replies.rejected_at = rejected;
+	if (chained != NULL)
+		cmds = chained;
 	if (!CbSendPipelineStep(cmds, len, ncommands, &replies, &err))
 	{
 		snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
-		return CB_UNREACHABLE;
+		result = CB_UNREACHABLE;
 	}
-	return CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
+	else
+		result = CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
+	if (chained != NULL)
+		pfree(chained);
+	return result;
 }

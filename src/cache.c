@@ -393,11 +393,17 @@ CbFillXids(Snapshot snap, TransactionId **xids, int *nxids)
  * an import could have gone unseen.  On a standby the data are older than
  * the snapshot by the replay lag: while received WAL waits to be replayed
  * (replay paused or delayed, or behind), they are no newer than the last
- * transaction replayed, and the fill's time is counted from that.  (A lag
- * the standby cannot see -- WAL not yet received -- is not counted.)
+ * transaction replayed, and the fill's time is counted from that -- as
+ * the fill runs, and as each query of its transaction started (the
+ * ExecutorStart hook, CbCacheNoteQueryStart), so that a snapshot taken
+ * while replay lagged counts from then, also once the standby has caught
+ * up or been promoted.  (A lag the standby cannot see -- WAL not yet
+ * received -- is not counted.)
  */
 static LocalTransactionId import_lxid = InvalidLocalTransactionId;
 static LocalTransactionId load_lxid = InvalidLocalTransactionId;
+static LocalTransactionId lag_lxid = InvalidLocalTransactionId;
+static TimestampTz lag_data_time = 0;	/* oldest data a query of lag_lxid read */
 
 /* Redis' clock less ours, in microseconds, measured at clock_measured_at. */
 static int64 clock_offset = 0;
@@ -423,6 +429,29 @@ CbCacheNoteSnapshotImport(void)
 {
 	if (MyProc != NULL)
 		import_lxid = MyProc->lxid;
+}
+
+/* The time the data of a standby that waits to replay received WAL are of. */
+static bool
+CbStandbyLagging(TimestampTz *data_time)
+{
+	if (!RecoveryInProgress() ||
+		GetXLogReplayRecPtr(NULL) >= GetWalRcvFlushRecPtr(NULL, NULL))
+		return false;
+	*data_time = GetLatestXTime();
+	return true;
+}
+
+void
+CbCacheNoteQueryStart(void)
+{
+	TimestampTz t;
+
+	if (MyProc == NULL || !CbStandbyLagging(&t))
+		return;
+	if (lag_lxid != MyProc->lxid || t < lag_data_time)
+		lag_data_time = t;
+	lag_lxid = MyProc->lxid;
 }
 
 /* Reads a TIME reply, seconds and microseconds, as microseconds. */
@@ -496,6 +525,7 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
 	int64		margin = Min(1000, life / 2);
 	TimestampTz until;
 	TimestampTz now;
+	TimestampTz data_time;
 
 	/* a reload may be lowering the lifetime: this backend applies it later */
 	if (ConfigReloadPending)
@@ -506,9 +536,10 @@ CbFillDeadline(const char *key, size_t keylen, int64 *deadline)
 		return false;
 	until = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
 										life - margin);
-	if (RecoveryInProgress() &&
-		GetXLogReplayRecPtr(NULL) < GetWalRcvFlushRecPtr(NULL, NULL))
-		until = Min(until, TimestampTzPlusMilliseconds(GetLatestXTime(), life - margin));
+	if (CbStandbyLagging(&data_time))
+		until = Min(until, TimestampTzPlusMilliseconds(data_time, life - margin));
+	if (MyProc != NULL && MyProc->lxid == lag_lxid)
+		until = Min(until, TimestampTzPlusMilliseconds(lag_data_time, life - margin));
 	now = GetCurrentTimestamp();
 	if (now >= until)
 		return false;

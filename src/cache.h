@@ -16,4 +16,7 @@ extern void CbCacheNoteLoad(void);
 /* SET TRANSACTION SNAPSHOT imported a snapshot into the current transaction. */
 extern void CbCacheNoteSnapshotImport(void);
 
+/* A query of the current transaction starts, with its snapshot taken. */
+extern void CbCacheNoteQueryStart(void);
+
 #endif							/* CB_CACHE_H */

@@ -13,9 +13,11 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "storage/lwlock.h"
@@ -51,6 +53,7 @@ int			cb_command_timeout = 2000;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
@@ -261,6 +264,9 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Oid			dboid = CbDatabaseToLeave(stmt);
 
 	CbCheckDropExtension(stmt);
+	/* a utility (COPY ... TO, CALL, DO) runs with a snapshot too */
+	if (IsTransactionState())
+		CbCacheNoteQueryStart();
 
 	if (!OidIsValid(dboid))
 	{
@@ -302,6 +308,21 @@ CbProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_END_TRY();
 	if (!IsA(stmt, DropdbStmt))
 		CbWorkerComeBack(dboid);
+}
+
+/*
+ * ExecutorStart hook: a query's snapshot is taken; on a standby that lags,
+ * the fills of its transaction count their age from the data it reads
+ * (cache.c).
+ */
+static void
+CbExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	CbCacheNoteQueryStart();
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
 }
 
 /*
@@ -554,4 +575,6 @@ _PG_init(void)
 	emit_log_hook = CbEmitLogHook;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = CbProcessUtility;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = CbExecutorStart;
 }

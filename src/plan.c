@@ -322,9 +322,10 @@ CbPlanFlushEvents(CbPlan *plan)
 		const CbPlanEvent *first = &plan->events[start];
 		int			end = start;
 		size_t		bytes = 0;
-		int			nargs = 7;
+		int			nargs = 8;
 		StringInfo	marker = &plan->scratch;
 		char		version[64];
+		char		after[64];
 
 		/* the chunk: entries of first's stream, up to the limits */
 		while (end < plan->nevents && end - start < CB_EVENTS_PER_XADD &&
@@ -341,6 +342,13 @@ CbPlanFlushEvents(CbPlan *plan)
 		CbFormatVersion(version, &plan->epoch, plan->version);
 		snprintf(version + CB_VERSION_LEN, sizeof(version) - CB_VERSION_LEN,
 				 ":%08d", chunk);
+		/* the chunk before, or a place for the sender to name one */
+		memcpy(after, version, CB_XADD_ID_LEN + 1);
+		if (chunk > 0)
+			snprintf(after + CB_VERSION_LEN, sizeof(after) - CB_VERSION_LEN,
+					 ":%08d", chunk - 1);
+		else
+			memset(after, CB_XADD_AFTER_NONE, CB_XADD_ID_LEN);
 
 		CbPipelineBegin(&plan->pipeline, nargs, first->stream.data, first->stream.len);
 		CbPipelineArgStr(&plan->pipeline, "EVALSHA");
@@ -350,6 +358,7 @@ CbPlanFlushEvents(CbPlan *plan)
 		CbPipelineArg(&plan->pipeline, marker->data, marker->len);
 		CbPipelineArgStr(&plan->pipeline, source);
 		CbPipelineArgStr(&plan->pipeline, version);
+		CbPipelineArgStr(&plan->pipeline, after);
 		for (int i = start; i < end; i++)
 		{
 			const CbPlanEvent *e = &plan->events[i];
@@ -658,6 +667,92 @@ CbBlobPattern(const CbBlobStep *step, const char **pattern, uint32 *patlen,
 	snprintf(marker, markerlen, "%.*s", (int) (step->len - pos - *patlen),
 			 step->data + pos + *patlen);
 	return true;
+}
+
+/*
+ * Chains the stream appends of commands about to be sent, in the order they
+ * will be applied: each call of the xadd script whose "after" argument is
+ * left open (the first chunk of a transaction's entries for a stream) gets
+ * the version of the append of the same stream that comes before it in the
+ * same delivery, which chain remembers across calls (zero it to begin).  A
+ * chunk after one that failed is then refused by Redis instead of moving
+ * the stream's marker past it (see CB_SCRIPT_XADD).  Rows sent one round
+ * trip after another are chained too: a delivery goes on after a retryable
+ * failure, and the rows after it are sent again with it later.
+ *
+ * Returns a copy of cmds with the chained arguments written in, or NULL if
+ * none needed one (cmds is then sent as it is).  Commands that do not
+ * parse are left alone (the apply layer checked the steps of stored plans).
+ */
+char *
+CbChainStreamAppends(const char *cmds, size_t len, int ncommands,
+					 CbStreamChain *chain)
+{
+	const char *xadd = CbScriptSha(CB_SCRIPT_XADD);
+	char	   *out = NULL;
+	size_t		pos = 0;
+
+	for (int c = 0; c < ncommands; c++)
+	{
+		const char *arg[8];
+		long		arglen[8];
+		long		argc;
+		const char *data;
+		CbStreamLink *link = NULL;
+
+		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc))
+			break;
+		for (long a = 0; a < argc; a++)
+		{
+			long		alen;
+
+			if (!CbRespNext(cmds, len, &pos, '$', &data, &alen))
+				return out;
+			if (a < lengthof(arg))
+			{
+				arg[a] = data;
+				arglen[a] = alen;
+			}
+		}
+		/* EVALSHA sha 2 stream marker source version after entries... */
+		if (argc < lengthof(arg) ||
+			arglen[0] != 7 || pg_strncasecmp(arg[0], "EVALSHA", 7) != 0 ||
+			arglen[1] != 40 || memcmp(arg[1], xadd, 40) != 0 ||
+			arglen[6] != CB_XADD_ID_LEN || arglen[7] != CB_XADD_ID_LEN)
+			continue;
+
+		/* the stream's position is kept per source (its marker's field) */
+		for (int i = 0; i < chain->nlinks; i++)
+			if (chain->links[i].len == arglen[3] &&
+				memcmp(chain->links[i].stream, arg[3], arglen[3]) == 0 &&
+				chain->links[i].sourcelen == arglen[5] &&
+				memcmp(chain->links[i].source, arg[5], arglen[5]) == 0)
+				link = &chain->links[i];
+		if (link == NULL)
+		{
+			chain->links = chain->nlinks == 0
+				? palloc(sizeof(CbStreamLink) * 8)
+				: chain->nlinks % 8 == 0
+				? repalloc(chain->links, sizeof(CbStreamLink) * (chain->nlinks + 8))
+				: chain->links;
+			link = &chain->links[chain->nlinks++];
+			link->stream = arg[3];
+			link->len = arglen[3];
+			link->source = arg[5];
+			link->sourcelen = arglen[5];
+		}
+		else if (arg[7][0] == CB_XADD_AFTER_NONE)
+		{
+			if (out == NULL)
+			{
+				out = palloc(len);
+				memcpy(out, cmds, len);
+			}
+			memcpy(out + (arg[7] - cmds), link->last, CB_XADD_ID_LEN);
+		}
+		memcpy(link->last, arg[6], CB_XADD_ID_LEN);
+	}
+	return out;
 }
 
 /* ---------------------------------------------------------------------

@@ -98,6 +98,25 @@ typedef struct CbBlobStep
 } CbBlobStep;
 
 
+/* A stream append's version, "<version>:<chunk>" (see CbPlanFlushEvents). */
+#define CB_XADD_ID_LEN (CB_VERSION_LEN + 9)
+
+/* The last append of a stream seen in a delivery (CbChainStreamAppends). */
+typedef struct CbStreamLink
+{
+	const char *stream;			/* points into the commands sent */
+	long		len;
+	const char *source;			/* the source database, likewise */
+	long		sourcelen;
+	char		last[CB_XADD_ID_LEN];
+} CbStreamLink;
+
+typedef struct CbStreamChain
+{
+	CbStreamLink *links;
+	int			nlinks;
+} CbStreamChain;
+
 /* Magic at the start of an encoded plan. */
 #define CB_BLOB_MAGIC "CBX2"
 
@@ -124,6 +143,8 @@ extern void CbPlanDescribeKey(const char *cmds, size_t len, int index,
 							  int place, StringInfo out);
 
 /* replaying */
+extern char *CbChainStreamAppends(const char *cmds, size_t len, int ncommands,
+								  CbStreamChain *chain);
 extern int	CbPlanRestamp(const char *blob, size_t len, const CbEpoch *to,
 						  char *out);
 

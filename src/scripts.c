@@ -265,11 +265,25 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"return 0\n",
 
-	/* CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, then per
-	 * entry: maxlen (0 for none), field count, fields and values */
+	/*
+	 * CB_SCRIPT_XADD: KEYS stream, marker; ARGV source, version, after,
+	 * then per entry: maxlen (0 for none), field count, fields and values.
+	 * after is the version of the append that comes before this one in
+	 * the same delivery (the same transaction's previous chunk, or the
+	 * previous row's last, see CbChainStreamAppends), or dashes for none:
+	 * if the marker is below it, that append failed (an OOM that cleared
+	 * meanwhile, say) and this one must not go first -- it would move the
+	 * marker past it, and the retry of the missing one would be skipped as
+	 * appended already.  It answers CBGAP, an error reply of no
+	 * retryable kind: the delivery comes to what the failed append came
+	 * to (see apply.c).
+	 */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
-	"local i = 3\n"
+	"if string.sub(ARGV[3], 1, 1) ~= '-' and (not cur or cur < ARGV[3]) then\n"
+	"  return redis.error_reply('CBGAP the append before this one is not in the stream (' .. ARGV[3] .. ')')\n"
+	"end\n"
+	"local i = 4\n"
 	"local n = 0\n"
 	"while i <= #ARGV do\n"
 	"  local last = i + 1 + 2 * tonumber(ARGV[i + 1])\n"
@@ -291,7 +305,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
  * delivered when it was upgraded are still applied, rather than answered
  * NOSCRIPT for ever: 1.3's per-key apply and its delete (1.4 sends both as
  * calls of CB_SCRIPT_WRITE), and the 1.2 scripts (all but the fill, which
- * is never stored).  1.3's compare through CB_LUA_VERSION like 1.4's, on
+ * is never stored; 1.3's xadd is 1.2's).  1.3's compare through CB_LUA_VERSION like 1.4's, on
  * the same markers; 1.2's hold against newer markers: a 1.2 version is a
  * hex digit first, below every "V..." one, so they refuse to overwrite
  * anything 1.3 or 1.4 wrote.  Never edit them.
@@ -387,7 +401,7 @@ static const char *const legacy_source[] = {
 	"end\n"
 	"return n\n",
 
-	/* 1.2 xadd */
+	/* 1.2 xadd, also 1.3's (the same text; 1.4's also checks the append before) */
 	"local cur = redis.call('HGET', KEYS[2], ARGV[1])\n"
 	"if cur and cur >= ARGV[2] then return 0 end\n"
 	"local i = 3\n"

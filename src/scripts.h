@@ -33,6 +33,13 @@ typedef enum CbScriptKeys
 								 * CB_SCRIPT_WRITE) */
 } CbScriptKeys;
 
+/*
+ * The "after" argument of CB_SCRIPT_XADD when no append comes before it in
+ * the delivery: as wide as a chunk's version, so that a sender can write
+ * one in its place (CbChainStreamAppends).
+ */
+#define CB_XADD_AFTER_NONE '-'
+
 /* Suffix of the key that holds a key's version marker. */
 #define CB_VERSION_SUFFIX "#cbv"
 

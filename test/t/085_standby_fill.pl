@@ -188,6 +188,50 @@ is($redis->cli('GET', 'item:1'), '{"id":1,"v":"v0"}',
 		'0', 'lag: and the standby no longer has the deleted row');
 }
 
+# ---------------------------------------------------------------------
+# A snapshot taken while replay lagged, used once the standby caught up:
+# its transaction is young and the standby no longer lags, but the data
+# it read are older than the tombstone that expired.
+# ---------------------------------------------------------------------
+{
+	$primary->safe_psql('postgres', "INSERT INTO item VALUES (3, 'v0')");
+	$primary->wait_for_catchup($standby);
+	pause_replay();
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 3');
+	is($primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()'),
+		't', 'caught up: the primary\'s delete was delivered');
+	sleep(3.5);
+	is($redis->cli('EXISTS', 'item:3#cbv'), '0', 'caught up: its tombstone expired');
+
+	my $rr = $standby->background_psql('postgres', on_error_stop => 0);
+	$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	my $row = $rr->query_safe('SELECT row_to_json(item)::text FROM item WHERE id = 3');
+	is($row, '{"id":3,"v":"v0"}', 'caught up: the lagging snapshot reads the deleted row');
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is($rr->query("SELECT cachebridge.set('item:3', '$row')"), 'f',
+		'caught up: its fill is refused, counted from the data it read');
+	is($redis->cli('EXISTS', 'item:3'), '0', 'caught up: the deleted row is not cached');
+	$rr->quit;
+
+	# the same with a snapshot a utility statement took (no executor)
+	$primary->safe_psql('postgres', "INSERT INTO item VALUES (4, 'v0')");
+	$primary->wait_for_catchup($standby);
+	pause_replay();
+	$primary->safe_psql('postgres', 'DELETE FROM item WHERE id = 4');
+	$primary->safe_psql('postgres', 'SELECT cachebridge.wait_delivered()');
+	sleep(3.5);
+	$rr = $standby->background_psql('postgres', on_error_stop => 0);
+	$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	like($rr->query_safe('COPY item TO STDOUT'), qr/^4\tv0$/m, 'caught up: COPY of the table reads the deleted row');
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby);
+	is($rr->query(q{SELECT cachebridge.set('item:4', '{"id":4,"v":"v0"}')}), 'f',
+		'caught up: a fill after COPY of the lagging snapshot is refused');
+	is($redis->cli('EXISTS', 'item:4'), '0', 'caught up: and caches nothing');
+	$rr->quit;
+}
+
 $standby->stop;
 $primary->stop;
 $redis->stop;
