@@ -141,5 +141,69 @@ SELECT cachebridge.wait_delivered();
 SELECT count(*) AS cached_by_the_owner
 FROM rf_tenants WHERE cachebridge.get('rft:' || id) IS NOT NULL;
 
-DROP TABLE rf_users, rf_orders, rf_events, rf_parts, rf_plain, rf_when, rf_tenants CASCADE;
+-- how a batch is delivered: its copies reach Redis before it commits,
+-- while it holds the row locks, as plain commands (MSET, SET ... EX,
+-- UNLINK, DEL + HSET + EXPIRE) that leave no version marker
+\! redis-cli -p $CB_REDIS_PORT flushall > /dev/null
+CREATE TABLE rf_copies (id int PRIMARY KEY, name text, note text);
+INSERT INTO rf_copies SELECT i, 'c' || i, CASE WHEN i % 2 = 0 THEN 'even' END
+FROM generate_series(1, 1200) i;
+CREATE TRIGGER rf_copies_json AFTER INSERT OR UPDATE OR DELETE ON rf_copies
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfj:{id}');
+CREATE TRIGGER rf_copies_ttl AFTER INSERT OR UPDATE OR DELETE ON rf_copies
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfx:{id}', 'ttl=600');
+CREATE TRIGGER rf_copies_hash AFTER INSERT OR UPDATE OR DELETE ON rf_copies
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfh:{id}', 'format=hash', 'ttl=600');
+CREATE TRIGGER rf_copies_inv AFTER INSERT OR UPDATE OR DELETE ON rf_copies
+    FOR EACH ROW EXECUTE FUNCTION cachebridge.invalidate('rfi:{id}');
+\! redis-cli -p $CB_REDIS_PORT eval "for i = 1, 1200 do redis.call('SET', 'rfi:' .. i, 'stale') end" 0 > /dev/null
+BEGIN;
+SELECT cachebridge.refresh_blocks('rf_copies', 0, 1000, false) AS next_block;
+-- not committed yet, and in Redis already
+\! redis-cli -p $CB_REDIS_PORT --raw get rfj:2
+\! redis-cli -p $CB_REDIS_PORT --raw hgetall rfh:2
+COMMIT;
+SELECT count(*) FILTER (WHERE cachebridge.get('rfj:' || id) = row_to_json(c)::text) AS json,
+       count(*) FILTER (WHERE cachebridge.get('rfx:' || id) = row_to_json(c)::text) AS with_ttl
+FROM rf_copies c;
+\! redis-cli -p $CB_REDIS_PORT --raw hgetall rfh:1
+\! redis-cli -p $CB_REDIS_PORT eval "local n = 0 for i = 1, 1200 do for _, k in ipairs({'rfx:', 'rfh:'}) do local t = redis.call('TTL', k .. i) if t > 500 and t <= 600 then n = n + 1 end end end return n" 0
+\! redis-cli -p $CB_REDIS_PORT eval "return #redis.call('KEYS', 'rfi:*')" 0
+\! redis-cli -p $CB_REDIS_PORT eval "return #redis.call('KEYS', '*#cbv')" 0
+
+-- a copy never overwrites a newer write: each call of the copy script
+-- carries a fence (a version from before the rows were locked) and skips
+-- a key whose marker is newer, so a copy Redis runs late, after the batch
+-- let go of its rows, loses to a write committed since.  Here the marker
+-- of rfj:5 is made newer than any version by hand: its copy is skipped.
+\! redis-cli -p $CB_REDIS_PORT del rfj:5 rfj:6 > /dev/null
+\! redis-cli -p $CB_REDIS_PORT set 'rfj:5#cbv' 'VFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF:1' > /dev/null
+CALL cachebridge.refresh('rf_copies');
+\! redis-cli -p $CB_REDIS_PORT exists rfj:5 rfj:6
+\! redis-cli -p $CB_REDIS_PORT del 'rfj:5#cbv' > /dev/null
+
+-- a batch in a transaction that changed rows itself sends nothing before
+-- its commit (it could copy what it has not committed): it is delivered at
+-- commit, with versions, and not at all if it rolls back
+BEGIN;
+UPDATE rf_copies SET name = 'uncommitted' WHERE id = 3;
+SELECT cachebridge.refresh_blocks('rf_copies', 0, 1000, false) AS next_block;
+\! redis-cli -p $CB_REDIS_PORT --raw get rfj:3
+ROLLBACK;
+SELECT cachebridge.wait_delivered();
+\! redis-cli -p $CB_REDIS_PORT --raw get rfj:3
+
+-- copies land in the namespace of the table's owner, as its triggers' do
+CREATE ROLE rf_tenant;
+ALTER ROLE rf_tenant SET cachebridge.key_prefix = 'tenant1:';
+CREATE TABLE rf_ns (id int PRIMARY KEY, v text);
+ALTER TABLE rf_ns OWNER TO rf_tenant;
+INSERT INTO rf_ns VALUES (1, 'a'), (2, 'b');
+SELECT cachebridge.attach('rf_ns', 'rfn:{id}');
+CALL cachebridge.refresh('rf_ns');
+\! redis-cli -p $CB_REDIS_PORT --scan --pattern '*rfn:*' | sort
+
+DROP TABLE rf_users, rf_orders, rf_events, rf_parts, rf_plain, rf_when, rf_tenants,
+    rf_copies, rf_ns CASCADE;
 DROP ROLE rf_writer;
+DROP ROLE rf_tenant;

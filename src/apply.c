@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "apply.h"
+#include "copies.h"
 #include "plan.h"
 #include "redis.h"
 #include "reply.h"
@@ -286,5 +287,64 @@ CbApplyCommands(const char *cmds, size_t len, int ncommands, int neffects,
 		result = CbStepResult(&replies, cmds, len, failed, neffects, detail, detaillen);
 	if (chained != NULL)
 		pfree(chained);
+	return result;
+}
+
+/* A refresh batch's copies on their way (CbApplyCopiesSend). */
+struct CbCopyDelivery
+{
+	CbCopies   *copies;
+	CbSentBuffer sent;
+	CbStepReplies replies;
+};
+
+/*
+ * Sends the calls of the copy script of a refresh batch (copies.c), closing
+ * the one being gathered, and returns without waiting for Redis to run
+ * them: the batch fires its next rows meanwhile.  copies must be left alone
+ * until CbApplyCopiesWait.
+ */
+CbCopyDelivery *
+CbApplyCopiesSend(CbCopies *copies)
+{
+	CbCopyDelivery *d = palloc0(sizeof(CbCopyDelivery));
+
+	CbCopiesClose(copies);
+	d->copies = copies;
+	CbExecuteBufferSend(&d->sent, copies->pipeline.buf.data, copies->pipeline.buf.len,
+						copies->pipeline.ncommands, CbStepReply, &d->replies);
+	return d;
+}
+
+/*
+ * Reads the replies of copies CbApplyCopiesSend sent, and frees d.  As
+ * CbApplyCommands, but only CB_APPLIED means every call was run (a copy a
+ * newer marker refused counts as applied), and only then are its effects
+ * counted (as queued and delivered); otherwise the caller delivers the
+ * batch with versions.
+ */
+CbApplyResult
+CbApplyCopiesWait(CbCopyDelivery *d, char *detail, size_t detaillen)
+{
+	CbCopies   *copies = d->copies;
+	CbRedisError err;
+	CbApplyResult result;
+	int			failed = 0;
+
+	if (!CbExecuteBufferWait(&d->sent, &err))
+	{
+		snprintf(detail, detaillen, "%s: %s", err.server, err.detail);
+		result = CB_UNREACHABLE;
+	}
+	else
+		result = CbStepResult(&d->replies, copies->pipeline.buf.data,
+							  copies->pipeline.buf.len, &failed, copies->neffects,
+							  detail, detaillen);
+	if (result == CB_APPLIED)
+	{
+		CbStatsAdd(CB_STAT_QUEUED, copies->neffects);
+		CbStatsAdd(CB_STAT_DELIVERED, copies->neffects);
+	}
+	pfree(d);
 	return result;
 }

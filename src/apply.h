@@ -11,6 +11,8 @@
 
 #include "lib/stringinfo.h"
 
+#include "copies.h"
+
 /*
  * What a delivery came to, from the verdicts of reply.c on every reply.
  * Only CB_APPLIED and CB_REJECTED are done with: the others leave the
@@ -35,6 +37,11 @@ extern CbApplyResult CbApplyCommands(const char *cmds, size_t len,
 									 int ncommands, int neffects,
 									 bool *rejected, int *failed,
 									 char *detail, size_t detaillen);
+typedef struct CbCopyDelivery CbCopyDelivery;
+
+extern CbCopyDelivery *CbApplyCopiesSend(CbCopies *copies);
+extern CbApplyResult CbApplyCopiesWait(CbCopyDelivery *d, char *detail,
+									  size_t detaillen);
 extern void CbApplyCountError(CbApplyResult result, const char *detail);
 
 #endif							/* CACHEBRIDGE_APPLY_H */

@@ -1523,10 +1523,13 @@ CbWaitMany(CbRedisConn **active, int nactive, TimestampTz deadline,
  * replies arrive, so n servers cost one round trip, not n.  Each ends on
  * its own, done or failed (c->failed, with c->err filled); the caller
  * closes the failed ones.  With one connection left, its own wait event
- * set serves; with more, a set of them all is made for each wait.
+ * set serves; with more, a set of them all is made for each wait.  With
+ * until_sent it returns as soon as every connection has written all its
+ * commands (replies that came meanwhile handed over): CbRunJobFinish goes
+ * on from there.
  */
 static void
-CbRoundTripMany(CbRedisConn **conns, int n)
+CbRoundTripMany(CbRedisConn **conns, int n, bool until_sent)
 {
 	CbRedisConn **active = palloc(sizeof(CbRedisConn *) * n);
 	WaitEvent  *events = palloc(sizeof(WaitEvent) * (n + 2));
@@ -1548,7 +1551,8 @@ CbRoundTripMany(CbRedisConn **conns, int n)
 
 		for (int i = 0; i < n; i++)
 		{
-			if (CbConnDeliver(conns[i]))
+			if (CbConnDeliver(conns[i]) ||
+				(until_sent && conns[i]->sent >= conns[i]->len))
 				continue;
 			active[nactive++] = conns[i];
 			if (deadline == 0 || conns[i]->deadline < deadline)
@@ -1601,7 +1605,7 @@ CbRoundTrip(CbRedisConn *c, const char *buf, size_t len, int ncommands,
 			CbRedisError *err, int *nreplies)
 {
 	CbConnBegin(c, buf, len, ncommands, callback, arg, err);
-	CbRoundTripMany(&c, 1);
+	CbRoundTripMany(&c, 1, false);
 	*nreplies = c->nreplies;
 	return !c->failed;
 }
@@ -1662,7 +1666,7 @@ CbRunJobs(CbConnJob *jobs, int njobs)
 		}
 		if (n == 0)
 			break;
-		CbRoundTripMany(conns, n);
+		CbRoundTripMany(conns, n, false);
 		for (int i = 0; i < njobs; i++)
 		{
 			CbRedisConn *c = jobs[i].conn;
@@ -1687,6 +1691,81 @@ CbRunJobs(CbConnJob *jobs, int njobs)
 	pfree(conns);
 	pfree(reused);
 	pfree(ran);
+}
+
+/*
+ * The first half of CbRunJobs for one job: connects if need be and sends
+ * the job's pipeline, handing over the replies that arrive meanwhile, and
+ * returns once it is all written (or failed), so that the caller can work
+ * while the server runs it.  CbRunJobFinish reads the rest; job->buf must
+ * stay valid until then.
+ */
+void
+CbRunJobStart(CbConnJob *job)
+{
+	CbRedisConn *c = job->conn;
+
+	memset(&job->err, 0, sizeof(job->err));
+	job->ok = false;
+	job->nreplies = 0;
+	job->started = false;
+	if (!CbConnUsable(c))
+		CbConnClose(c);
+	job->reused = (c->fd != PGINVALID_SOCKET && !c->fresh);
+	c->busy = true;
+	if (c->fd == PGINVALID_SOCKET && !CbConnect(c, &job->err))
+		return;
+	c->fresh = false;
+	CbConnBegin(c, job->buf, job->len, job->ncommands, job->callback,
+				job->arg, &job->err);
+	job->started = true;
+	CbRoundTripMany(&c, 1, true);
+}
+
+/*
+ * The second half: reads the replies of a job CbRunJobStart sent, its
+ * command_timeout counted from now.  As in CbRunJobs, a job that failed on
+ * a connection reused from an earlier call before any reply arrived is
+ * run again, whole, on a fresh connection; and a connection something else
+ * closed or took over in between fails the job.
+ */
+void
+CbRunJobFinish(CbConnJob *job)
+{
+	CbRedisConn *c = job->conn;
+
+	if (job->started)
+	{
+		if (c->fd == PGINVALID_SOCKET || c->buf != job->buf || c->err != &job->err)
+		{
+			CbSetError(c, &job->err, CB_REDIS_IO,
+					   "The connection was closed while its replies were awaited.");
+			c->failed = true;
+		}
+		else
+		{
+			c->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  cb_command_timeout);
+			CbRoundTripMany(&c, 1, false);
+		}
+		job->nreplies = c->nreplies;
+		job->ok = !c->failed;
+		c->err = NULL;
+		if (job->ok)
+			c->busy = false;
+		else
+			CbConnClose(c);
+	}
+	if (!job->ok && job->reused && job->nreplies == 0 &&
+		job->err.failure == CB_REDIS_IO)
+	{
+		CbRunJobs(job, 1);
+		return;
+	}
+	if (job->ok)
+		CbStatsCountRoundTrip();
+	else
+		CbStatsRecordError(job->err.server, job->err.detail);
 }
 
 /*

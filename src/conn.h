@@ -87,6 +87,8 @@ typedef struct CbConnJob
 	bool		ok;				/* out: every reply handed over */
 	int			nreplies;		/* out: replies handed over */
 	CbRedisError err;			/* out: why not, if not ok */
+	bool		started;		/* CbRunJobStart sent it */
+	bool		reused;			/* on a connection of an earlier call */
 } CbConnJob;
 
 /* GUC plumbing (cachebridge.c defines the variables). */
@@ -116,6 +118,8 @@ extern void CbConnClose(CbRedisConn *c);
 extern bool CbConnIsOpen(const CbRedisConn *c);
 extern const char *CbConnName(const CbRedisConn *c);
 extern void CbRunJobs(CbConnJob *jobs, int njobs);
+extern void CbRunJobStart(CbConnJob *job);
+extern void CbRunJobFinish(CbConnJob *job);
 extern bool CbConnOpenSeed(CbRedisError *err, redisReply **slots,
 						   char *via_host, size_t via_len);
 extern CbRedisConn *CbConnSeed(void);

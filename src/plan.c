@@ -169,15 +169,64 @@ CbWriteArgs(const CbPlanWrite *w)
 }
 
 /*
- * Sends the batched writes and deletions as calls of the write script: up
- * to CB_KEYS_PER_WRITE keys of any kind, and about CB_BYTES_PER_WRITE
- * bytes of values, per call (a larger value goes in a call of its own, so
- * that Redis refusing it, over proto-max-bulk-len, rejects it alone).  The
- * plan does not depend on where Redis keeps a key: on a Redis Cluster the
- * router (cluster.c, CbSplitWrite) splits each call into one call per slot
- * as it sends it, so that an outbox row written for one Redis is still
- * delivered after a move to a cluster.
+ * Appends to p one call of script -- CB_SCRIPT_WRITE, or CB_SCRIPT_COPY for
+ * a refresh batch's copies (copies.c) -- applying the first of writes[0..n)
+ * with version (the marker, or the copies' fence): up to CB_KEYS_PER_WRITE
+ * keys of any kind, and about CB_BYTES_PER_WRITE bytes of values (a larger
+ * value goes in a call of its own, so that Redis refusing it, over
+ * proto-max-bulk-len, rejects it alone).  Returns how many it took.  The
+ * call does not depend on where Redis keeps a key: on a Redis Cluster the
+ * router (cluster.c, CbSplitWrite) splits it into one call per slot as it
+ * sends it, so that an outbox row written for one Redis is still delivered
+ * after a move to a cluster.
  */
+int
+CbEncodeWriteCall(CbPipeline *p, StringInfo scratch, CbScript script,
+				  const char *version, const CbPlanWrite *writes, int n)
+{
+	int			end = 0;
+	size_t		bytes = 0;
+	int			nargs = 5;		/* EVALSHA sha nkeys ... version tombstone-ttl */
+
+	while (end < n && end < CB_KEYS_PER_WRITE &&
+		   (end == 0 || bytes + writes[end].len <= CB_BYTES_PER_WRITE))
+	{
+		bytes += writes[end].len;
+		nargs += 2 + CbWriteArgs(&writes[end]);
+		end++;
+	}
+
+	CbPipelineBegin(p, nargs, writes[0].key.data, writes[0].key.len);
+	CbPipelineArgStr(p, "EVALSHA");
+	CbPipelineArgStr(p, CbScriptSha(script));
+	CbPipelineArgInt(p, 2 * end);
+	for (int i = 0; i < end; i++)
+	{
+		resetStringInfo(scratch);
+		CbAppendVersionKey(scratch, writes[i].key.data, writes[i].key.len);
+		CbPipelineArg(p, writes[i].key.data, writes[i].key.len);
+		CbPipelineArg(p, scratch->data, scratch->len);
+	}
+	CbPipelineArgStr(p, version);
+	CbPipelineArgInt(p, cb_tombstone_ttl);
+	for (int i = 0; i < end; i++)
+	{
+		const CbPlanWrite *w = &writes[i];
+
+		CbPipelineArgStr(p, w->op == CB_OP_SET ? "S" : w->op == CB_OP_HASH ? "H" : "D");
+		CbPipelineArgInt(p, w->ttl);
+		if (w->op == CB_OP_SET)
+			CbPipelineArg(p, w->payload, w->len);
+		else if (w->op == CB_OP_HASH)
+		{
+			CbPipelineArgInt(p, 2 * w->nfields);
+			CbPipelineArgFields(p, w->payload, w->nfields);
+		}
+	}
+	return end;
+}
+
+/* Sends the batched writes and deletions as calls of the write script. */
 static void
 CbPlanFlushWrites(CbPlan *plan)
 {
@@ -185,51 +234,13 @@ CbPlanFlushWrites(CbPlan *plan)
 
 	while (start < plan->nwrites)
 	{
-		const CbPlanWrite *first = &plan->writes[start];
-		int			end = start;
-		size_t		bytes = 0;
-		int			nargs = 5;	/* EVALSHA sha nkeys ... marker tombstone-ttl */
+		int			taken = CbEncodeWriteCall(&plan->pipeline, &plan->scratch,
+											  CB_SCRIPT_WRITE, plan->marker,
+											  &plan->writes[start],
+											  plan->nwrites - start);
 
-		while (end < plan->nwrites && end - start < CB_KEYS_PER_WRITE &&
-			   (end == start || bytes + plan->writes[end].len <= CB_BYTES_PER_WRITE))
-		{
-			bytes += plan->writes[end].len;
-			nargs += 2 + CbWriteArgs(&plan->writes[end]);
-			end++;
-		}
-
-		CbPipelineBegin(&plan->pipeline, nargs, first->key.data, first->key.len);
-		CbPipelineArgStr(&plan->pipeline, "EVALSHA");
-		CbPipelineArgStr(&plan->pipeline, CbScriptSha(CB_SCRIPT_WRITE));
-		CbPipelineArgInt(&plan->pipeline, 2 * (end - start));
-		for (int i = start; i < end; i++)
-		{
-			const CbPlanWrite *w = &plan->writes[i];
-
-			resetStringInfo(&plan->scratch);
-			CbAppendVersionKey(&plan->scratch, w->key.data, w->key.len);
-			CbPipelineArg(&plan->pipeline, w->key.data, w->key.len);
-			CbPipelineArg(&plan->pipeline, plan->scratch.data, plan->scratch.len);
-		}
-		CbPipelineArgStr(&plan->pipeline, plan->marker);
-		CbPipelineArgInt(&plan->pipeline, cb_tombstone_ttl);
-		for (int i = start; i < end; i++)
-		{
-			const CbPlanWrite *w = &plan->writes[i];
-
-			CbPipelineArgStr(&plan->pipeline,
-							 w->op == CB_OP_SET ? "S" : w->op == CB_OP_HASH ? "H" : "D");
-			CbPipelineArgInt(&plan->pipeline, w->ttl);
-			if (w->op == CB_OP_SET)
-				CbPipelineArg(&plan->pipeline, w->payload, w->len);
-			else if (w->op == CB_OP_HASH)
-			{
-				CbPipelineArgInt(&plan->pipeline, 2 * w->nfields);
-				CbPipelineArgFields(&plan->pipeline, w->payload, w->nfields);
-			}
-		}
-		plan->pipeline_effects += end - start;
-		start = end;
+		plan->pipeline_effects += taken;
+		start += taken;
 		if (plan->pipeline.buf.len >= CB_BYTES_PER_STEP)
 			CbPlanFlushPipeline(plan, 'P');
 	}

@@ -15,6 +15,7 @@
 #include "lib/stringinfo.h"
 
 #include "resp.h"
+#include "scripts.h"
 #include "version.h"
 
 /* What an effect does to its key (or, for a pattern, to every match). */
@@ -130,6 +131,9 @@ extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);
 extern bytea *CbPlanEnd(CbPlan *plan);
+extern int	CbEncodeWriteCall(CbPipeline *p, StringInfo scratch, CbScript script,
+							  const char *version, const CbPlanWrite *writes,
+							  int n);
 
 /* reading */
 extern bool CbBlobStart(const char *blob, size_t len, size_t *pos);

@@ -43,6 +43,7 @@
 #include "utils/memutils.h"
 
 #include "delivery.h"
+#include "copies.h"
 #include "queue.h"
 #include "redis.h"
 #include "version.h"
@@ -121,6 +122,9 @@ static size_t carve_left = 0;
 static size_t carve_block = 0;	/* size of the current block */
 static bool planned = false;	/* the queue became a plan at PRE_COMMIT */
 static bool closed = false;		/* PRE_COMMIT (or PRE_PREPARE) has passed */
+
+/* Where writes and deletions go instead of the queue (CbQueueDivert). */
+static CbCopies *diverted = NULL;
 
 /* CbQueueOrderSort: sorts CbQueueOrder by seq, comparisons inlined. */
 #define ST_SORT CbQueueOrderSort
@@ -333,6 +337,13 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 				 errdetail("The row change ran after the transaction's pre-commit processing, past the point where cachebridge collects the effects to deliver."),
 				 errhint("Make the change before COMMIT, or in a deferred trigger, which runs before that point.")));
 
+	if (diverted != NULL &&
+		(op == CB_OP_SET || op == CB_OP_HASH || op == CB_OP_DEL))
+	{
+		CbCopiesAdd(diverted, op, keydata, keylen, payload, len, nfields, ttl);
+		return;
+	}
+
 	if (op == CB_OP_PATTERN)
 		key.kind = CB_QK_PATTERN;
 	else if (op == CB_OP_PUBLISH)
@@ -393,6 +404,18 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 	}
 	if (event_key != NULL)
 		pfree(event_key);
+}
+
+/*
+ * Sends the writes and deletions queued from now on (not patterns, stream
+ * entries or PUBLISHes) to copies instead, as calls of the copy script; NULL
+ * queues them again.  For a refresh batch only (refresh.c says why that is
+ * safe there); it undoes this before it returns, and an abort does too.
+ */
+void
+CbQueueDivert(CbCopies *copies)
+{
+	diverted = copies;
 }
 
 /* Subtransaction end: merge level's versions into the parent, or drop them. */
@@ -614,6 +637,8 @@ static void
 CbXactCallback(XactEvent event, void *arg)
 {
 	CbXactEvent(event);
+	if (event == XACT_EVENT_ABORT)
+		diverted = NULL;
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
 		closed = true;
 	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||

@@ -9,6 +9,7 @@
 #ifndef CACHEBRIDGE_QUEUE_H
 #define CACHEBRIDGE_QUEUE_H
 
+#include "copies.h"
 #include "plan.h"
 
 /*
@@ -25,5 +26,6 @@ extern void CbQueueEffect(CbEffectOp op, const char *key, size_t keylen,
 						  const char *payload, size_t len, int nfields,
 						  int ttl);
 extern bool CbQueueHasPattern(const char *pattern, size_t len);
+extern void CbQueueDivert(CbCopies *copies);
 
 #endif							/* CACHEBRIDGE_QUEUE_H */

@@ -119,6 +119,59 @@ CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 	return ok;
 }
 
+/*
+ * CbExecuteBuffer in two halves, so that the caller can work while Redis
+ * runs the commands: CbExecuteBufferSend returns once they are written (on
+ * a Redis Cluster, whose router follows redirections, once they are done),
+ * CbExecuteBufferWait once every reply has been handed to the callback.
+ * buf must stay valid, and nothing else call Redis, in between.
+ */
+void
+CbExecuteBufferSend(CbSentBuffer *sent, const char *buf, size_t len,
+					int ncommands, CbReplyCallback callback, void *arg)
+{
+	bool		is_cluster;
+
+	memset(sent, 0, sizeof(*sent));
+	sent->done = true;
+	sent->ok = true;
+	if (ncommands == 0)
+		return;
+	if (!CbRedisIsCluster(&is_cluster, &sent->err))
+		sent->ok = false;
+	else if (is_cluster)
+		sent->ok = CbClusterExecute(buf, len, ncommands, callback, arg, &sent->err);
+	else
+	{
+		sent->job.conn = CbConnSeed();
+		sent->job.buf = buf;
+		sent->job.len = len;
+		sent->job.ncommands = ncommands;
+		sent->job.callback = callback;
+		sent->job.arg = arg;
+		CbRunJobStart(&sent->job);
+		sent->done = false;
+	}
+	CbConnRestoreLatch();
+}
+
+/* The second half of CbExecuteBufferSend: true if every reply came. */
+bool
+CbExecuteBufferWait(CbSentBuffer *sent, CbRedisError *err)
+{
+	if (!sent->done)
+	{
+		CbRunJobFinish(&sent->job);
+		sent->ok = sent->job.ok;
+		if (!sent->ok)
+			memcpy(&sent->err, &sent->job.err, sizeof(sent->err));
+		sent->done = true;
+		CbConnRestoreLatch();
+	}
+	memcpy(err, &sent->err, sizeof(*err));
+	return sent->ok;
+}
+
 /* Keeps the single reply of CbRedisCommand. */
 static bool
 CbKeepReply(int index, redisReply *reply, void *arg)

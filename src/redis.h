@@ -24,6 +24,19 @@ extern bool CbPipelineExecute(CbPipeline *p, CbReplyCallback callback,
 extern bool CbExecuteBuffer(const char *buf, size_t len, int ncommands,
 							CbReplyCallback callback, void *arg,
 							CbRedisError *err);
+/* Commands sent by CbExecuteBufferSend, their replies still to be read. */
+typedef struct CbSentBuffer
+{
+	CbConnJob	job;			/* on a single Redis */
+	bool		done;			/* every reply read, or failed */
+	bool		ok;
+	CbRedisError err;
+} CbSentBuffer;
+
+extern void CbExecuteBufferSend(CbSentBuffer *sent, const char *buf, size_t len,
+								int ncommands, CbReplyCallback callback,
+								void *arg);
+extern bool CbExecuteBufferWait(CbSentBuffer *sent, CbRedisError *err);
 extern redisReply *CbRedisCommand(CbPipeline *p);
 extern void CbRedisReportError(const CbRedisError *err) pg_attribute_noreturn();
 extern void CbRedisCheckReply(const redisReply *reply, const char *command);

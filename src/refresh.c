@@ -11,17 +11,50 @@
  * call of cachebridge.refresh_blocks(): it locks the range's rows FOR SHARE
  * and fires the table's cachebridge row triggers on each as if the row had
  * just been updated to itself (publish triggers, when asked, append a
- * snapshot entry with op READ instead).  The effects are queued and
- * delivered at commit like any transaction's, so they are versioned,
- * durable and bounded by max_pending_memory per batch, not per table.
+ * snapshot entry with op READ instead).
  *
- * Why FOR SHARE: the batch's version is taken at its commit, and a writer
- * of one of its rows either committed before the lock was taken (the batch
- * read its row, and its version is lower) or waits for the batch to commit
- * (its version is higher).  So a trigger write that commits during the
- * refresh always wins over the refresh's copy, as any later transaction
- * does.  Rows inserted or moved behind the walk fired their own triggers;
- * rows moved ahead of it are refreshed twice, harmlessly.
+ * How a batch is delivered.  A batch changes no data: it copies the
+ * committed state of rows it holds locked.  So its writes and deletions
+ * are sent before it commits, while it holds the locks, as calls of the
+ * copy script (copies.c), which write no version marker: a pipeline per
+ * 256 kB, sent while the batch fires the rows of the next one, and the
+ * replies of all of them read before the batch returns; no outbox row.
+ * That is safe because, per key of a locked row:
+ *	- a write of the row that commits after the lock waits for the batch
+ *	  to commit, and its delivery (versioned, after its commit) comes after
+ *	  the copy was applied: it wins;
+ *	- a write that committed before the lock is what the batch copied (the
+ *	  lock follows the row to its newest version), or older: delivered
+ *	  late, it is versioned, so it is refused by a newer marker or writes
+ *	  an older state that the newer write's own delivery then corrects --
+ *	  as it would without the refresh;
+ *	- a cache-aside fill is checked against the markers, which the copy
+ *	  did not change;
+ *	- a copy that Redis runs late -- the batch aborted (cancelled) or gave
+ *	  up waiting while its pipeline was in flight, and let go of its rows
+ *	  -- is refused by the marker of any write committed since: each call
+ *	  carries a fence, a version taken before the rows were locked, and
+ *	  the copy script writes only keys whose marker is not newer;
+ *	- nothing of an uncommitted transaction is copied: only a transaction
+ *	  that has written nothing (no transaction id yet) sends copies early,
+ *	  so a direct call of refresh_blocks() after a change of its own is
+ *	  delivered at commit with versions.
+ * Stream entries (publish, with events) and PUBLISHes (notify=) are queued
+ * and delivered at commit as any transaction's.  If Redis cannot be
+ * reached, or answers any error (OOM, READONLY, ...), the batch stops
+ * sending copies, fires its write and invalidate triggers on every row of
+ * its range again and is delivered at commit with versions (durable: the
+ * outbox), so nothing is lost; copies already applied are harmless.  The
+ * same when the circuit breaker is open.
+ *
+ * Why FOR SHARE: a batch delivered with versions takes its version at
+ * its commit, and a writer of one of its rows either committed before the
+ * lock was taken (the batch read its row, and its version is lower) or
+ * waits for the batch to commit (its version is higher).  So a trigger
+ * write that commits during the refresh always wins over the refresh's
+ * copy, as any later transaction does.  Rows inserted or moved behind the
+ * walk fired their own triggers; rows moved ahead of it are refreshed
+ * twice, harmlessly.
  *
  * A batch reads its range with a TID range scan and locks each row as
  * SELECT ... FOR SHARE would (without the executor's per-statement cost);
@@ -39,6 +72,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -58,9 +92,34 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "apply.h"
+#include "breaker.h"
 #include "elevate.h"
+#include "copies.h"
+#include "queue.h"
 #include "refresh.h"
 #include "trigger.h"
+#include "version.h"
+
+/*
+ * About the most bytes of copies a batch gathers before it sends them: a
+ * batch of the default 128 blocks of narrow rows sends several pipelines,
+ * so that Redis runs each while the batch fires the rows of the next.
+ */
+#define CB_REFRESH_COPY_BYTES (256 * 1024)
+
+/* One batch being refreshed: a range of one table's rows. */
+typedef struct CbRefreshBatch
+{
+	Relation	rel;
+	CbRowTrigger *triggers;
+	int			ntriggers;
+	MemoryContext rowcxt;		/* reset after each row */
+	CbCopies   *copies;			/* copies being gathered, or NULL */
+	CbCopies   *spare;			/* the other buffer of copies */
+	CbCopyDelivery *inflight;	/* copies sent from spare, replies unread */
+	bool		fell_back;		/* copies failed: deliver with versions */
+} CbRefreshBatch;
 
 PG_FUNCTION_INFO_V1(cachebridge_refresh_begin);
 PG_FUNCTION_INFO_V1(cachebridge_refresh_blocks);
@@ -292,17 +351,68 @@ CbFireRowTriggers(Relation rel, CbRowTrigger *triggers, int ntriggers,
 		heap_freetuple(tuple);
 }
 
-/* Fires the refresh's triggers on one locked row, in rowcxt (reset after). */
+/*
+ * Waits for the copies in flight; if Redis did not run every one, the
+ * batch stops making copies and is to be delivered with versions.
+ */
 static void
-CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
-			 TupleTableSlot *slot, MemoryContext rowcxt)
+CbRefreshWaitCopies(CbRefreshBatch *batch)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+	char		detail[512];
+	CbApplyResult result;
+
+	if (batch->inflight == NULL)
+		return;
+	result = CbApplyCopiesWait(batch->inflight, detail, sizeof(detail));
+	batch->inflight = NULL;
+	CbCopiesReset(batch->spare);
+	if (result == CB_APPLIED || batch->copies == NULL)
+		return;
+	if (result == CB_UNREACHABLE)
+		CbBreakerTrip();
+	CbApplyCountError(result, detail);
+	ereport(LOG,
+			(errmsg("cachebridge.refresh() of table \"%s\" delivers a batch with versions at commit",
+					RelationGetRelationName(batch->rel)),
+			 errdetail_internal("Redis did not apply the batch's copies: %s", detail)));
+	CbQueueDivert(NULL);
+	batch->copies = NULL;
+	batch->fell_back = true;
+}
+
+/*
+ * Sends the copies gathered, once the ones in flight are in, and gathers
+ * the next ones in the other buffer meanwhile: Redis runs one pipeline
+ * while the batch fires the rows of the next.
+ */
+static void
+CbRefreshSendCopies(CbRefreshBatch *batch)
+{
+	CbCopies   *sending = batch->copies;
+
+	CbRefreshWaitCopies(batch);
+	if (batch->copies == NULL)
+		return;
+	batch->inflight = CbApplyCopiesSend(sending);
+	batch->copies = batch->spare;
+	batch->spare = sending;
+	CbQueueDivert(batch->copies);
+}
+
+/*
+ * Fires the batch's triggers on one locked row, in rowcxt (reset after),
+ * and sends the copies gathered once they reach CB_REFRESH_COPY_BYTES.
+ */
+static void
+CbRefreshRow(CbRefreshBatch *batch, TupleTableSlot *slot)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch->rowcxt);
 
 	cb_refresh_snapshot = true;
 	PG_TRY();
 	{
-		CbFireRowTriggers(rel, triggers, ntriggers, TRIGGER_EVENT_UPDATE, slot);
+		CbFireRowTriggers(batch->rel, batch->triggers, batch->ntriggers,
+						  TRIGGER_EVENT_UPDATE, slot);
 	}
 	PG_FINALLY();
 	{
@@ -310,7 +420,9 @@ CbRefreshRow(Relation rel, CbRowTrigger *triggers, int ntriggers,
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(rowcxt);
+	MemoryContextReset(batch->rowcxt);
+	if (batch->copies != NULL && CbCopiesBytes(batch->copies) >= CB_REFRESH_COPY_BYTES)
+		CbRefreshSendCopies(batch);
 }
 
 /*
@@ -337,9 +449,9 @@ CbRefreshCheckRights(Relation rel)
  * snapshot is a serialization failure).  Returns the rows refreshed.
  */
 static uint64
-CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
-			  CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+CbRefreshScan(CbRefreshBatch *batch, ItemPointer lo, ItemPointer hi)
 {
+	Relation	rel = batch->rel;
 	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	TupleTableSlot *scanslot = table_slot_create(rel, NULL);
 	TupleTableSlot *lockslot = table_slot_create(rel, NULL);
@@ -362,7 +474,7 @@ CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
 		switch (result)
 		{
 			case TM_Ok:
-				CbRefreshRow(rel, triggers, ntriggers, lockslot, rowcxt);
+				CbRefreshRow(batch, lockslot);
 				nrows++;
 				break;
 			case TM_Updated:
@@ -394,9 +506,9 @@ CbRefreshScan(Relation rel, ItemPointer lo, ItemPointer hi,
  * refresh copies only the rows the caller may read.
  */
 static uint64
-CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
-			   CbRowTrigger *triggers, int ntriggers, MemoryContext rowcxt)
+CbRefreshQuery(CbRefreshBatch *batch, ItemPointer lo, ItemPointer hi)
 {
+	Relation	rel = batch->rel;
 	StringInfoData sql;
 	Oid			types[2] = {TIDOID, TIDOID};
 	Datum		values[2] = {PointerGetDatum(lo), PointerGetDatum(hi)};
@@ -426,7 +538,7 @@ CbRefreshQuery(Relation rel, ItemPointer lo, ItemPointer hi,
 		/* the version the lock was taken on: the newest committed */
 		if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
 			continue;
-		CbRefreshRow(rel, triggers, ntriggers, slot, rowcxt);
+		CbRefreshRow(batch, slot);
 		ExecClearTuple(slot);
 	}
 	SPI_finish();
@@ -455,9 +567,12 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	int64		to;
 	ItemPointerData lo;
 	ItemPointerData hi;
+	ItemPointerData end;
 	bool		isnull;
-	uint64		nrows;
-	MemoryContext rowcxt;
+	bool		rls;
+	volatile uint64 nrows;
+	CbRefreshBatch batch;
+	CbCopies		buffers[2];
 
 	if (from < 0 || from > MaxBlockNumber)
 		ereport(ERROR,
@@ -492,18 +607,67 @@ cachebridge_refresh_blocks(PG_FUNCTION_ARGS)
 	 */
 	ItemPointerSet(&lo, (BlockNumber) from, FirstOffsetNumber);
 	ItemPointerSet(&hi, (BlockNumber) (to - 1), MaxOffsetNumber);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
-								   ALLOCSET_DEFAULT_SIZES);
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-	{
-		ItemPointerData end;
+	ItemPointerSet(&end, (BlockNumber) to, 0);
+	batch.rel = rel;
+	batch.triggers = triggers;
+	batch.ntriggers = ntriggers;
+	batch.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cachebridge refresh row",
+										 ALLOCSET_DEFAULT_SIZES);
+	batch.copies = NULL;
+	batch.fell_back = false;
+	rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
 
-		ItemPointerSet(&end, (BlockNumber) to, 0);
-		nrows = CbRefreshQuery(rel, &lo, &end, triggers, ntriggers, rowcxt);
+	/*
+	 * Copies before commit: see the file header for when and why.  Their
+	 * fence is taken before the rows are locked: a write that commits
+	 * after the batch lets go of them has a later version.
+	 */
+	batch.spare = NULL;
+	batch.inflight = NULL;
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) && !CbBreakerIsOpen())
+	{
+		CbEpoch		epoch;
+		XLogRecPtr	now = CbCurrentEpoch(&epoch, true);
+		char		fence[64];
+
+		CbFormatVersion(fence, &epoch, now);
+		strlcpy(fence + CB_VERSION_LEN, ":0", sizeof(fence) - CB_VERSION_LEN);
+		CbCopiesInit(&buffers[0], fence);
+		CbCopiesInit(&buffers[1], fence);
+		batch.copies = &buffers[0];
+		batch.spare = &buffers[1];
 	}
-	else
-		nrows = CbRefreshScan(rel, &lo, &hi, triggers, ntriggers, rowcxt);
-	MemoryContextDelete(rowcxt);
+	PG_TRY();
+	{
+		CbQueueDivert(batch.copies);
+		nrows = rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi);
+		if (batch.copies != NULL)
+			CbRefreshSendCopies(&batch);
+		CbRefreshWaitCopies(&batch);
+	}
+	PG_FINALLY();
+	{
+		CbQueueDivert(NULL);
+	}
+	PG_END_TRY();
+
+	/*
+	 * Copies that Redis did not apply: the write and invalidate triggers
+	 * again on every row, queued this time (their stream entries are queued
+	 * already, and entries are never deduplicated).
+	 */
+	if (batch.fell_back)
+	{
+		int			n = 0;
+
+		for (int t = 0; t < ntriggers; t++)
+			if (!triggers[t].publish)
+				triggers[n++] = triggers[t];
+		batch.ntriggers = n;
+		if (n > 0)
+			(void) (rls ? CbRefreshQuery(&batch, &lo, &end) : CbRefreshScan(&batch, &lo, &hi));
+	}
+	MemoryContextDelete(batch.rowcxt);
 	table_close(rel, AccessShareLock);
 
 	{

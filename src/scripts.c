@@ -297,6 +297,59 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
 	"return n\n",
+
+	/*
+	 * CB_SCRIPT_COPY: KEYS and ARGV as CB_SCRIPT_WRITE's, ARGV[1] a fence
+	 * (a version no later than the rows were locked) instead of the
+	 * transaction's marker, ARGV[2] unused.  A refresh batch's copies of
+	 * the committed rows it holds locked (refresh.c): each key whose marker
+	 * is not newer than the fence is written -- values with one MSET,
+	 * deletions with one UNLINK, hashes replaced, EXPIRE for a TTL -- and
+	 * no marker is written or extended, so a copy Redis runs late (after
+	 * the batch let go of its rows) is refused by the marker of any write
+	 * that committed since.  A call holds effects of one op, in the order
+	 * they were made (a key may come twice).  Replies the number of keys
+	 * written.
+	 */
+	CB_LUA_VERSION
+	"local n = #KEYS / 2\n"
+	"local markers = {}\n"
+	"for i = 1, n do markers[i] = KEYS[2 * i] end\n"
+	"local cur = redis.call('MGET', unpack(markers))\n"
+	"local fence = version(ARGV[1])\n"
+	"local set, gone, hashes, expire = {}, {}, {}, {}\n"
+	"local a = 3\n"
+	"for i = 1, n do\n"
+	"  local op, ttl, first, last = ARGV[a], tonumber(ARGV[a + 1]), a + 2, a + 2\n"
+	"  if op == 'H' then first = a + 3; last = first + tonumber(ARGV[a + 2]) end\n"
+	"  if op == 'S' then last = first + 1 end\n"
+	"  a = last\n"
+	"  if not cur[i] or version(cur[i]) <= fence then\n"
+	"    local key = KEYS[2 * i - 1]\n"
+	"    if op == 'D' then\n"
+	"      gone[#gone + 1] = key\n"
+	"    else\n"
+	"      if op == 'S' then\n"
+	"        set[#set + 1] = key\n"
+	"        set[#set + 1] = ARGV[first]\n"
+	"      else\n"
+	"        hashes[#hashes + 1] = {key, first, last}\n"
+	"      end\n"
+	"      if ttl > 0 then\n"
+	"        expire[#expire + 1] = key\n"
+	"        expire[#expire + 1] = ttl\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if #set > 0 then redis.call('MSET', unpack(set)) end\n"
+	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
+	"for _, h in ipairs(hashes) do\n"
+	"  redis.call('DEL', h[1])\n"
+	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n"
+	"end\n"
+	"for i = 1, #expire, 2 do redis.call('EXPIRE', expire[i], expire[i + 1]) end\n"
+	"return #set / 2 + #gone + #hashes\n",
 };
 
 /*
@@ -427,6 +480,7 @@ static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
 	[CB_SCRIPT_FILL] = CB_KEYS_KEY_MARKER,
 	[CB_SCRIPT_FLOOR] = CB_KEYS_OTHER,
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
+	[CB_SCRIPT_COPY] = CB_KEYS_WRITE,
 };
 
 /* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */

@@ -19,6 +19,8 @@ typedef enum CbScript
 	CB_SCRIPT_FILL,				/* cache-aside SET unless a newer write is there */
 	CB_SCRIPT_FLOOR,			/* raise a pattern deletion's floor */
 	CB_SCRIPT_XADD,				/* append stream entries, unless already there */
+	CB_SCRIPT_COPY,				/* write a refresh's copies, unless a newer write
+								 * is there; no marker written */
 	CB_NSCRIPTS
 } CbScript;
 

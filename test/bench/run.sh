@@ -27,9 +27,9 @@
 #            write_through attached: rows/s, the time against a baseline run
 #            interleaved with it (one statement reading, locking FOR SHARE and
 #            rendering as JSON every row, without cachebridge), the CPU time
-#            per row of the backend and of redis-server, and the backend's
-#            peak private memory growth (RssAnon sampled every 50 ms, minus
-#            its start)
+#            per row of the backend and of redis-server, what Redis ran for
+#            it (INFO commandstats), and the backend's peak private memory
+#            growth (RssAnon sampled every 50 ms, minus its start)
 #   cluster  not run by default: a Redis Cluster of three masters with a
 #            replica each (test/lib.sh) against the single redis-server,
 #            interleaved: the bulk UPDATE with invalidate and write_through
@@ -706,6 +706,7 @@ refresh_run() {
     # the backend's private memory (RssAnon, sampled every 50 ms: VmHWM
     # would count the shared buffers it touched) above its size at start
     rm -f "$DIR/refresh.pid" "$DIR/refresh.stat"
+    rc CONFIG RESETSTAT >/dev/null
     rcpu0=$(redis_cpu)
     q 2>>"$DIR/psql-warnings.log" >"$DIR/refresh.out" <<SQL &
 SELECT pg_backend_pid() AS pid \\gset
@@ -742,6 +743,10 @@ SQL
         "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')" "$bcpu" \
         "$(awk -v a="$rcpu0" -v b="$rcpu1" 'BEGIN { print b - a }')" \
         "$(awk -v a="$after" -v b="$before" 'BEGIN { print (a - b) / 1024 }')" "$CHECK"
+    # what Redis ran for it, by command (the check's scripts and reads left out)
+    printf '    redis commandstats: %s\n' "$(rc INFO commandstats | tr -d '\r' |
+        awk -F'[_:,=]' '/^cmdstat_/ && $2 !~ /^(scan|mget|get|eval|info|config|dbsize|select|client|ping|hello|auth|script|flushall)(\||$)/ {
+            printf "%s%s %s calls %.0f ms (%.2f us/call)", sep, $2, $4, $6 / 1000, $10; sep = "; " }')"
     record refresh rows_per_s "$(awk -v n="$REFRESH_ROWS" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')"
     record refresh ms "$ms"
     record refresh backend_us_per_row "$(awk -v c="$bcpu" -v n="$REFRESH_ROWS" 'BEGIN { print c * 1e6 / n }')"

@@ -96,7 +96,7 @@ sub reaches
 	}
 	return \%seen;
 }
-for my $module (qw(resp plan outbox mailbox pending backlog breaker reply scripts version))
+for my $module (qw(resp plan copies outbox mailbox pending backlog breaker reply scripts version))
 {
 	my $reached = reaches($module);
 	my @bad = grep { $reached->{$_} } qw(redis conn cluster apply tls delivery worker);

@@ -339,6 +339,37 @@ is($cl->cli_c('XLEN', 'events:ev'), '4', 'and again, exactly once per row change
 }
 
 # ---------------------------------------------------------------------
+# refresh(): a batch's copies, plain commands sent before it commits
+# (MSET and UNLINK split per slot by the router, SET ... EX, DEL + HSET),
+# land each on its slot's master, and leave no marker
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+	CREATE TABLE rfc (id int PRIMARY KEY, name text);
+	INSERT INTO rfc SELECT g, 'n' || g FROM generate_series(1, 2000) AS g;
+	CREATE TRIGGER rfc_json AFTER INSERT OR UPDATE OR DELETE ON rfc
+	    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfc:{id}');
+	CREATE TRIGGER rfc_ttl AFTER INSERT OR UPDATE OR DELETE ON rfc
+	    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfct:{id}', 'ttl=600');
+	CREATE TRIGGER rfc_hash AFTER INSERT OR UPDATE OR DELETE ON rfc
+	    FOR EACH ROW EXECUTE FUNCTION cachebridge.write_through('rfch:{id}', 'format=hash');
+	CREATE TRIGGER rfc_inv AFTER INSERT OR UPDATE OR DELETE ON rfc
+	    FOR EACH ROW EXECUTE FUNCTION cachebridge.invalidate('rfci:{id}');
+});
+$node->safe_psql('postgres',
+	join('', map { "SELECT cachebridge.set('rfci:$_', 'cached');\n" } 1 .. 20));
+$node->safe_psql('postgres', "CALL cachebridge.refresh('rfc')");
+is(join("\n", cluster_diff('rfc:*', q{SELECT 'rfc:' || id, row_to_json(rfc)::text FROM rfc})),
+	'', 'refresh: every row copied, each on its slot\'s master');
+is(join("\n", cluster_diff('rfct:*', q{SELECT 'rfct:' || id, row_to_json(rfc)::text FROM rfc})),
+	'', 'refresh: with a ttl too');
+my $ttl = $cl->cli_c('TTL', 'rfct:1234');
+ok($ttl > 500 && $ttl <= 600, "refresh: the ttl is set ($ttl)");
+is($cl->cli_c('HGET', 'rfch:1234', 'name'), 'n1234', 'refresh: format=hash on its master');
+is(scalar(grep { defined } $cl->mget(map { "rfci:$_" } 1 .. 20)), 0,
+	'refresh: invalidate deleted the cached keys over the masters');
+is(scalar(grep { /#cbv$/ } $cl->scan_keys('rfc*')), 0, 'refresh: the copies wrote no marker');
+
+# ---------------------------------------------------------------------
 # cluster_nodes(): the slot map as the session sees it
 # ---------------------------------------------------------------------
 {
