@@ -62,7 +62,8 @@ FROM bt WHERE id <= 10 ORDER BY id;
 
 -- a marker of another type (changed behind cachebridge's back) rejects its
 -- key alone: the call applies its other 499 keys and answers WRONGTYPE,
--- which a sync session reports as one effect that could not be applied
+-- at the key's place in the call, which a sync session reports as one
+-- effect that could not be applied, naming that key (bt:20)
 \! redis-cli -p $CB_REDIS_PORT del 'bt:20#cbv' > /dev/null
 \! redis-cli -p $CB_REDIS_PORT rpush 'bt:20#cbv' 'not a marker'
 SET cachebridge.delivery = sync;

@@ -1,11 +1,12 @@
 --
 -- Effects made at commit time (issue 12, Bounded): a deferred trigger
 -- runs before cachebridge plans the transaction's effects, so what it
--- changes is delivered; a change made after that point (here a trigger on
--- cachebridge.outbox, whose row cachebridge writes at PRE_COMMIT -- as
--- another extension's pre-commit callback would) used to be dropped
--- without a word, and is now refused with an ERROR that aborts the
--- transaction.
+-- changes is delivered.  A change made after that point (by another
+-- extension's pre-commit callback) would never be sent, and is refused
+-- with an ERROR that aborts the transaction.  A trigger on
+-- cachebridge.outbox, whose row cachebridge writes at PRE_COMMIT, was a
+-- way to make one; since 1.4 the row goes straight into the heap and its
+-- indexes, without the executor, so such a trigger does not fire.
 --
 \set VERBOSITY default
 \! redis-cli -p $CB_REDIS_PORT flushall
@@ -31,7 +32,8 @@ COMMIT;
 SELECT * FROM pc_item;
 SELECT cachebridge.get('pc:1');
 
--- a change made while cachebridge writes its outbox row, past PRE_COMMIT
+-- a trigger meant to change a row while cachebridge writes its outbox
+-- row, past PRE_COMMIT: it does not fire, the transaction commits
 CREATE FUNCTION pc_late() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE public.pc_item SET v = 'late' WHERE id = 1;
@@ -41,13 +43,13 @@ CREATE TRIGGER pc_late AFTER INSERT ON cachebridge.outbox
     FOR EACH ROW EXECUTE FUNCTION pc_late();
 
 INSERT INTO pc_item VALUES (2, 'two');
--- nothing was committed, so nothing is stale
+-- pc:1 stays 'deferred' in the table and in Redis: nothing is stale
 SELECT * FROM pc_item ORDER BY id;
 SELECT cachebridge.get('pc:1'), cachebridge.get('pc:2');
 
 DROP TRIGGER pc_late ON cachebridge.outbox;
-INSERT INTO pc_item VALUES (2, 'two');
-SELECT cachebridge.get('pc:2');
+INSERT INTO pc_item VALUES (3, 'three');
+SELECT cachebridge.get('pc:3');
 
 DROP TABLE pc_src, pc_item;
 DROP FUNCTION pc_copy(), pc_late();

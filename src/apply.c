@@ -50,6 +50,7 @@ typedef struct CbStepReplies
 	bool		noscript;		/* the script cache was flushed */
 	bool	   *rejected_at;	/* if not NULL: per command, rejected for good */
 	int			first_index;	/* command of first_error */
+	int			first_key;		/* the key it rejected, by place in its call, or 0 */
 	char		first_error[256];	/* first error reply, retryable ones first */
 } CbStepReplies;
 
@@ -79,6 +80,7 @@ CbStepReply(int index, redisReply *reply, void *arg)
 	if (first)
 	{
 		r->first_index = index;
+		r->first_key = CbReplyRejectedKey(reply);
 		snprintf(r->first_error, sizeof(r->first_error), "%.*s",
 				 (int) reply->len, reply->str);
 	}
@@ -121,7 +123,7 @@ CbStepResult(const CbStepReplies *replies, const char *cmds, size_t len,
 	if (replies->rejected + replies->retryable == 0)
 		return CB_APPLIED;
 	initStringInfo(&key);
-	CbPlanDescribeKey(cmds, len, replies->first_index, &key);
+	CbPlanDescribeKey(cmds, len, replies->first_index, replies->first_key, &key);
 	snprintf(detail, detaillen, "Redis answered \"%s" CB_DETAIL_KEY_MARK "%s\".",
 			 replies->first_error, key.data);
 	pfree(key.data);

@@ -104,6 +104,9 @@ typedef struct CbPart
 	bool		failed;			/* its node could not be reached */
 	bool		publish;		/* a PUBLISH: sent after every other part */
 	int			redirects;
+	int		   *key_places;		/* a write script call's part: per key, its
+								 * place (from 1) in the caller's call */
+	int			nkeys;
 } CbPart;
 
 /* A pipeline split into parts. */
@@ -580,7 +583,9 @@ CbSlotKeyCompare(const void *a, const void *b)
  * followed by its step - 1 markers; countarg (or -1) the argument before
  * them that counts them (a script's numkeys); the arguments after them up
  * to shared_end, which every part gets; and, if span_at is set, each key's
- * own arguments after those (span_len[k] of them from span_at[k]).
+ * own arguments after those (span_len[k] of them from span_at[k]).  With
+ * places, each part keeps the places of its keys in the command (a write
+ * script names a key it rejects by its place, see CbRenumberRejectedKey).
  */
 typedef struct CbKeyLayout
 {
@@ -591,6 +596,7 @@ typedef struct CbKeyLayout
 	int			shared_end;
 	int		   *span_at;
 	int		   *span_len;
+	bool		places;
 } CbKeyLayout;
 
 /*
@@ -634,6 +640,13 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 			nargs += kl->span_len[keys[j].index];
 		part = CbAddPart(route, command,
 						 CbNodeOfKey(cmd->argv[keyarg], cmd->argl[keyarg], &ignored));
+		if (kl->places)
+		{
+			part->key_places = palloc(sizeof(int) * n);
+			part->nkeys = n;
+			for (int j = 0; j < n; j++)
+				part->key_places[j] = keys[k + j].index + 1;
+		}
 		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
 		for (int a = 0; a < kl->first; a++)
 		{
@@ -684,6 +697,7 @@ CbWriteLayout(const CbCommand *cmd, int numkeys, CbKeyLayout *kl)
 	kl->shared_end = 3 + numkeys + 2;
 	kl->span_at = palloc(sizeof(int) * Max(kl->nkeys, 1));
 	kl->span_len = palloc(sizeof(int) * Max(kl->nkeys, 1));
+	kl->places = true;
 	a = kl->shared_end;
 	for (int k = 0; k < kl->nkeys; k++)
 	{
@@ -741,7 +755,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 		}
 		if (layout == CB_KEYS_PAIRS && numkeys % 2 == 0)
 		{
-			CbKeyLayout pairs = {3, numkeys / 2, 2, 2, cmd->argc, NULL, NULL};
+			CbKeyLayout pairs = {3, numkeys / 2, 2, 2, cmd->argc, NULL, NULL, false};
 
 			CbSplitBySlot(route, command, cmd, &pairs, scratch);
 			return;
@@ -768,7 +782,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 	}
 	else if (CbCommandIn(cmd, summed_commands) && cmd->argc > 2)
 	{
-		CbKeyLayout keys = {1, cmd->argc - 1, 1, -1, cmd->argc, NULL, NULL};
+		CbKeyLayout keys = {1, cmd->argc - 1, 1, -1, cmd->argc, NULL, NULL, false};
 
 		CbSplitBySlot(route, command, cmd, &keys, scratch);
 		return;
@@ -902,6 +916,31 @@ CbIntegerReply(long long v)
 }
 
 /*
+ * chosen, the error reply of one of parts[0..n) (the parts of a split
+ * call), or, if it is a write script's answer naming the key it rejected
+ * by its place in the part, a new reply naming the key's place in the
+ * caller's call (see CbReplyRejectedKey).
+ */
+static redisReply *
+CbRenumberRejectedKey(CbPart *parts, int n, redisReply *chosen)
+{
+	for (int j = 0; j < n; j++)
+	{
+		int			place;
+		redisReply *renumbered;
+
+		if (parts[j].reply != chosen || parts[j].key_places == NULL)
+			continue;
+		place = CbReplyRejectedKey(chosen);
+		if (place < 1 || place > parts[j].nkeys)
+			return chosen;
+		renumbered = CbReplyRenumberRejectedKey(chosen, parts[j].key_places[place - 1]);
+		return renumbered != NULL ? renumbered : chosen;
+	}
+	return chosen;
+}
+
+/*
  * The one reply of command i, from the replies of its parts, which it
  * takes over: a part's own reply if it has one part; for a split command
  * an error of a part if any (a retryable one first: the effect then stays
@@ -939,6 +978,8 @@ CbMergeReplies(CbRoute *route, int i)
 		chosen = all_integers && route->summed[i] ? CbIntegerReply(sum) : NULL;
 	if (chosen == NULL)
 		chosen = parts[0].reply;
+	else
+		chosen = CbRenumberRejectedKey(parts, n, chosen);
 	for (int j = 0; j < n; j++)
 	{
 		if (parts[j].reply != chosen)

@@ -1527,11 +1527,6 @@ CbWaitMany(CbRedisConn **active, int nactive, TimestampTz deadline,
  * until_sent it returns as soon as every connection has written all its
  * commands (replies that came meanwhile handed over): CbRunJobFinish goes
  * on from there.
- *
- * Each connection first writes what its socket takes at once: an idle
- * connection's socket is writable, so waiting to be told so would cost a
- * wait and two changes of the wait event set per round trip (a commit's
- * is then a send, one wait for the reply and a read).
  */
 static void
 CbRoundTripMany(CbRedisConn **conns, int n, bool until_sent)
@@ -1539,8 +1534,16 @@ CbRoundTripMany(CbRedisConn **conns, int n, bool until_sent)
 	CbRedisConn **active = palloc(sizeof(CbRedisConn *) * n);
 	WaitEvent  *events = palloc(sizeof(WaitEvent) * (n + 2));
 
+	/*
+	 * A socket nearly always takes a pipeline at once: write before the
+	 * first wait, which then waits for the replies alone -- the socket
+	 * events waited for stay the same from one round trip to the next, and
+	 * a commit costs no epoll_ctl and one epoll_wait less.
+	 */
 	for (int i = 0; i < n; i++)
-		CbConnServe(conns[i], WL_SOCKET_WRITEABLE);
+		if (conns[i]->sent < conns[i]->len)
+			CbConnServe(conns[i], conns[i]->write_wants);
+
 	for (;;)
 	{
 		int			nactive = 0;

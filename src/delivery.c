@@ -199,8 +199,11 @@ CbDeliveryPreCommit(CbPlan *plan, bytea *effects, bool prepare)
 		 */
 		if (!xact_direct && !prepare)
 			CbBacklogAdd();
-		xact_outbox_id = CbOutboxInsert(effects, plan->neffects,
+		/* the outbox keeps the copy of the plan the heap needed */
+		xact_outbox_id = CbOutboxInsert(&effects, plan->neffects,
 										plan->version, xact_direct);
+		plan->blob.data = (char *) effects;
+		plan->blob.len = plan->blob.maxlen = VARSIZE(effects);
 
 		/*
 		 * The row is this backend's to send: the worker leaves it, and the

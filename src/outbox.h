@@ -10,6 +10,7 @@
 #define CACHEBRIDGE_OUTBOX_H
 
 #include "access/genam.h"
+#include "access/transam.h"
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "executor/tuptable.h"
@@ -25,6 +26,7 @@ typedef struct CbOutboxRow
 	int			neffects;
 	bool		direct;			/* its committing backend meant to send it */
 	TimestampTz created_at;
+	FullTransactionId xid;		/* of the transaction that wrote it */
 } CbOutboxRow;
 
 /*
@@ -49,14 +51,14 @@ typedef struct CbOutboxRel
 
 
 /* writing and claiming (the committing backend) */
-extern int64 CbOutboxInsert(bytea *effects, int neffects,
+extern int64 CbOutboxInsert(bytea **effects, int neffects,
 							XLogRecPtr version, bool direct);
 extern void CbOutboxClaim(int64 id);
 extern void CbOutboxUnclaim(int64 id);
 extern bool CbOutboxRowFree(int64 id);
 extern bool CbOutboxRowWait(int64 id);
 
-/* reading, deleting and marking (the worker, with SPI connected) */
+/* reading, deleting and marking (the worker; marking with SPI connected) */
 extern int	CbOutboxFetch(int limit, int64 bytes, CbOutboxRow **rows);
 extern void CbOutboxDelete(int64 *ids, int nids);
 extern void CbOutboxMark(int64 id, const char *error, bool dead);

@@ -33,6 +33,7 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/datetime.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "plan.h"
@@ -244,6 +245,7 @@ CbPlanFlushWrites(CbPlan *plan)
 			CbPlanFlushPipeline(plan, 'P');
 	}
 	plan->nwrites = 0;
+	plan->write_bytes = 0;
 }
 
 /*
@@ -393,6 +395,20 @@ CbPlanFlushEvents(CbPlan *plan)
 }
 
 /*
+ * Makes room in the blob for about bytes of encoded effects at once (the
+ * queue's estimate): growing it by doubling would copy it, and hold the
+ * old and the new copy together, as it passes each power of two.  Room
+ * never written costs no memory but address space.
+ */
+void
+CbPlanReserve(CbPlan *plan, size_t bytes)
+{
+	bytes = Min(bytes, (size_t) MaxAllocSize / 2);
+	if (bytes > (size_t) (plan->blob.maxlen - plan->blob.len))
+		enlargeStringInfo(&plan->blob, (int) bytes);
+}
+
+/*
  * Adds one effect.  Effects must come in the order they were made; each
  * key comes at most once.
  */
@@ -441,7 +457,17 @@ CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key, size_t keylen,
 		return;
 	}
 
-	/* a write or deletion of a key */
+	/*
+	 * A write or deletion of a key, batched.  A batch that cannot take it
+	 * (full, or without room for its value) is encoded now, as one call,
+	 * so that a bulk change never holds more than a call's worth of
+	 * writes besides the blob -- the calls are the same as if they were
+	 * cut at the end.
+	 */
+	if (plan->nwrites == CB_KEYS_PER_WRITE ||
+		(plan->nwrites > 0 && plan->write_bytes + len > CB_BYTES_PER_WRITE))
+		CbPlanFlushWrites(plan);
+	plan->write_bytes += len;
 	if (plan->nwrites == plan->maxwrites)
 		plan->writes = CbPlanGrow(plan->writes, &plan->maxwrites, sizeof(CbPlanWrite));
 	w = &plan->writes[plan->nwrites++];
@@ -501,11 +527,14 @@ CbBlobGetInt(const char *blob, size_t len, size_t *pos, uint32 *v)
 
 /*
  * Describes the key command index of encoded commands acts on, for a
- * message: the first key of a script call (with how many more it holds),
- * or the first argument of another command.
+ * message: for a script call, its key at place (from 1) among its keys
+ * (the one Redis named, see CbReplyRejectedKey), or without a place its
+ * first key (with how many more it holds); for another command its first
+ * argument.
  */
 void
-CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
+CbPlanDescribeKey(const char *cmds, size_t len, int index, int place,
+				  StringInfo out)
 {
 	size_t		pos = 0;
 	const char *data;
@@ -516,6 +545,8 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 		long		argc;
 		const char *args[4] = {0};
 		long		arglens[4] = {0};
+		const char *named = NULL;
+		long		namedlen = 0;
 
 		if (!CbRespNext(cmds, len, &pos, '*', &data, &argc))
 			return;
@@ -528,6 +559,12 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 				args[a] = data;
 				arglens[a] = n;
 			}
+			/* the write script names each key with its marker */
+			if (c == index && place > 0 && a == 3 + 2 * (long) (place - 1))
+			{
+				named = data;
+				namedlen = n;
+			}
 		}
 		if (c < index || argc < 2)
 			continue;
@@ -535,10 +572,14 @@ CbPlanDescribeKey(const char *cmds, size_t len, int index, StringInfo out)
 		{
 			long		nkeys = strtol(args[2], NULL, 10);
 
-			appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
-			/* the write script names each key with its marker */
-			if (nkeys > 2)
-				appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+			if (named != NULL && 2 * (long) place <= nkeys)
+				appendBinaryStringInfo(out, named, Min(namedlen, 200));
+			else
+			{
+				appendBinaryStringInfo(out, args[3], Min(arglens[3], 200));
+				if (nkeys > 2)
+					appendStringInfo(out, "\" and %ld more \"", nkeys / 2 - 1);
+			}
 		}
 		else
 			appendBinaryStringInfo(out, args[1], Min(arglens[1], 200));

@@ -68,8 +68,9 @@ typedef struct CbPlan
 	StringInfoData blob;		/* a bytea: varlena header, then the steps */
 	CbPipeline	pipeline;		/* step being built */
 	int			pipeline_effects;
-	CbPlanWrite *writes;		/* batched writes and deletions */
+	CbPlanWrite *writes;		/* batched writes and deletions: one call's */
 	int			nwrites;
+	size_t		write_bytes;	/* bytes of their values */
 	int			maxwrites;
 	StringInfoData scratch;
 	CbKeyRef   *pubs;			/* "channel\0key" of pending PUBLISHes */
@@ -125,6 +126,7 @@ extern int	cb_tombstone_ttl;
 
 /* writing */
 extern void CbPlanBegin(CbPlan *plan);
+extern void CbPlanReserve(CbPlan *plan, size_t bytes);
 extern void CbPlanAdd(CbPlan *plan, CbEffectOp op, const char *key,
 					  size_t keylen, const char *payload, size_t len,
 					  int nfields, int ttl);
@@ -142,7 +144,7 @@ extern bool CbBlobPattern(const CbBlobStep *step, const char **pattern,
 extern bool CbBlobAppendPipelines(const char *blob, size_t len, StringInfo cmds,
 								  int *ncommands, int *neffects);
 extern void CbPlanDescribeKey(const char *cmds, size_t len, int index,
-							  StringInfo out);
+							  int place, StringInfo out);
 
 /* replaying */
 extern char *CbChainStreamAppends(const char *cmds, size_t len, int ncommands,

@@ -18,7 +18,7 @@
  * in a subtransaction allocates another), keys and the payloads of first
  * versions are carved out of large blocks rather than allocated one by
  * one, and the top level's entries are not listed (no subtransaction ends
- * there).  A DEL of a 10-byte key costs about 135 bytes (220 before).
+ * there).  A DEL of a 10-byte key costs about 120 bytes (220 in 1.3).
  *
  * At PRE_COMMIT the surviving effects are sorted by the order they were
  * made and handed to delivery.c, which encodes them (and, in durable and
@@ -57,7 +57,8 @@ typedef struct CbEffect
 	uint32		len;			/* bytes of payload (a datum is below 1GB) */
 	int			level;			/* transaction nest level that made it */
 	int			ttl;			/* seconds, or 0 for none */
-	int			nfields;		/* CB_OP_HASH: field/value pairs in payload */
+	uint16		nfields;		/* CB_OP_HASH: field/value pairs in payload
+								 * (one per column at most) */
 	uint8		op;				/* a CbEffectOp */
 	bool		carved;			/* payload is in the block store: never freed */
 } CbEffect;
@@ -68,8 +69,15 @@ typedef enum CbQueueKeyKind
 	CB_QK_KEY,					/* a Redis key (SET, hash, DEL) */
 	CB_QK_PATTERN,				/* a glob pattern */
 	CB_QK_NOTIFY,				/* "channel\0key" of a PUBLISH */
-	CB_QK_EVENT					/* a stream entry: stream name and serial */
+	CB_QK_EVENT					/* a stream entry: stream name, then serial */
 } CbQueueKeyKind;
+
+/*
+ * Bytes after the stream's name in the key of a stream entry: a serial
+ * that makes every entry distinct (in the key itself, so that the keys of
+ * the million rows of a bulk change do not each carry a field for it).
+ */
+#define CB_EVENT_SERIAL_LEN sizeof(uint64)
 
 /* Hash key, by reference. */
 typedef struct CbQueueKey
@@ -77,7 +85,6 @@ typedef struct CbQueueKey
 	const char *data;
 	uint32		len;
 	CbQueueKeyKind kind;
-	uint64		serial;			/* CB_QK_EVENT: makes every entry distinct */
 } CbQueueKey;
 
 typedef struct CbQueueEntry
@@ -134,7 +141,7 @@ CbQueueKeyHash(const void *key, Size keysize)
 	const CbQueueKey *k = (const CbQueueKey *) key;
 
 	return hash_bytes((const unsigned char *) k->data, (int) k->len) ^
-		(uint32) k->kind ^ (uint32) k->serial;
+		(uint32) k->kind;
 }
 
 /* Equality of CbQueueKey (0 when equal). */
@@ -144,7 +151,7 @@ CbQueueKeyMatch(const void *key1, const void *key2, Size keysize)
 	const CbQueueKey *a = (const CbQueueKey *) key1;
 	const CbQueueKey *b = (const CbQueueKey *) key2;
 
-	if (a->len != b->len || a->kind != b->kind || a->serial != b->serial)
+	if (a->len != b->len || a->kind != b->kind)
 		return 1;
 	return memcmp(a->data, b->data, a->len);
 }
@@ -294,7 +301,7 @@ CbQueueFull(size_t incoming)
 bool
 CbQueueHasPattern(const char *pattern, size_t len)
 {
-	CbQueueKey	key = {pattern, len, CB_QK_PATTERN, 0};
+	CbQueueKey	key = {pattern, len, CB_QK_PATTERN};
 
 	return queue != NULL && hash_search(queue, &key, HASH_FIND, NULL) != NULL;
 }
@@ -310,10 +317,11 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 			  const char *payload, size_t len, int nfields, int ttl)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	CbQueueKey	key = {keydata, keylen, CB_QK_KEY, 0};
+	CbQueueKey	key = {keydata, keylen, CB_QK_KEY};
 	CbQueueEntry *entry;
 	CbEffect   *v;
 	bool		found;
+	char	   *event_key = NULL;
 
 	/*
 	 * The transaction's effects became its plan at PRE_COMMIT: an effect
@@ -342,9 +350,17 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 		key.kind = CB_QK_NOTIFY;
 	else if (op == CB_OP_XADD)
 	{
+		uint64		serial = queue_seq + 1;
+
 		key.kind = CB_QK_EVENT;
-		key.serial = queue_seq + 1;
+		event_key = palloc(keylen + CB_EVENT_SERIAL_LEN);
+		memcpy(event_key, keydata, keylen);
+		memcpy(event_key + keylen, &serial, CB_EVENT_SERIAL_LEN);
+		keydata = key.data = event_key;
+		keylen = key.len = keylen + CB_EVENT_SERIAL_LEN;
 	}
+	if (nfields > PG_UINT16_MAX)
+		elog(ERROR, "cachebridge effect with %d fields", nfields);
 	if (queue == NULL)
 		CbQueueCreate();
 
@@ -386,6 +402,8 @@ CbQueueEffect(CbEffectOp op, const char *keydata, size_t keylen,
 		v->payload = v->carved ? CbCarve(len) : MemoryContextAlloc(queue_cxt, len);
 		memcpy(v->payload, payload, len);
 	}
+	if (event_key != NULL)
+		pfree(event_key);
 }
 
 /*
@@ -480,6 +498,7 @@ CbPlanDelivery(bool prepare)
 	bytea	   *effects;
 	CbKeyRef   *streams;
 	int			nstreams = 0;
+	size_t		estimate = 0;	/* bytes of the encoded plan */
 
 	entries = palloc(sizeof(CbQueueOrder) * Max(hash_get_num_entries(queue), 1));
 	streams = palloc(sizeof(CbKeyRef) * Max(hash_get_num_entries(queue), 1));
@@ -488,10 +507,13 @@ CbPlanDelivery(bool prepare)
 	{
 		entries[n].seq = entry->top->seq;
 		entries[n++].entry = entry;
+		/* the key, its marker, the value and RESP around them, about */
+		estimate += 2 * entry->key.len + entry->top->len +
+			8 * entry->top->nfields + 48;
 		if (entry->key.kind == CB_QK_EVENT)
 		{
 			streams[nstreams].data = entry->key.data;
-			streams[nstreams++].len = entry->key.len;
+			streams[nstreams++].len = entry->key.len - CB_EVENT_SERIAL_LEN;
 		}
 	}
 	CbQueueOrderSort(entries, n);
@@ -513,11 +535,14 @@ CbPlanDelivery(bool prepare)
 	CbOrderLock();
 
 	CbPlanBegin(plan);
+	CbPlanReserve(plan, estimate);
 	for (long i = 0; i < n; i++)
 	{
+		CbQueueKey *k = &entries[i].entry->key;
 		CbEffect   *v = entries[i].entry->top;
 
-		CbPlanAdd(plan, v->op, entries[i].entry->key.data, entries[i].entry->key.len,
+		CbPlanAdd(plan, v->op, k->data,
+				  k->len - (k->kind == CB_QK_EVENT ? CB_EVENT_SERIAL_LEN : 0),
 				  v->payload, v->len, v->nfields, v->ttl);
 	}
 	effects = CbPlanEnd(plan);

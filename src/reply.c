@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "reply.h"
 
 /* Error codes that describe the server's state, not the effect's. */
@@ -124,6 +126,82 @@ CbReplyRedirect(const redisReply *reply, bool *ask, int *slot,
 	*slot = (int) s;
 	*port = (int) p;
 	return true;
+}
+
+/*
+ * How the write script's WRONGTYPE answer ends: the place (from 1) of the
+ * first key it rejected among the keys of the call (scripts.c).
+ */
+#define CB_REJECTED_AT " at key "
+
+/* Where the place of a rejected key starts in reply's text, or NULL. */
+static const char *
+CbRejectedAt(const redisReply *reply)
+{
+	const char *at = NULL;
+	const char *p = reply->str;
+
+	if (!CbReplyHasCode(reply, "WRONGTYPE"))
+		return NULL;
+	while ((p = strstr(p, CB_REJECTED_AT)) != NULL)
+		at = p++;
+	return at;
+}
+
+/*
+ * The place (from 1) among the keys of a call of the write script of the
+ * first key the call rejected, as its WRONGTYPE answer names it, or 0 for
+ * any other reply.
+ */
+int
+CbReplyRejectedKey(const redisReply *reply)
+{
+	const char *at = CbRejectedAt(reply);
+	const char *digits;
+	char	   *end;
+	long		place;
+
+	if (at == NULL)
+		return 0;
+	digits = at + strlen(CB_REJECTED_AT);
+	if (*digits < '1' || *digits > '9')
+		return 0;
+	errno = 0;
+	place = strtol(digits, &end, 10);
+	if (errno != 0 || end != reply->str + reply->len || place > INT_MAX)
+		return 0;
+	return (int) place;
+}
+
+/*
+ * A new error reply: reply, a WRONGTYPE answer of the write script (see
+ * CbReplyRejectedKey), naming its rejected key at place instead -- for a
+ * call the cluster router split, whose parts hold the keys in another
+ * order.  NULL if reply names no key, or out of memory.
+ */
+redisReply *
+CbReplyRenumberRejectedKey(const redisReply *reply, int place)
+{
+	const char *at = CbRejectedAt(reply);
+	redisReader *reader;
+	char	   *text;
+	void	   *copy = NULL;
+	int			n;
+
+	if (at == NULL || CbReplyRejectedKey(reply) == 0)
+		return NULL;
+	reader = redisReaderCreate();
+	if (reader == NULL)
+		return NULL;
+	text = psprintf("-%.*s%s%d\r\n", (int) (at - reply->str), reply->str,
+					CB_REJECTED_AT, place);
+	n = strlen(text);
+	if (redisReaderFeed(reader, text, n) != REDIS_OK ||
+		redisReaderGetReply(reader, &copy) != REDIS_OK)
+		copy = NULL;
+	redisReaderFree(reader);
+	pfree(text);
+	return (redisReply *) copy;
 }
 
 /* True if reply, the answer to INFO cluster, says cluster mode is on. */

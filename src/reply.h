@@ -24,5 +24,8 @@ extern bool CbReplyHasCode(const redisReply *reply, const char *code);
 extern bool CbReplyRedirect(const redisReply *reply, bool *ask, int *slot,
 							char *host, size_t hostlen, int *port);
 extern bool CbReplyClusterEnabled(const redisReply *reply);
+extern int	CbReplyRejectedKey(const redisReply *reply);
+extern redisReply *CbReplyRenumberRejectedKey(const redisReply *reply,
+											  int place);
 
 #endif							/* CACHEBRIDGE_REPLY_H */

@@ -112,8 +112,10 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	 * among them does not matter.  A marker MGET shows as missing may also
 	 * be a key of another type (changed behind cachebridge's back): EXISTS
 	 * tells, in one command for all of them; such a key is left alone and
-	 * the call answers WRONGTYPE once it has applied the others, so that
-	 * effect is rejected for good while its neighbours are applied.  Any
+	 * the call answers WRONGTYPE once it has applied the others, naming
+	 * the first such key by its place among the call's keys ("... at key
+	 * 3", see CbReplyRejectedKey), so that effect is rejected for good
+	 * while its neighbours are applied.  Any
 	 * other error stops the call and is retried as a whole; what was
 	 * applied is applied again with the same version, which changes nothing.
 	 * Replies the number of keys applied.
@@ -148,7 +150,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  a = last\n"
 	"  local c = cur[i]\n"
 	"  if wrong[i] then\n"
-	"    failed = true\n"
+	"    failed = failed or i\n"
 	"  elseif not c or version(c) <= v then\n"
 	"    local key, m = KEYS[2 * i - 1], KEYS[2 * i]\n"
 	"    set[#set + 1] = m\n"
@@ -181,7 +183,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n"
 	"end\n"
 	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n"
-	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker)') end\n"
+	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key ' .. failed) end\n"
 	"return applied\n",
 
 	/*

@@ -39,9 +39,9 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlog_internal.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -51,6 +51,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -337,21 +338,34 @@ CbDrainFlush(CbDrainBatch *batch, int64 *done, int *ndone)
 }
 
 /*
- * The end of the WAL inserted so far.  When nothing is on the current page
- * yet, GetXLogInsertRecPtr() points past that page's header, which no flush
- * can reach until more WAL is written (XLogFlush would fail on an idle
- * server, pass after pass): take the page's start then.
+ * The end of the WAL the commit records of rows[0..nrows) need flushed
+ * before their effects may reach Redis, or InvalidXLogRecPtr: a
+ * transaction committed with synchronous_commit on flushed its commit
+ * record before others could see its row; one committed without waiting
+ * left its commit record's end in the commit log (as for hint bits, the
+ * LSN of its group of transactions: at or past its own).  A transaction
+ * older than the commit log's oldest entry is long durable.
  */
 static XLogRecPtr
-CbWalInsertedEnd(void)
+CbRowsCommitEnd(const CbOutboxRow *rows, int nrows)
 {
-	XLogRecPtr	ptr = GetXLogInsertRecPtr();
-	uint32		header = XLogSegmentOffset(ptr, wal_segment_size) < XLOG_BLCKSZ ?
-		SizeOfXLogLongPHD : SizeOfXLogShortPHD;
+	XLogRecPtr	end = InvalidXLogRecPtr;
+	FullTransactionId next = ReadNextFullTransactionId();
 
-	if (ptr % XLOG_BLCKSZ == header)
-		ptr -= header;
-	return ptr;
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	for (int i = 0; i < nrows; i++)
+	{
+		TransactionId xid = XidFromFullTransactionId(rows[i].xid);
+
+		if (!FullTransactionIdPrecedes(rows[i].xid, next) ||
+			U64FromFullTransactionId(next) - U64FromFullTransactionId(rows[i].xid) >= (UINT64CONST(1) << 31) ||
+			!TransactionIdIsNormal(xid) ||
+			TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
+			continue;
+		end = Max(end, TransactionIdGetCommitLSN(xid));
+	}
+	LWLockRelease(XactTruncationLock);
+	return end;
 }
 
 /*
@@ -415,11 +429,18 @@ CbWorkerDrain(int limit, bool *unreachable)
 	 * A row is visible once its transaction's commit record is in WAL, but
 	 * with synchronous_commit off not yet flushed: a crash now would undo
 	 * the transaction.  Its effects must not reach Redis before it is
-	 * durable, so flush WAL up to every commit record written so far (a
-	 * no-op when they all are).
+	 * durable, so flush WAL up to the commit records of the rows read (a
+	 * no-op when they all are: flushing all WAL written so far instead,
+	 * other transactions' included, cost the worker a WAL flush per pass
+	 * under load).
 	 */
 	if (nrows > 0)
-		XLogFlush(CbWalInsertedEnd());
+	{
+		XLogRecPtr	end = CbRowsCommitEnd(rows, nrows);
+
+		if (!XLogRecPtrIsInvalid(end))
+			XLogFlush(end);
+	}
 	done = palloc(sizeof(int64) * Max(nrows, 1));
 	initStringInfo(&batch.cmds);
 

@@ -14,7 +14,10 @@
 #            rows, one DELETE of BULK_ROWS rows (autocommit, timed by psql,
 #            COMMIT and the delivery after it included)
 #   oltp     pgbench TPC-B-like, and a custom script of single-row UPDATEs of
-#            pgbench_accounts (the cached table), at 1 and 2 clients
+#            pgbench_accounts (the cached table), at 1 and 2 clients: TPS, the
+#            CPU per transaction of PostgreSQL and Redis together (every
+#            server process, from /proc; the pgbench client not counted), and
+#            for durable variants the worker's CPU per transaction
 #   shard    shard_for on 1,000,000 keys vs hashtext vs a PL/pgSQL ketama
 #            ring, 3 and 1,000 nodes, and two C floors of its signature
 #            (test/bench/shard_for.sh, test/bench/shard_floor.c)
@@ -313,6 +316,29 @@ worker_ticks() {
     return 0
 }
 
+# server_ticks: user + system CPU (clock ticks) of every process the
+# benchmark's PostgreSQL ever ran (the postmaster, its live children, and
+# through its cutime/cstime the children it has reaped: the backends of a
+# finished pgbench run), plus redis-server's.  A child that exits between two
+# readings moves from the second term to the first, so differences add up.
+server_ticks() {
+    local postmaster pid
+    postmaster=$(head -n 1 "$DIR/pgdata/postmaster.pid")
+    {
+        awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$postmaster/stat"
+        for pid in $(pgrep -P "$postmaster" || true) $(cat "$DIR/redis.pid"); do
+            awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || true
+        done
+    } | awk '{ s += $1 } END { print s }'
+}
+
+# server_us BEFORE AFTER XACTS: microseconds of server CPU per transaction
+# between two server_ticks readings.
+server_us() {
+    awk -v b="$1" -v a="$2" -v xacts="$3" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.1f", (xacts > 0 ? (a - b) * 1e6 / hz / xacts : 0) }'
+}
+
 # worker_us BEFORE AFTER XACTS: microseconds of worker CPU per transaction
 # between two worker_ticks readings.
 worker_us() {
@@ -323,11 +349,12 @@ worker_us() {
         <(printf '%s\n' "$1") <(printf '%s\n' "$2")
 }
 
-# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS, and
-# for durable variants the worker's CPU per transaction.
+# oltp_run WORKLOAD CLIENTS VARIANT: one pgbench run; records its TPS, the
+# CPU per transaction of PostgreSQL and Redis together (firmer than TPS on a
+# shared machine), and for durable variants the worker's CPU per transaction.
 oltp_run() {
     local workload=$1 clients=$2 variant=$3 accounts=$((PGB_SCALE * 100000))
-    local out tps touched touched_sql left wrong xacts args=() ticks0 ticks1
+    local out tps touched touched_sql left wrong xacts args=() ticks0 ticks1 cpu0 cpu1
     q1 "DROP TRIGGER IF EXISTS bench_cache ON pgbench_accounts" >/dev/null
     q1 "UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0" >/dev/null
     set_variant pgbench_accounts "$variant" 'acct:{aid}'
@@ -342,13 +369,22 @@ oltp_run() {
             touched_sql="SELECT aid FROM pgbench_accounts WHERE abalance <> 0" ;;
     esac
     ticks0=$(worker_ticks)
+    cpu0=$(server_ticks)
     out=$(pgbench -h "$DIR" -p "$PG_PORT" -U postgres -c "$clients" -j "$clients" \
         -T "$PGB_SECONDS" "${args[@]}" bench 2>&1) || { echo "$out"; bench_fail "pgbench failed"; }
     ticks1=$(worker_ticks)
+    # the run's backends have exited once no session but the worker's is left
+    for _ in $(seq 50); do
+        [ "$(q1 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && break
+        sleep 0.1
+    done
+    sleep 0.2
+    cpu1=$(server_ticks)
     tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
     [ -n "$tps" ] || { echo "$out"; bench_fail "no TPS in pgbench output"; }
     touched=$(q1 "SELECT count(*) FROM ($touched_sql) t")
     xacts=$(awk '/^number of transactions actually processed:/ { print $6; exit }' <<<"$out")
+    record "${SECTION_PREFIX}cpu_${workload}_c$clients" "$variant$VARIANT_SUFFIX" "$(server_us "$cpu0" "$cpu1" "$xacts")"
     [[ $variant == *_durable ]] &&
         record "${SECTION_PREFIX}worker_${workload}_c$clients" "$variant$VARIANT_SUFFIX" "$(worker_us "$ticks0" "$ticks1" "$xacts")"
     CHECK=
@@ -826,6 +862,11 @@ bench_report() {
             block "oltp_${w}_c$c" "pgbench $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (s $PGB_SCALE, ${PGB_SECONDS}s)" tps
         done
     done
+    for w in tpcb update; do
+        for c in $CLIENTS; do
+            block "cpu_${w}_c$c" "server CPU per transaction, $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c (PostgreSQL + Redis)" us
+        done
+    done
     tls_report
     cluster_report
     for w in tpcb update; do
@@ -834,8 +875,8 @@ bench_report() {
             printf '\n| %-40s | %14s | %15s |\n|---|---:|---:|\n' \
                 "worker CPU per transaction, $([ $w = tpcb ] && echo TPC-B || echo 'single-row UPDATE') -c $c" "median" "min-max"
             for v in inv_durable wt_durable pub_durable; do
-                [ -n "$(stat_of "worker_${w}_c$c" $v)" ] || continue
-                printf '| %-40s | %11s us | %15s |\n' "$v" "$(stat_of "worker_${w}_c$c" $v)" \
+                [ -n "$(stat_of "worker_${w}_c$c" $v median)" ] || continue
+                printf '| %-40s | %11s us | %15s |\n' "$v" "$(stat_of "worker_${w}_c$c" $v median)" \
                     "$(stat_of "worker_${w}_c$c" $v min)-$(stat_of "worker_${w}_c$c" $v max) us"
             done
         done

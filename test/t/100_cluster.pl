@@ -217,6 +217,24 @@ is($cl->get('order:3'), 'fresh', 'and written on the key\'s master');
 	is($bad, 0, "the markers of item:2..6 are one each, beside their key, in its slot");
 }
 
+# A marker of another type rejects its key alone, and the WARNING names
+# that key, not the first key of the call: the router splits the write
+# script's call per slot, and gives the key a part's answer names its place
+# in the whole call (cluster.c).
+{
+	my $master = $cl->master_of('item:50');
+	my ($marker) = grep { /#cbv$/ } $master->scan_keys("item:50\{*");
+	$master->cli('DEL', $marker);
+	$master->cli('RPUSH', $marker, 'not a marker');
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET cachebridge.delivery = sync; UPDATE item SET n = n + 1 WHERE id BETWEEN 2 AND 100");
+	like($err, qr/at key \d+" for key "item:50"\./,
+		'a key rejected in a call split per slot is the key the WARNING names');
+	$master->cli('DEL', $marker);
+	$node->safe_psql('postgres', 'UPDATE item SET n = n WHERE id = 50');
+	is(join("\n", cluster_diff('item:*', $item_sql)), '', 'the other keys of the call were applied');
+}
+
 $node->safe_psql('postgres', 'INSERT INTO ev VALUES (1, 1), (2, 2)');
 is($cl->cli_c('XLEN', 'events:ev'), '2', 'publish appends to the stream on its master');
 $node->safe_psql('postgres', 'UPDATE ev SET v = 3');
