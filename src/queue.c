@@ -44,6 +44,7 @@
 
 #include "delivery.h"
 #include "copies.h"
+#include "key_slot.h"
 #include "queue.h"
 #include "redis.h"
 #include "version.h"
@@ -130,6 +131,33 @@ static CbCopies *diverted = NULL;
 #define ST_SORT CbQueueOrderSort
 #define ST_ELEMENT_TYPE CbQueueOrder
 #define ST_COMPARE(a, b) (((a)->seq > (b)->seq) - ((a)->seq < (b)->seq))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/*
+ * A bulk change's effects in the order of their keys' Redis Cluster slots
+ * (see CbQueueSortBySlot): segment counts the pattern deletions before the
+ * effect, slot is its key's (16384 for a pattern, after its segment's
+ * keys), place its place in the order they were made.
+ */
+typedef struct CbSlotOrder
+{
+	uint32		segment;
+	uint32		slot;
+	uint32		place;
+	CbQueueEntry *entry;
+} CbSlotOrder;
+
+/* Effects sorted by slot only from this many on. */
+#define CB_SLOT_SORT_MIN 500
+
+#define ST_SORT CbSlotOrderSort
+#define ST_ELEMENT_TYPE CbSlotOrder
+#define ST_COMPARE(a, b) \
+	((a)->segment != (b)->segment ? ((a)->segment > (b)->segment) - ((a)->segment < (b)->segment) : \
+	 (a)->slot != (b)->slot ? ((a)->slot > (b)->slot) - ((a)->slot < (b)->slot) : \
+	 ((a)->place > (b)->place) - ((a)->place < (b)->place))
 #define ST_SCOPE static
 #define ST_DEFINE
 #include "lib/sort_template.h"
@@ -481,8 +509,47 @@ CbQueueSubXactEnd(int level, bool commit)
 }
 
 /*
+ * Puts the effects of a bulk change, given in the order they were made, in
+ * the order of their keys' Redis Cluster slots, each pattern deletion
+ * keeping its place between what came before and after it.  Distinct keys
+ * may go in any order (each key is there once, with its last effect, and a
+ * stream's entries, all of one slot, keep their order), and the calls of
+ * the write script, cut every few hundred keys, then hold few slots each:
+ * a cluster router splits a call into one per slot (cluster.c), so a
+ * 200,000-row change is about one call per slot and master instead of
+ * about one per key.  On a single Redis it changes nothing but the order.
+ */
+static void
+CbQueueSortBySlot(CbQueueOrder *entries, long n)
+{
+	CbSlotOrder *order = palloc(sizeof(CbSlotOrder) * n);
+	uint32		segment = 0;
+
+	for (long i = 0; i < n; i++)
+	{
+		CbQueueKey *k = &entries[i].entry->key;
+
+		order[i].segment = segment;
+		order[i].place = (uint32) i;
+		order[i].entry = entries[i].entry;
+		if (k->kind == CB_QK_PATTERN)
+		{
+			order[i].slot = 16384;
+			segment++;
+		}
+		else
+			order[i].slot = CbKeySlot(k->data, k->len -
+									  (k->kind == CB_QK_EVENT ? CB_EVENT_SERIAL_LEN : 0));
+	}
+	CbSlotOrderSort(order, n);
+	for (long i = 0; i < n; i++)
+		entries[i].entry = order[i].entry;
+	pfree(order);
+}
+
+/*
  * Hands the queue to delivery.c as a plan: effects in the order they were
- * made.  Runs before commit (or PREPARE), where an ERROR still aborts the
+ * made (a bulk change's by slot, see CbQueueSortBySlot).  Runs before commit (or PREPARE), where an ERROR still aborts the
  * transaction cleanly.
  */
 static void
@@ -517,6 +584,8 @@ CbPlanDelivery(bool prepare)
 		}
 	}
 	CbQueueOrderSort(entries, n);
+	if (n >= CB_SLOT_SORT_MIN)
+		CbQueueSortBySlot(entries, n);
 
 	/* appends to a stream are serialised in commit order */
 	if (nstreams > 0)
