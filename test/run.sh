@@ -51,7 +51,10 @@ SRC=$WORK/src
 REDIS_PORT=$(cb_free_port 16379)
 PG_PORT=$(cb_free_port 15432)
 cb_redis_start "$WORK" "$REDIS_PORT"
-cb_pg_init "$WORK" "$PG_PORT" "" "$REDIS_PORT" "fsync = off"
+# max_worker_processes: the regression tests leave up to seven databases'
+# workers lingering (each exits 2 s after its outbox goes idle), and the
+# first isolation specs, started at once, need workers of their own
+cb_pg_init "$WORK" "$PG_PORT" "" "$REDIS_PORT" "fsync = off" "max_worker_processes = 16"
 cb_pg_start "$WORK"
 
 # Environment of every test client.
