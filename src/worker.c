@@ -73,6 +73,19 @@
 /* How long a worker woken by an acknowledgement waits for more (ms). */
 #define CB_ACK_LINGER_MS 20
 
+/*
+ * While announced rows keep coming (a pass delivered rows less than
+ * CB_FLOW_WINDOW_MS before the next announcement woke the worker), the
+ * worker lets the rows of CB_FLOW_LINGER_MS gather before its next pass,
+ * so that one pass (a transaction, a read of the outbox, a round trip)
+ * delivers many commits' rows rather than one: the rows it delivers
+ * itself are those of durable transactions with stream entries (every
+ * one, see delivery.c) and those a backend could not deliver.  A single
+ * commit, or the first after a pause, is delivered at once.
+ */
+#define CB_FLOW_WINDOW_MS 20
+#define CB_FLOW_LINGER_MS 4
+
 /* Rows a worker delivers per transaction. */
 #define CB_DRAIN_BATCH 500
 
@@ -580,15 +593,27 @@ CbWorkerPass(bool try_redis, bool force, bool *unreachable, bool *idle,
  * more gather for CB_ACK_LINGER_MS, so that one pass deletes the rows of
  * many commits.  Announced work, a half-full ring or a signal end it early.
  * Nothing waits on it: wait_delivered() and DROP EXTENSION count a row
- * waiting here as delivered (CbOutboxAcknowledged).
+ * waiting here as delivered (CbOutboxAcknowledged).  Woken by announced
+ * rows less than CB_FLOW_WINDOW_MS after a pass that delivered rows
+ * (delivered_at): let the rows of CB_FLOW_LINGER_MS gather, whatever wakes
+ * it meanwhile (a signal is handled right after).
  */
 static void
-CbWorkerLinger(void)
+CbWorkerLinger(TimestampTz delivered_at)
 {
 	if (CbMailboxOnlyAcks())
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 CB_ACK_LINGER_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	else if (delivered_at != 0 &&
+			 !TimestampDifferenceExceeds(delivered_at, GetCurrentTimestamp(),
+										 CB_FLOW_WINDOW_MS))
+	{
+		/* announced rows keep coming: gather those of CB_FLOW_LINGER_MS */
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 CB_FLOW_LINGER_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -644,6 +669,7 @@ CbWorkerMain(Datum arg)
 	long		backoff = 100;
 	TimestampTz next_try = 0;
 	TimestampTz idle_since = 0;
+	TimestampTz delivered_at = 0;	/* when a pass last delivered rows */
 	bool		force = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -690,6 +716,8 @@ CbWorkerMain(Datum arg)
 		else if (TimestampDifferenceExceeds(idle_since, now, CB_IDLE_EXIT_MS))
 			CbWorkerExitIfIdle();
 
+		if (handled > 0 && !unreachable)
+			delivered_at = GetCurrentTimestamp();
 		naptime = (handled == CB_DRAIN_BATCH && !unreachable) ? 0 :
 			unreachable ? backoff : 1000;
 		force = true;
@@ -702,7 +730,7 @@ CbWorkerMain(Datum arg)
 			ResetLatch(MyLatch);
 			force = (rc & WL_LATCH_SET) == 0;
 			if (!force)
-				CbWorkerLinger();
+				CbWorkerLinger(delivered_at);
 		}
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -35,9 +35,10 @@
 #            interleaved: the bulk UPDATE with invalidate and write_through
 #            and pgbench TPC-B with write_through, durable; the table shows
 #            cluster time / single time (or single TPS / cluster TPS).
-#            TPC-B also runs against one redis-server with a replica (what
+#            Both also run against one redis-server with a replica (what
 #            replication costs, apart from the cluster), and the CPU time
-#            the Redis servers spent per transaction is shown beside it
+#            the Redis servers spent (per change, or per transaction) is
+#            shown beside them
 #   tls      not run by default: the same redis-server over rediss:// (its TLS
 #            port, certificates from test/make_certs.sh) and redis://,
 #            interleaved: the bulk UPDATE with invalidate and write_through
@@ -78,6 +79,7 @@
 #   CB_BENCH_MEM_ROWS        [1000000] CB_BENCH_MEM_RUNS [2]
 #   CB_BENCH_FSYNC           [on]     CB_BENCH_NO_BUILD=1, CB_KEEP=1 as in triggers.sh
 #   CB_BENCH_NO_MEMCACHE=1   do not install or run pgmemcache/memcached
+#   CB_BENCH_VARIANTS        [all] the trigger variants of bulk and oltp, e.g. "baseline pub_durable"
 
 set -euo pipefail
 
@@ -104,7 +106,7 @@ CLIENTS=${CB_BENCH_CLIENTS:-"1 2"}
 SHARD_RUNS=${CB_BENCH_SHARD_RUNS:-5}
 export CB_BENCH_SHARD_KEYS=${CB_BENCH_SHARD_KEYS:-1000000}
 export CB_BENCH_PLPGSQL_RUNS=${CB_BENCH_PLPGSQL_RUNS:-3}
-VARIANTS="baseline inv_sync inv_durable wt_sync wt_durable pub_sync pub_durable notify memcache"
+VARIANTS=${CB_BENCH_VARIANTS:-"baseline inv_sync inv_durable wt_sync wt_durable pub_sync pub_durable notify memcache"}
 MEMCACHE_SKIP=
 DEGRADED=
 # where bulk_run and oltp_run record (the tls section sets them)
@@ -576,7 +578,7 @@ cluster_cached() {
 
 # cluster_bulk_run TARGET VARIANT: the timed bulk UPDATE on TARGET, checked.
 cluster_bulk_run() {
-    local target=$1 variant=$2 n=$BULK_ROWS have wrong
+    local target=$1 variant=$2 n=$BULK_ROWS have wrong cpu0 cpu_ms
     make_table bench_t "$n"
     set_variant bench_t "$variant" 'row:{id}'
     cluster_flush "$target"
@@ -585,24 +587,29 @@ cluster_bulk_run() {
     [[ $variant == inv_* ]] &&
         q1 "SELECT count(cachebridge.set('row:' || g, 'stale')) FROM generate_series(1, $n) AS g" >/dev/null
     q -c 'SELECT cachebridge.stats_reset()' -c 'CHECKPOINT' >/dev/null
+    cpu0=$(cluster_redis_cpu "$target")
     timed -c "UPDATE bench_t SET n = n + 1, updated_at = updated_at + interval '1 day'"
     CHECK=
+    [[ $variant == baseline ]] || await_delivery
+    # the CPU time of the target's servers (replicas included) for the change
+    cpu_ms=$(awk -v a="$cpu0" -v b="$(cluster_redis_cpu "$target")" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) * 1000 / hz }')
     case $variant in
         inv_*)
-            await_delivery
             IFS='|' read -r have wrong < <(cluster_cached "$n")
             [ "$have" = 0 ] || bench_fail "$target: $have of $n stale keys were not invalidated"
             CHECK="$n keys invalidated, "; check_stats ;;
         wt_*)
-            await_delivery
             IFS='|' read -r have wrong < <(cluster_cached "$n")
             [ "$have" = "$n" ] && [ "$wrong" = 0 ] ||
                 bench_fail "$target: $have of $n keys cached, $wrong of them differ from their row"
             CHECK="$n keys equal row_to_json, "; check_stats ;;
         *) CHECK="no effect to check" ;;
     esac
-    printf '  %-7s %-7s %-12s %8s rows  %10.1f ms   %s\n' "$target" update "$variant" "$n" "$MS" "$CHECK"
+    printf '  %-10s %-7s %-12s %8s rows  %10.1f ms  %6s ms Redis CPU   %s\n' \
+        "$target" update "$variant" "$n" "$MS" "$cpu_ms" "$CHECK"
     record cluster_bulk_update "$variant@$target" "$MS"
+    [[ $variant == baseline ]] || record cluster_bulk_redis_cpu "$variant@$target" "$cpu_ms"
 }
 
 # cluster_oltp_run TARGET CLIENTS: pgbench TPC-B with write_through on
@@ -646,7 +653,7 @@ section_cluster() {
     local run v t
     echo "== cluster: a Redis Cluster of 3 masters (and 3 replicas) vs one redis-server, $RUNS runs, interleaved"
     cb_redis_cluster_start "$DIR" "$(cb_free_port 7300)"
-    # one redis-server with a replica, for TPC-B
+    # one redis-server with a replica, for the bulk UPDATE and TPC-B
     REPL_PORT=$(cb_free_port 7400)
     mkdir -p "$DIR/repl0" "$DIR/repl1"
     [ "$(id -u)" = 0 ] && chown "$CB_USER" "$DIR/repl0" "$DIR/repl1"
@@ -661,8 +668,8 @@ section_cluster() {
     for ((run = 1; run <= RUNS; run++)); do
         echo " run $run"
         for v in baseline inv_durable wt_durable; do
-            for t in single cluster; do
-                [ "$v" = baseline ] && [ "$t" = cluster ] && continue
+            for t in single replicated cluster; do
+                [ "$v" = baseline ] && [ "$t" != single ] && continue
                 cluster_use "$t"
                 cluster_bulk_run "$t" "$v"
             done
@@ -691,6 +698,12 @@ cluster_report() {
         "UPDATE of $BULK_ROWS rows, no trigger" "$base" ms "" ""
     cluster_line cluster_bulk_update inv_durable "UPDATE of $BULK_ROWS rows, invalidate" ms
     cluster_line cluster_bulk_update wt_durable "UPDATE of $BULK_ROWS rows, write_through" ms
+    cluster_line cluster_bulk_redis_cpu inv_durable "  Redis CPU of the invalidate" ms
+    cluster_line cluster_bulk_redis_cpu wt_durable "  Redis CPU of the write_through" ms
+    pair_line cluster_bulk_update inv_durable "invalidate, one Redis + replica vs cluster" ms replicated cluster
+    pair_line cluster_bulk_redis_cpu inv_durable "  its Redis CPU" ms replicated cluster
+    pair_line cluster_bulk_update wt_durable "write_through, one Redis + replica vs cluster" ms replicated cluster
+    pair_line cluster_bulk_redis_cpu wt_durable "  its Redis CPU" ms replicated cluster
     cluster_line cluster_oltp_tpcb_c2 wt_durable "pgbench TPC-B -c 2, write_through (${PGB_SECONDS}s)" tps
     cluster_line cluster_oltp_redis_cpu_c2 wt_durable "  its Redis CPU per transaction" us
     pair_line cluster_oltp_tpcb_c2 wt_durable "TPC-B -c 2, one Redis + replica vs cluster" tps replicated cluster
