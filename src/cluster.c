@@ -23,6 +23,13 @@
  *     UNLINK, EXISTS and TOUCH of several keys are split into one call per
  *     slot by one routine (CbSplitBySlot, told where each command's keys
  *     and their arguments are); their integer replies are added up again;
+ *   - but the keys of two or more slots of one master in a call of the write
+ *     script go to that master as one call of CB_SCRIPT_WRITE_NODE, which
+ *     may reach keys of several slots of its node (a call per slot costs
+ *     Redis more than its dozen keys do); a node that refuses such a call
+ *     (the map was stale, it is a replica now, it cannot load the script)
+ *     gets it again, split per slot, in the next round
+ *     (CbSplitRefusedNodeCalls), and those calls follow redirections;
  *   - the parts for each master form one pipeline, and all of them are
  *     written before any reply is awaited (CbRunJobs), so a pipeline costs
  *     one round trip in parallel whatever the number of masters;
@@ -91,6 +98,13 @@ static uint64 map_generation = 0;	/* of the target settings */
 /* The node that commands without a key go to, or -1. */
 static int	pinned_node = -1;
 
+/*
+ * Whether calls of the write script are gathered per master
+ * (CB_SCRIPT_WRITE_NODE): off for the rest of the process once a node
+ * answered such a call NOSCRIPT (a Redis before 7.0 cannot load it).
+ */
+static bool node_calls = true;
+
 /* One command, or one slot's share of a command, on its way. */
 typedef struct CbPart
 {
@@ -107,6 +121,11 @@ typedef struct CbPart
 	int		   *key_places;		/* a write script call's part: per key, its
 								 * place (from 1) in the caller's call */
 	int			nkeys;
+	int			next;			/* the command's next part, or -1 */
+	bool		retired;		/* a node call sent again per slot */
+	bool		node_call;		/* CB_SCRIPT_WRITE_NODE: keys of many slots */
+	size_t		src_offset;		/* a node call: the caller's command */
+	size_t		src_len;
 } CbPart;
 
 /* A pipeline split into parts. */
@@ -117,7 +136,8 @@ typedef struct CbRoute
 	CbPart	   *parts;
 	int			nparts;
 	int			maxparts;
-	int		   *first_part;		/* per command: its first part */
+	int		   *first_part;		/* per command: its first part (-1: none) */
+	int		   *last_part;		/* and its last (parts are linked by next) */
 	int		   *nparts_of;		/* and how many */
 	bool	   *summed;			/* its parts' integer replies add up */
 } CbRoute;
@@ -519,11 +539,16 @@ CbAddPart(CbRoute *route, int command, int node)
 		route->maxparts *= 2;
 		route->parts = repalloc(route->parts, sizeof(CbPart) * route->maxparts);
 	}
-	part = &route->parts[route->nparts++];
+	part = &route->parts[route->nparts];
 	memset(part, 0, sizeof(*part));
 	part->command = command;
 	part->node = node;
-	route->nparts_of[command]++;
+	part->next = -1;
+	if (route->nparts_of[command]++ == 0)
+		route->first_part[command] = route->nparts;
+	else
+		route->parts[route->last_part[command]].next = route->nparts;
+	route->last_part[command] = route->nparts++;
 	return part;
 }
 
@@ -599,19 +624,146 @@ typedef struct CbKeyLayout
 	bool		places;
 } CbKeyLayout;
 
+/* The node that owns slot, or any when no master owns it. */
+static int
+CbNodeOfSlot(int slot)
+{
+	return slot_owner[slot] >= 0 ? slot_owner[slot] : CbAnyNode();
+}
+
+/* Gives part the places in the caller's call of its n keys keys[0..n). */
+static void
+CbSetKeyPlaces(CbPart *part, const CbSlotKey *keys, int n)
+{
+	part->key_places = palloc(sizeof(int) * n);
+	part->nkeys = n;
+	for (int j = 0; j < n; j++)
+		part->key_places[j] = keys[j].index + 1;
+}
+
+/*
+ * Appends the part of cmd (its keys laid out as kl says) that holds the n
+ * keys keys[0..n), all of one slot: the arguments before the keys (the key
+ * count adjusted), its keys with their markers (the names of the cluster's
+ * markers), the shared arguments, then the keys' own arguments, its keys
+ * in their order in the command.
+ */
+static void
+CbEmitSlotPart(CbRoute *route, int command, const CbCommand *cmd,
+			   const CbKeyLayout *kl, const CbSlotKey *keys, int n,
+			   StringInfo scratch)
+{
+	int			shared_from = kl->first + kl->nkeys * kl->step;
+	int			nargs = kl->first + n * kl->step + kl->shared_end - shared_from;
+	size_t		offset = route->encoded.buf.len;
+	CbPart	   *part;
+
+	for (int j = 0; kl->span_at != NULL && j < n; j++)
+		nargs += kl->span_len[keys[j].index];
+	part = CbAddPart(route, command, CbNodeOfSlot(keys[0].slot));
+	if (kl->places)
+		CbSetKeyPlaces(part, keys, n);
+	CbPipelineBegin(&route->encoded, nargs, NULL, 0);
+	for (int a = 0; a < kl->first; a++)
+	{
+		if (a == kl->countarg)
+			CbPipelineArgInt(&route->encoded, n * kl->step);
+		else
+			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	}
+	for (int j = 0; j < n; j++)
+	{
+		int			keyarg = kl->first + keys[j].index * kl->step;
+
+		CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
+		for (int a = 1; a < kl->step; a++)
+			CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
+	}
+	for (int a = shared_from; a < kl->shared_end; a++)
+		CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	for (int j = 0; kl->span_at != NULL && j < n; j++)
+	{
+		int			at = kl->span_at[keys[j].index];
+
+		for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
+			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	}
+	CbEndEncodedPart(route, part, offset);
+}
+
+/*
+ * Appends one call of CB_SCRIPT_WRITE_NODE (scripts.c) for the n keys
+ * keys[0..n) of cmd, a call of the write script laid out as kl, which
+ * are of ngroups slots that node owns, in slot order: the shared
+ * arguments, the number of slots and of keys of each, the keys with their
+ * markers, their own arguments.  The part remembers the caller's command
+ * (bytes start..end), to split it per slot if the node refuses the call.
+ */
+static void
+CbEmitNodePart(CbRoute *route, int command, const CbCommand *cmd,
+			   const CbKeyLayout *kl, const CbSlotKey *keys, int n,
+			   int ngroups, int node, size_t start, size_t end,
+			   StringInfo scratch)
+{
+	int			shared_from = kl->first + kl->nkeys * kl->step;
+	int			nargs = 3 + (kl->shared_end - shared_from) + 1 + ngroups + n * kl->step;
+	size_t		offset = route->encoded.buf.len;
+	CbPart	   *part;
+
+	for (int j = 0; j < n; j++)
+		nargs += kl->span_len[keys[j].index];
+	part = CbAddPart(route, command, node);
+	part->node_call = true;
+	part->src_offset = start;
+	part->src_len = end - start;
+	CbSetKeyPlaces(part, keys, n);
+	CbPipelineBegin(&route->encoded, nargs, NULL, 0);
+	CbPipelineArgStr(&route->encoded, "EVALSHA");
+	CbPipelineArgStr(&route->encoded, CbScriptSha(CB_SCRIPT_WRITE_NODE));
+	CbPipelineArgInt(&route->encoded, 0);
+	for (int a = shared_from; a < kl->shared_end; a++)
+		CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	CbPipelineArgInt(&route->encoded, ngroups);
+	for (int j = 0; j < n;)
+	{
+		int			m = 1;
+
+		while (j + m < n && keys[j + m].slot == keys[j].slot)
+			m++;
+		CbPipelineArgInt(&route->encoded, m);
+		j += m;
+	}
+	for (int j = 0; j < n; j++)
+	{
+		int			keyarg = kl->first + keys[j].index * kl->step;
+
+		CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
+		for (int a = 1; a < kl->step; a++)
+			CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
+	}
+	for (int j = 0; j < n; j++)
+	{
+		int			at = kl->span_at[keys[j].index];
+
+		for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
+			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	}
+	CbEndEncodedPart(route, part, offset);
+}
+
 /*
  * Splits a command whose keys (laid out as kl says) may be of many slots
- * into one command per slot, each with the arguments before the keys (the
- * key count adjusted), its keys with their markers (the names of the
- * cluster's markers), the shared arguments, then the keys' own arguments,
- * its keys in their order in the command.  The parts' integer replies add
- * up to the command's.
+ * into one command per slot (CbEmitSlotPart), its keys in their order in
+ * the command.  With by_node (a call of the write script, bytes
+ * start..end of the caller's), the keys of two or more slots of one
+ * master go in one call of CB_SCRIPT_WRITE_NODE instead.  The parts'
+ * integer replies add up to the command's.
  */
 static void
 CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
-			  const CbKeyLayout *kl, StringInfo scratch)
+			  const CbKeyLayout *kl, bool by_node, size_t start, size_t end,
+			  StringInfo scratch)
 {
-	int			shared_from = kl->first + kl->nkeys * kl->step;
 	CbSlotKey  *keys = palloc(sizeof(CbSlotKey) * kl->nkeys);
 
 	/* the keys in slot order (and in their order within a slot) */
@@ -627,51 +779,35 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 	for (int k = 0; k < kl->nkeys;)
 	{
 		int			n = 1;
-		int			nargs;
-		int			ignored;
-		int			keyarg = kl->first + keys[k].index * kl->step;
-		size_t		offset = route->encoded.buf.len;
-		CbPart	   *part;
 
 		while (k + n < kl->nkeys && keys[k + n].slot == keys[k].slot)
 			n++;
-		nargs = kl->first + n * kl->step + kl->shared_end - shared_from;
-		for (int j = k; kl->span_at != NULL && j < k + n; j++)
-			nargs += kl->span_len[keys[j].index];
-		part = CbAddPart(route, command,
-						 CbNodeOfKey(cmd->argv[keyarg], cmd->argl[keyarg], &ignored));
-		if (kl->places)
+		if (by_node)
 		{
-			part->key_places = palloc(sizeof(int) * n);
-			part->nkeys = n;
-			for (int j = 0; j < n; j++)
-				part->key_places[j] = keys[k + j].index + 1;
-		}
-		CbPipelineBegin(&route->encoded, nargs, NULL, 0);
-		for (int a = 0; a < kl->first; a++)
-		{
-			if (a == kl->countarg)
-				CbPipelineArgInt(&route->encoded, n * kl->step);
-			else
-				CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
-		}
-		for (int j = k; j < k + n; j++)
-		{
-			keyarg = kl->first + keys[j].index * kl->step;
-			CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
-			for (int a = 1; a < kl->step; a++)
-				CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
-		}
-		for (int a = shared_from; a < kl->shared_end; a++)
-			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
-		for (int j = k; kl->span_at != NULL && j < k + n; j++)
-		{
-			int			at = kl->span_at[keys[j].index];
+			/* the run of slots after this one that the same master owns */
+			int			node = CbNodeOfSlot(keys[k].slot);
+			int			run = n;
+			int			groups = 1;
 
-			for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
-				CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+			while (k + run < kl->nkeys && CbNodeOfSlot(keys[k + run].slot) == node)
+			{
+				int			m = 1;
+
+				while (k + run + m < kl->nkeys &&
+					   keys[k + run + m].slot == keys[k + run].slot)
+					m++;
+				run += m;
+				groups++;
+			}
+			if (groups > 1)
+			{
+				CbEmitNodePart(route, command, cmd, kl, keys + k, run, groups,
+							   node, start, end, scratch);
+				k += run;
+				continue;
+			}
 		}
-		CbEndEncodedPart(route, part, offset);
+		CbEmitSlotPart(route, command, cmd, kl, keys + k, n, scratch);
 		k += n;
 	}
 	route->summed[command] = true;
@@ -750,14 +886,18 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 		if (layout == CB_KEYS_WRITE && numkeys % 2 == 0 &&
 			3 + numkeys + 2 <= cmd->argc && CbWriteLayout(cmd, numkeys, &kl))
 		{
-			CbSplitBySlot(route, command, cmd, &kl, scratch);
+			/* the write script's calls, not the copy script's (same layout) */
+			bool		by_node = node_calls &&
+				memcmp(cmd->argv[1], CbScriptSha(CB_SCRIPT_WRITE), 40) == 0;
+
+			CbSplitBySlot(route, command, cmd, &kl, by_node, start, end, scratch);
 			return;
 		}
 		if (layout == CB_KEYS_PAIRS && numkeys % 2 == 0)
 		{
 			CbKeyLayout pairs = {3, numkeys / 2, 2, 2, cmd->argc, NULL, NULL, false};
 
-			CbSplitBySlot(route, command, cmd, &pairs, scratch);
+			CbSplitBySlot(route, command, cmd, &pairs, false, 0, 0, scratch);
 			return;
 		}
 		if (layout == CB_KEYS_KEY_MARKER && numkeys == 2)
@@ -784,7 +924,7 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 	{
 		CbKeyLayout keys = {1, cmd->argc - 1, 1, -1, cmd->argc, NULL, NULL, false};
 
-		CbSplitBySlot(route, command, cmd, &keys, scratch);
+		CbSplitBySlot(route, command, cmd, &keys, false, 0, 0, scratch);
 		return;
 	}
 	else if (cmd->argc >= 2 && !CbCommandIn(cmd, node_commands))
@@ -816,6 +956,7 @@ CbSplitPipeline(CbRoute *route, const char *buf, size_t len, int ncommands)
 	route->parts = palloc(sizeof(CbPart) * route->maxparts);
 	route->nparts = 0;
 	route->first_part = palloc(sizeof(int) * ncommands);
+	route->last_part = palloc(sizeof(int) * ncommands);
 	route->nparts_of = palloc0(sizeof(int) * ncommands);
 	route->summed = palloc0(sizeof(bool) * ncommands);
 	CbPipelineInit(&route->encoded);
@@ -826,7 +967,7 @@ CbSplitPipeline(CbRoute *route, const char *buf, size_t len, int ncommands)
 		size_t		start = pos;
 		CbCommand	cmd;
 
-		route->first_part[i] = route->nparts;
+		route->first_part[i] = -1;
 		if (!CbParseCommand(buf, len, &pos, &cmd))
 			return false;
 		CbRouteCommand(route, i, &cmd, start, pos, &scratch);
@@ -922,22 +1063,38 @@ CbIntegerReply(long long v)
  * caller's call (see CbReplyRejectedKey).
  */
 static redisReply *
-CbRenumberRejectedKey(CbPart *parts, int n, redisReply *chosen)
+CbRenumberRejectedKey(CbPart **parts, int n, redisReply *chosen)
 {
 	for (int j = 0; j < n; j++)
 	{
 		int			place;
 		redisReply *renumbered;
 
-		if (parts[j].reply != chosen || parts[j].key_places == NULL)
+		if (parts[j]->reply != chosen || parts[j]->key_places == NULL)
 			continue;
 		place = CbReplyRejectedKey(chosen);
-		if (place < 1 || place > parts[j].nkeys)
+		if (place < 1 || place > parts[j]->nkeys)
 			return chosen;
-		renumbered = CbReplyRenumberRejectedKey(chosen, parts[j].key_places[place - 1]);
+		renumbered = CbReplyRenumberRejectedKey(chosen, parts[j]->key_places[place - 1]);
 		return renumbered != NULL ? renumbered : chosen;
 	}
 	return chosen;
+}
+
+/*
+ * The parts of command i that stand (not node calls sent again per slot),
+ * in a palloc'd array; their number in *n.
+ */
+static CbPart **
+CbPartsOf(CbRoute *route, int i, int *n)
+{
+	CbPart	  **parts = palloc(sizeof(CbPart *) * Max(route->nparts_of[i], 1));
+
+	*n = 0;
+	for (int p = route->first_part[i]; p >= 0; p = route->parts[p].next)
+		if (!route->parts[p].retired)
+			parts[(*n)++] = &route->parts[p];
+	return parts;
 }
 
 /*
@@ -949,21 +1106,22 @@ CbRenumberRejectedKey(CbPart *parts, int n, redisReply *chosen)
 static redisReply *
 CbMergeReplies(CbRoute *route, int i)
 {
-	CbPart	   *parts = &route->parts[route->first_part[i]];
-	int			n = route->nparts_of[i];
+	int			n;
+	CbPart	  **parts = CbPartsOf(route, i, &n);
 	redisReply *chosen = NULL;
 	long long	sum = 0;
 	bool		all_integers = true;
 
-	if (n == 1)
+	if (n == 1 && !route->summed[i])
 	{
-		chosen = parts[0].reply;
-		parts[0].reply = NULL;
+		chosen = parts[0]->reply;
+		parts[0]->reply = NULL;
+		pfree(parts);
 		return chosen;
 	}
 	for (int j = 0; j < n; j++)
 	{
-		redisReply *r = parts[j].reply;
+		redisReply *r = parts[j]->reply;
 
 		if (r->type == REDIS_REPLY_INTEGER)
 			sum += r->integer;
@@ -977,16 +1135,84 @@ CbMergeReplies(CbRoute *route, int i)
 	if (chosen == NULL)
 		chosen = all_integers && route->summed[i] ? CbIntegerReply(sum) : NULL;
 	if (chosen == NULL)
-		chosen = parts[0].reply;
+		chosen = parts[0]->reply;
 	else
 		chosen = CbRenumberRejectedKey(parts, n, chosen);
 	for (int j = 0; j < n; j++)
 	{
-		if (parts[j].reply != chosen)
-			freeReplyObject(parts[j].reply);
-		parts[j].reply = NULL;
+		if (parts[j]->reply != chosen)
+			freeReplyObject(parts[j]->reply);
+		parts[j]->reply = NULL;
 	}
+	pfree(parts);
 	return chosen;
+}
+
+/*
+ * Sends again, one call per slot, every node call (CB_SCRIPT_WRITE_NODE)
+ * that a node refused -- any error but a key rejected for good (the map
+ * was stale and the node owns some key no more, or it is a replica now,
+ * or it could not run the script): the per-slot calls get the redirections
+ * the cluster specification describes.  What the refused call applied
+ * before it stopped is applied again with the same version, changing
+ * nothing.  Returns true if any part is to be sent.
+ */
+static bool
+CbSplitRefusedNodeCalls(CbRoute *route, StringInfo scratch)
+{
+	bool		again = false;
+	int			nparts = route->nparts;	/* not the parts added here */
+
+	for (int i = 0; i < nparts; i++)
+	{
+		CbPart	   *p = &route->parts[i];
+		CbCommand	cmd;
+		CbKeyLayout kl;
+		CbSlotKey  *keys;
+		size_t		pos;
+		int			nkeys;
+		int			command;
+
+		if (!p->node_call || p->retired || p->reply == NULL ||
+			p->reply->type != REDIS_REPLY_ERROR || CbReplyRejectedKey(p->reply) >= 1)
+			continue;
+		if (CbReplyHasCode(p->reply, "NOSCRIPT"))
+			node_calls = false;
+		map_stale = true;
+		freeReplyObject(p->reply);
+		p->reply = NULL;
+		p->retired = true;
+
+		/* the caller's command again, and this call's keys, in slot order */
+		pos = p->src_offset;
+		if (!CbParseCommand(route->buf, p->src_offset + p->src_len, &pos, &cmd) ||
+			!CbWriteLayout(&cmd, CbParseCount(cmd.argv[2], cmd.argl[2]), &kl))
+			elog(ERROR, "cachebridge: a write script call changed under the cluster router");
+		nkeys = p->nkeys;
+		command = p->command;
+		keys = palloc(sizeof(CbSlotKey) * nkeys);
+		for (int j = 0; j < nkeys; j++)
+		{
+			int			keyarg;
+
+			keys[j].index = p->key_places[j] - 1;
+			keyarg = kl.first + keys[j].index * kl.step;
+			keys[j].slot = CbKeySlot(cmd.argv[keyarg], cmd.argl[keyarg]);
+		}
+		/* p may move as parts are added */
+		for (int k = 0; k < nkeys;)
+		{
+			int			n = 1;
+
+			while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
+				n++;
+			CbEmitSlotPart(route, command, &cmd, &kl, keys + k, n, scratch);
+			k += n;
+		}
+		pfree(keys);
+		again = true;
+	}
+	return again;
 }
 
 /*
@@ -1007,7 +1233,7 @@ CbSendRound(CbRoute *route, bool publishes, CbRedisError *err)
 	{
 		CbPart	   *p = &route->parts[i];
 
-		if (p->reply != NULL || p->failed || p->publish != publishes)
+		if (p->reply != NULL || p->failed || p->retired || p->publish != publishes)
 			continue;
 		if (shares[p->node].route == NULL)
 		{
@@ -1040,7 +1266,8 @@ CbSendRound(CbRoute *route, bool publishes, CbRedisError *err)
 			if (err->failure == CB_REDIS_OK)
 				memcpy(err, &jobs[j].err, sizeof(*err));
 			for (int i = 0; i < route->nparts; i++)
-				if (route->parts[i].node == n && route->parts[i].reply == NULL)
+				if (route->parts[i].node == n && route->parts[i].reply == NULL &&
+					!route->parts[i].retired)
 					route->parts[i].failed = true;
 		}
 		pfree(shares[n].pipeline.buf.data);
@@ -1102,6 +1329,7 @@ CbClusterExecute(const char *buf, size_t len, int ncommands,
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	CbRoute		route;
+	StringInfoData scratch;
 	bool		ok = true;
 
 	if (!CbClusterEnsureMap(err))
@@ -1131,7 +1359,9 @@ CbClusterExecute(const char *buf, size_t len, int ncommands,
 	 * changed.  If a master could not be reached, they are not sent (the
 	 * caller keeps the effects, PUBLISHes included, to send again).
 	 */
-	while (CbSendRound(&route, false, err) && CbFollowRedirects(&route))
+	initStringInfo(&scratch);
+	while (CbSendRound(&route, false, err) &&
+		   (CbFollowRedirects(&route) | CbSplitRefusedNodeCalls(&route, &scratch)))
 		;
 	if (err->failure == CB_REDIS_OK)
 		while (CbSendRound(&route, true, err) && CbFollowRedirects(&route))
@@ -1143,8 +1373,8 @@ CbClusterExecute(const char *buf, size_t len, int ncommands,
 	{
 		redisReply *reply;
 
-		for (int j = 0; j < route.nparts_of[i]; j++)
-			ok &= (route.parts[route.first_part[i] + j].reply != NULL);
+		for (int p = route.first_part[i]; p >= 0; p = route.parts[p].next)
+			ok &= (route.parts[p].retired || route.parts[p].reply != NULL);
 		if (!ok)
 			break;
 		reply = CbMergeReplies(&route, i);

@@ -87,6 +87,66 @@
 	"  return string.sub(m, 1, " CppAsString2(CB_EPOCH_LEN) ")\n" \
 	"end\n"
 
+/*
+ * Parts of the write scripts (CB_SCRIPT_WRITE, CB_SCRIPT_WRITE_NODE):
+ * the clock (now, at(), the marker lifetime and the tombstones' expiry),
+ * the apply of key i (its key and marker named by the Lua expressions key
+ * and marker, its op's arguments from ARGV[a] on, cur[i] its marker and
+ * wrong[i] whether that is not a string) into the set, gone, hashes and
+ * expire lists, and what ends the call: hashes, expiries, the reply.
+ */
+#define CB_LUA_WRITE_CLOCK \
+	"local v = version(ARGV[1])\n" \
+	"local t = redis.call('TIME')\n" \
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n" \
+	"local life = tonumber(ARGV[2])\n" \
+	"local tomb = at(life)\n"
+
+#define CB_LUA_WRITE_KEY(key, marker) \
+	"  local op, ttl, first, last = ARGV[a], tonumber(ARGV[a + 1]), a + 2, a + 2\n" \
+	"  if op == 'H' then first = a + 3; last = first + tonumber(ARGV[a + 2]) end\n" \
+	"  if op == 'D' then last = first end\n" \
+	"  if op == 'S' then last = first + 1 end\n" \
+	"  a = last\n" \
+	"  local c = cur[i]\n" \
+	"  if wrong[i] then\n" \
+	"    failed = failed or i\n" \
+	"  elseif not c or version(c) <= v then\n" \
+	"    local key, m = " key ", " marker "\n" \
+	"    set[#set + 1] = m\n" \
+	"    set[#set + 1] = ARGV[1]\n" \
+	"    if op == 'D' then\n" \
+	"      gone[#gone + 1] = key\n" \
+	"      expire[#expire + 1] = m\n" \
+	"      expire[#expire + 1] = tomb\n" \
+	"    else\n" \
+	"      if op == 'S' then\n" \
+	"        set[#set + 1] = key\n" \
+	"        set[#set + 1] = ARGV[first]\n" \
+	"      else\n" \
+	"        hashes[#hashes + 1] = {key, first, last}\n" \
+	"      end\n" \
+	"      if ttl > 0 then\n" \
+	"        expire[#expire + 1] = m\n" \
+	"        expire[#expire + 1] = at(math.max(ttl, life))\n" \
+	"        expire[#expire + 1] = key\n" \
+	"        expire[#expire + 1] = at(ttl)\n" \
+	"      end\n" \
+	"    end\n" \
+	"    applied = applied + 1\n" \
+	"  end\n"
+
+#define CB_LUA_WRITE_FINISH \
+	"for _, h in ipairs(hashes) do\n" \
+	"  redis.call('DEL', h[1])\n" \
+	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n" \
+	"end\n" \
+	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n" \
+	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key ' .. failed) end\n" \
+	"return applied\n"
+
+
 static const char *const script_source[CB_NSCRIPTS] = {
 	/*
 	 * CB_SCRIPT_WRITE: KEYS key1, marker1, key2, marker2...; ARGV marker,
@@ -133,58 +193,16 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"    if not cur[i] and redis.call('TYPE', markers[i])['ok'] ~= 'none' then wrong[i] = true end\n"
 	"  end\n"
 	"end\n"
-	"local v = version(ARGV[1])\n"
-	"local t = redis.call('TIME')\n"
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"local function at(ttl) return string.format('%d', now + ttl * 1000) end\n"
-	"local life = tonumber(ARGV[2])\n"
-	"local tomb = at(life)\n"
+	CB_LUA_WRITE_CLOCK
 	"local set, gone, hashes, expire = {}, {}, {}, {}\n"
 	"local applied, failed = 0, false\n"
 	"local a = 3\n"
 	"for i = 1, n do\n"
-	"  local op, ttl, first, last = ARGV[a], tonumber(ARGV[a + 1]), a + 2, a + 2\n"
-	"  if op == 'H' then first = a + 3; last = first + tonumber(ARGV[a + 2]) end\n"
-	"  if op == 'D' then last = first end\n"
-	"  if op == 'S' then last = first + 1 end\n"
-	"  a = last\n"
-	"  local c = cur[i]\n"
-	"  if wrong[i] then\n"
-	"    failed = failed or i\n"
-	"  elseif not c or version(c) <= v then\n"
-	"    local key, m = KEYS[2 * i - 1], KEYS[2 * i]\n"
-	"    set[#set + 1] = m\n"
-	"    set[#set + 1] = ARGV[1]\n"
-	"    if op == 'D' then\n"
-	"      gone[#gone + 1] = key\n"
-	"      expire[#expire + 1] = m\n"
-	"      expire[#expire + 1] = tomb\n"
-	"    else\n"
-	"      if op == 'S' then\n"
-	"        set[#set + 1] = key\n"
-	"        set[#set + 1] = ARGV[first]\n"
-	"      else\n"
-	"        hashes[#hashes + 1] = {key, first, last}\n"
-	"      end\n"
-	"      if ttl > 0 then\n"
-	"        expire[#expire + 1] = m\n"
-	"        expire[#expire + 1] = at(math.max(ttl, life))\n"
-	"        expire[#expire + 1] = key\n"
-	"        expire[#expire + 1] = at(ttl)\n"
-	"      end\n"
-	"    end\n"
-	"    applied = applied + 1\n"
-	"  end\n"
+	CB_LUA_WRITE_KEY("KEYS[2 * i - 1]", "KEYS[2 * i]")
 	"end\n"
 	"if #set > 0 then redis.call('MSET', unpack(set)) end\n"
 	"if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
-	"for _, h in ipairs(hashes) do\n"
-	"  redis.call('DEL', h[1])\n"
-	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n"
-	"end\n"
-	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n"
-	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key ' .. failed) end\n"
-	"return applied\n",
+	CB_LUA_WRITE_FINISH,
 
 	/*
 	 * CB_SCRIPT_DELETE_FOUND: as the deletions of CB_SCRIPT_WRITE, for keys
@@ -358,6 +376,60 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"end\n"
 	"for i = 1, #expire, 2 do redis.call('EXPIRE', expire[i], expire[i + 1]) end\n"
 	"return #set / 2 + #gone + #hashes\n",
+
+	/*
+	 * CB_SCRIPT_WRITE_NODE: a call of CB_SCRIPT_WRITE for keys of many
+	 * slots of one Redis Cluster master, which the cluster router makes of
+	 * the slot-sized calls it would otherwise send (cluster.c): a call per
+	 * slot costs the master, and its replica, more than its keys do when a
+	 * slot holds a dozen keys of a change.  No KEYS; ARGV the marker and
+	 * the marker lifetime, the number g of slots, the number of keys of
+	 * each, then every key and its marker, slot by slot, then per key its
+	 * op's arguments, as CB_SCRIPT_WRITE's.  The flag lets it reach keys of
+	 * several slots, on this node only; each command it runs (MGET, EXISTS,
+	 * MSET, UNLINK) takes keys of one slot.  Applies and replies as
+	 * CB_SCRIPT_WRITE, a rejected key named by its place among the call's
+	 * keys.  A key this node does not own (the router's map was stale)
+	 * fails the call where Redis finds it ("non local key"), maybe after
+	 * it applied some slots: the router then sends the call again as one
+	 * CB_SCRIPT_WRITE per slot, which applies those again with the same
+	 * version, changing nothing.
+	 */
+	"#!lua flags=allow-cross-slot-keys\n"
+	CB_LUA_VERSION
+	"local g = tonumber(ARGV[3])\n"
+	"local kb = 3 + g\n"
+	"local from, n = {}, 0\n"
+	"for j = 1, g do from[j] = n + 1; n = n + tonumber(ARGV[3 + j]) end\n"
+	"from[g + 1] = n + 1\n"
+	"local cur, wrong = {}, {}\n"
+	"for j = 1, g do\n"
+	"  local markers, nils = {}, {}\n"
+	"  for i = from[j], from[j + 1] - 1 do markers[#markers + 1] = ARGV[kb + 2 * i] end\n"
+	"  local got = redis.call('MGET', unpack(markers))\n"
+	"  for x = 1, #markers do\n"
+	"    cur[from[j] + x - 1] = got[x]\n"
+	"    if not got[x] then nils[#nils + 1] = markers[x] end\n"
+	"  end\n"
+	"  if #nils > 0 and redis.call('EXISTS', unpack(nils)) > 0 then\n"
+	"    for i = from[j], from[j + 1] - 1 do\n"
+	"      if not cur[i] and redis.call('TYPE', ARGV[kb + 2 * i])['ok'] ~= 'none' then wrong[i] = true end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	CB_LUA_WRITE_CLOCK
+	"local hashes, expire = {}, {}\n"
+	"local applied, failed = 0, false\n"
+	"local a = kb + 2 * n + 1\n"
+	"for j = 1, g do\n"
+	"  local set, gone = {}, {}\n"
+	"  for i = from[j], from[j + 1] - 1 do\n"
+	CB_LUA_WRITE_KEY("ARGV[kb + 2 * i - 1]", "ARGV[kb + 2 * i]")
+	"  end\n"
+	"  if #set > 0 then redis.call('MSET', unpack(set)) end\n"
+	"  if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
+	"end\n"
+	CB_LUA_WRITE_FINISH,
 };
 
 /*
@@ -489,6 +561,7 @@ static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
 	[CB_SCRIPT_FLOOR] = CB_KEYS_OTHER,
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
 	[CB_SCRIPT_COPY] = CB_KEYS_WRITE,
+	[CB_SCRIPT_WRITE_NODE] = CB_KEYS_OTHER,	/* made by the router only */
 };
 
 /* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */

@@ -21,6 +21,8 @@ typedef enum CbScript
 	CB_SCRIPT_XADD,				/* append stream entries, unless already there */
 	CB_SCRIPT_COPY,				/* write a refresh's copies, unless a newer write
 								 * is there; no marker written */
+	CB_SCRIPT_WRITE_NODE,		/* CB_SCRIPT_WRITE for many slots of one
+								 * cluster master */
 	CB_NSCRIPTS
 } CbScript;
 

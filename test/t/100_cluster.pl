@@ -176,6 +176,21 @@ $node->safe_psql('postgres', 'UPDATE item SET id = id + 1000 WHERE id = 1');
 is(join("\n", cluster_diff('item:*', $item_sql)), '',
 	'write_through: updates, deletes and a key change are applied');
 
+# A change of many keys goes to each master in one call of the write
+# script (CB_SCRIPT_WRITE_NODE), not one call per slot: about 170 rows,
+# nearly every one of a slot of its own, three calls.
+$_->cli('CONFIG', 'RESETSTAT') for @masters;
+$node->safe_psql('postgres', 'UPDATE item SET n = n + 10');
+my $calls = 0;
+for my $m (@masters)
+{
+	my ($c) = $m->cli('INFO', 'commandstats') =~ /cmdstat_evalsha:calls=(\d+)/;
+	$calls += $c // 0;
+}
+cmp_ok($calls, '<=', 3, "an UPDATE of every row: $calls script calls over the three masters");
+is(join("\n", cluster_diff('item:*', $item_sql)), '',
+	'and every row is on its master, updated');
+
 $node->safe_psql('postgres',
 	"INSERT INTO hitem VALUES (1, 'a'), (2, 'b'), (3, 'c')");
 is($cl->cli_c('HGET', 'hitem:2', 'name'), 'b', 'format=hash writes a hash on its master');

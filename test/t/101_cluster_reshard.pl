@@ -9,7 +9,10 @@
 # script's key and marker are split by the migration (the effect stays in
 # the outbox and the worker delivers it).  At the end the cache must hold
 # exactly the committed rows: 0 stale, 0 lost, 0 phantom, and every key on
-# the master that now owns its slot.
+# the master that now owns its slot.  Last, a slot moved behind a session
+# that still has the old map: its change of many slots, sent as one call
+# per master, is refused by the master that lost the slot and sent again
+# per slot.
 
 use strict;
 use warnings;
@@ -158,5 +161,42 @@ is(scalar(@left), 0, 'none of them is still cached');
 # after the reshard new writes go to the new owners at once
 $node->safe_psql('postgres', 'UPDATE item SET n = -1 WHERE id <= 100');
 is(join("\n", item_diff()), '', 'a later update lands on the new owners');
+
+# A session whose slot map went stale sends a change of many slots as one
+# call per master (CB_SCRIPT_WRITE_NODE); the master that lost a slot
+# refuses it ("non local key"), and the session sends it again per slot,
+# following the MOVED: nothing is lost, every key lands on its new owner.
+my $session = $node->background_psql('postgres', on_error_stop => 0);
+$session->query_safe('UPDATE item SET n = n + 1');		# the map is loaded
+# move the slot of item:1 (with its keys) to another master, by hand, as
+# the cluster specification describes a migration
+my $slot = $cl->keyslot('item:1');
+my $from = $cl->master_of('item:1');
+my ($to) = grep { $_->port != $from->port } $cl->masters;
+my ($from_id, $to_id) = map { $_->cli('CLUSTER', 'MYID') } $from, $to;
+$to->cli('CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $from_id);
+$from->cli('CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $to_id);
+while (my @k = grep { $_ ne '' } split(/\n/, $from->cli('CLUSTER', 'GETKEYSINSLOT', $slot, 100)))
+{
+	$from->cli('MIGRATE', '127.0.0.1', $to->port, '', 0, 5000, 'KEYS', @k);
+}
+$_->cli('CLUSTER', 'SETSLOT', $slot, 'NODE', $to_id) for $cl->masters;
+$cl->wait_ok;
+is($cl->master_of('item:1')->port, $to->port, "slot $slot moved behind the session's back");
+$_->cli('CONFIG', 'RESETSTAT') for $cl->masters;
+my $res = CacheBridgeTest::bg_query($session, 'UPDATE item SET n = n + 1000');
+is($res->{stderr}, '', 'the stale session updates every row without an error');
+my ($nonlocal, $moved_n) = (0, 0);
+for my $n ($cl->masters)
+{
+	my $info = $n->cli('INFO', 'errorstats');
+	$nonlocal += $1 while $info =~ /errorstat_ERR:count=(\d+)/g;
+	$moved_n += $1 while $info =~ /errorstat_MOVED:count=(\d+)/g;
+}
+ok($nonlocal > 0 && $moved_n > 0,
+	"a master refused the stale call ($nonlocal ERR) and the per-slot calls were moved ($moved_n MOVED)");
+$session->quit;
+ok(defined CacheBridgeTest::wait_outbox_empty($node, 30), 'the outbox drains');
+is(join("\n", item_diff()), '', 'after the stale call: 0 stale, 0 lost, 0 phantom');
 
 done_testing;
