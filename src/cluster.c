@@ -1179,15 +1179,19 @@ CbSplitRefusedNodeCalls(CbRoute *route, StringInfo scratch)
 		if (CbReplyHasCode(p->reply, "NOSCRIPT"))
 			node_calls = false;
 		map_stale = true;
-		freeReplyObject(p->reply);
-		p->reply = NULL;
-		p->retired = true;
 
-		/* the caller's command again, and this call's keys, in slot order */
+		/*
+		 * The caller's command again (it was parsed and laid out once, so
+		 * this cannot fail; if it did, the node's answer would stand), and
+		 * this call's keys, in slot order.
+		 */
 		pos = p->src_offset;
 		if (!CbParseCommand(route->buf, p->src_offset + p->src_len, &pos, &cmd) ||
 			!CbWriteLayout(&cmd, CbParseCount(cmd.argv[2], cmd.argl[2]), &kl))
-			elog(ERROR, "cachebridge: a write script call changed under the cluster router");
+			continue;
+		freeReplyObject(p->reply);
+		p->reply = NULL;
+		p->retired = true;
 		nkeys = p->nkeys;
 		command = p->command;
 		keys = palloc(sizeof(CbSlotKey) * nkeys);
