@@ -641,6 +641,35 @@ CbSetKeyPlaces(CbPart *part, const CbSlotKey *keys, int n)
 		part->key_places[j] = keys[j].index + 1;
 }
 
+/* Appends the n keys keys[0..n) of cmd, each with its markers. */
+static void
+CbEncodeKeys(CbRoute *route, const CbCommand *cmd, const CbKeyLayout *kl,
+			 const CbSlotKey *keys, int n, StringInfo scratch)
+{
+	for (int j = 0; j < n; j++)
+	{
+		int			keyarg = kl->first + keys[j].index * kl->step;
+
+		CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
+		for (int a = 1; a < kl->step; a++)
+			CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
+	}
+}
+
+/* Appends the own arguments of the n keys keys[0..n) of cmd, if any. */
+static void
+CbEncodeKeyArgs(CbRoute *route, const CbCommand *cmd, const CbKeyLayout *kl,
+				const CbSlotKey *keys, int n)
+{
+	for (int j = 0; kl->span_at != NULL && j < n; j++)
+	{
+		int			at = kl->span_at[keys[j].index];
+
+		for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
+			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
+	}
+}
+
 /*
  * Appends the part of cmd (its keys laid out as kl says) that holds the n
  * keys keys[0..n), all of one slot: the arguments before the keys (the key
@@ -671,23 +700,10 @@ CbEmitSlotPart(CbRoute *route, int command, const CbCommand *cmd,
 		else
 			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
 	}
-	for (int j = 0; j < n; j++)
-	{
-		int			keyarg = kl->first + keys[j].index * kl->step;
-
-		CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
-		for (int a = 1; a < kl->step; a++)
-			CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
-	}
+	CbEncodeKeys(route, cmd, kl, keys, n, scratch);
 	for (int a = shared_from; a < kl->shared_end; a++)
 		CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
-	for (int j = 0; kl->span_at != NULL && j < n; j++)
-	{
-		int			at = kl->span_at[keys[j].index];
-
-		for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
-			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
-	}
+	CbEncodeKeyArgs(route, cmd, kl, keys, n);
 	CbEndEncodedPart(route, part, offset);
 }
 
@@ -733,21 +749,8 @@ CbEmitNodePart(CbRoute *route, int command, const CbCommand *cmd,
 		CbPipelineArgInt(&route->encoded, m);
 		j += m;
 	}
-	for (int j = 0; j < n; j++)
-	{
-		int			keyarg = kl->first + keys[j].index * kl->step;
-
-		CbPipelineArg(&route->encoded, cmd->argv[keyarg], cmd->argl[keyarg]);
-		for (int a = 1; a < kl->step; a++)
-			CbEncodeMarker(route, cmd, keyarg, keyarg + a, scratch);
-	}
-	for (int j = 0; j < n; j++)
-	{
-		int			at = kl->span_at[keys[j].index];
-
-		for (int a = at; a < at + kl->span_len[keys[j].index]; a++)
-			CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
-	}
+	CbEncodeKeys(route, cmd, kl, keys, n, scratch);
+	CbEncodeKeyArgs(route, cmd, kl, keys, n);
 	CbEndEncodedPart(route, part, offset);
 }
 
