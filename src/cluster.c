@@ -99,11 +99,13 @@ static uint64 map_generation = 0;	/* of the target settings */
 static int	pinned_node = -1;
 
 /*
- * Whether calls of the write script are gathered per master
- * (CB_SCRIPT_WRITE_NODE): off for the rest of the process once a node
- * answered such a call NOSCRIPT (a Redis before 7.0 cannot load it).
+ * Calls of the write script are gathered per master (CB_SCRIPT_WRITE_NODE)
+ * unless a node answered such a call NOSCRIPT less than
+ * CB_NODE_CALLS_PAUSE_MS ago: a Redis before 7.0 cannot load the script
+ * (and a flushed script cache is loaded again on reconnecting).
  */
-static bool node_calls = true;
+#define CB_NODE_CALLS_PAUSE_MS 60000
+static TimestampTz node_calls_paused_at = 0;
 
 /* One command, or one slot's share of a command, on its way. */
 typedef struct CbPart
@@ -890,8 +892,11 @@ CbRouteCommand(CbRoute *route, int command, const CbCommand *cmd,
 			3 + numkeys + 2 <= cmd->argc && CbWriteLayout(cmd, numkeys, &kl))
 		{
 			/* the write script's calls, not the copy script's (same layout) */
-			bool		by_node = node_calls &&
-				memcmp(cmd->argv[1], CbScriptSha(CB_SCRIPT_WRITE), 40) == 0;
+			bool		by_node = cmd->argl[1] == 40 &&
+				memcmp(cmd->argv[1], CbScriptSha(CB_SCRIPT_WRITE), 40) == 0 &&
+				(node_calls_paused_at == 0 ||
+				 TimestampDifferenceExceeds(node_calls_paused_at, GetCurrentTimestamp(),
+											CB_NODE_CALLS_PAUSE_MS));
 
 			CbSplitBySlot(route, command, cmd, &kl, by_node, start, end, scratch);
 			return;
@@ -1152,9 +1157,28 @@ CbMergeReplies(CbRoute *route, int i)
 }
 
 /*
+ * True if reply, the answer to a node call, may owe to the node: anything
+ * but the call's own answers (applied, or a key rejected for good) and the
+ * refusals any node would give (Redis out of memory, busy, loading, unable
+ * to persist), which stand as the call's reply.
+ */
+static bool
+CbRefusedNodeCall(const redisReply *reply)
+{
+	static const char *const anywhere[] = {"OOM", "BUSY", "LOADING", "MISCONF"};
+
+	if (reply->type != REDIS_REPLY_ERROR || CbReplyRejectedKey(reply) >= 1)
+		return false;
+	for (int i = 0; i < lengthof(anywhere); i++)
+		if (CbReplyHasCode(reply, anywhere[i]))
+			return false;
+	return true;
+}
+
+/*
  * Sends again, one call per slot, every node call (CB_SCRIPT_WRITE_NODE)
- * that a node refused -- any error but a key rejected for good (the map
- * was stale and the node owns some key no more, or it is a replica now,
+ * that a node refused (CbRefusedNodeCall: the map was stale and the node
+ * owns some key no more, or it is a replica now, or the cluster is down,
  * or it could not run the script): the per-slot calls get the redirections
  * the cluster specification describes.  What the refused call applied
  * before it stopped is applied again with the same version, changing
@@ -1177,11 +1201,12 @@ CbSplitRefusedNodeCalls(CbRoute *route, StringInfo scratch)
 		int			command;
 
 		if (!p->node_call || p->retired || p->reply == NULL ||
-			p->reply->type != REDIS_REPLY_ERROR || CbReplyRejectedKey(p->reply) >= 1)
+			!CbRefusedNodeCall(p->reply))
 			continue;
 		if (CbReplyHasCode(p->reply, "NOSCRIPT"))
-			node_calls = false;
-		map_stale = true;
+			node_calls_paused_at = GetCurrentTimestamp();
+		else
+			map_stale = true;
 
 		/*
 		 * The caller's command again (it was parsed and laid out once, so
@@ -1367,9 +1392,14 @@ CbClusterExecute(const char *buf, size_t len, int ncommands,
 	 * caller keeps the effects, PUBLISHes included, to send again).
 	 */
 	initStringInfo(&scratch);
-	while (CbSendRound(&route, false, err) &&
-		   (CbFollowRedirects(&route) | CbSplitRefusedNodeCalls(&route, &scratch)))
-		;
+	while (CbSendRound(&route, false, err))
+	{
+		/* redirections first: the per-slot calls then use the map they fix */
+		bool		again = CbFollowRedirects(&route);
+
+		if (!CbSplitRefusedNodeCalls(&route, &scratch) && !again)
+			break;
+	}
 	if (err->failure == CB_REDIS_OK)
 		while (CbSendRound(&route, true, err) && CbFollowRedirects(&route))
 			;

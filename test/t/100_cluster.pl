@@ -191,6 +191,15 @@ cmp_ok($calls, '<=', 3, "an UPDATE of every row: $calls script calls over the th
 is(join("\n", cluster_diff('item:*', $item_sql)), '',
 	'and every row is on its master, updated');
 
+# A flushed script cache: the masters answer the node calls NOSCRIPT; the
+# calls go again per slot, the scripts are loaded again, and nothing is lost
+$_->cli('SCRIPT', 'FLUSH') for @masters;
+$node->safe_psql('postgres', 'UPDATE item SET n = n + 1');
+is($node->safe_psql('postgres', 'SELECT cachebridge.wait_delivered(10000)'), 't',
+	'after SCRIPT FLUSH on every master, the change is delivered');
+is(join("\n", cluster_diff('item:*', $item_sql)), '',
+	'and every row is on its master, updated');
+
 $node->safe_psql('postgres',
 	"INSERT INTO hitem VALUES (1, 'a'), (2, 'b'), (3, 'c')");
 is($cl->cli_c('HGET', 'hitem:2', 'name'), 'b', 'format=hash writes a hash on its master');
