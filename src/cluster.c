@@ -27,8 +27,8 @@
  *     script go to that master as one call of CB_SCRIPT_WRITE_NODE, which
  *     may reach keys of several slots of its node (a call per slot costs
  *     Redis more than its dozen keys do); a node that refuses such a call
- *     (the map was stale, it is a replica now, it cannot load the script)
- *     gets it again, split per slot, in the next round
+ *     (the map was stale, it is a replica now, the cluster is down, it
+ *     cannot load the script) gets it again, split per slot, in the next round
  *     (CbSplitRefusedNodeCalls), and those calls follow redirections;
  *   - the parts for each master form one pipeline, and all of them are
  *     written before any reply is awaited (CbRunJobs), so a pipeline costs
@@ -403,12 +403,19 @@ CbAnyNode(void)
 	return 0;
 }
 
+/* The node that owns slot, or any when no master owns it. */
+static int
+CbNodeOfSlot(int slot)
+{
+	return slot_owner[slot] >= 0 ? slot_owner[slot] : CbAnyNode();
+}
+
 /* The node that owns the slot of key, or any when no master owns it. */
 static int
 CbNodeOfKey(const char *key, size_t len, int *slot)
 {
 	*slot = CbKeySlot(key, len);
-	return slot_owner[*slot] >= 0 ? slot_owner[*slot] : CbAnyNode();
+	return CbNodeOfSlot(*slot);
 }
 
 /*
@@ -626,11 +633,15 @@ typedef struct CbKeyLayout
 	bool		places;
 } CbKeyLayout;
 
-/* The node that owns slot, or any when no master owns it. */
+/* How many of the n keys keys[k..n), in slot order, are of keys[k]'s slot. */
 static int
-CbNodeOfSlot(int slot)
+CbSlotRun(const CbSlotKey *keys, int k, int n)
 {
-	return slot_owner[slot] >= 0 ? slot_owner[slot] : CbAnyNode();
+	int			m = 1;
+
+	while (k + m < n && keys[k + m].slot == keys[k].slot)
+		m++;
+	return m;
 }
 
 /* Gives part the places in the caller's call of its n keys keys[0..n). */
@@ -742,14 +753,10 @@ CbEmitNodePart(CbRoute *route, int command, const CbCommand *cmd,
 	for (int a = shared_from; a < kl->shared_end; a++)
 		CbPipelineArg(&route->encoded, cmd->argv[a], cmd->argl[a]);
 	CbPipelineArgInt(&route->encoded, ngroups);
-	for (int j = 0; j < n;)
+	for (int j = 0, m; j < n; j += m)
 	{
-		int			m = 1;
-
-		while (j + m < n && keys[j + m].slot == keys[j].slot)
-			m++;
+		m = CbSlotRun(keys, j, n);
 		CbPipelineArgInt(&route->encoded, m);
-		j += m;
 	}
 	CbEncodeKeys(route, cmd, kl, keys, n, scratch);
 	CbEncodeKeyArgs(route, cmd, kl, keys, n);
@@ -783,10 +790,8 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 
 	for (int k = 0; k < kl->nkeys;)
 	{
-		int			n = 1;
+		int			n = CbSlotRun(keys, k, kl->nkeys);
 
-		while (k + n < kl->nkeys && keys[k + n].slot == keys[k].slot)
-			n++;
 		if (by_node)
 		{
 			/* the run of slots after this one that the same master owns */
@@ -796,12 +801,7 @@ CbSplitBySlot(CbRoute *route, int command, const CbCommand *cmd,
 
 			while (k + run < kl->nkeys && CbNodeOfSlot(keys[k + run].slot) == node)
 			{
-				int			m = 1;
-
-				while (k + run + m < kl->nkeys &&
-					   keys[k + run + m].slot == keys[k + run].slot)
-					m++;
-				run += m;
+				run += CbSlotRun(keys, k + run, kl->nkeys);
 				groups++;
 			}
 			if (groups > 1)
@@ -1120,7 +1120,11 @@ CbMergeReplies(CbRoute *route, int i)
 	long long	sum = 0;
 	bool		all_integers = true;
 
-	if (n == 1 && !route->summed[i])
+	/*
+	 * A part's reply is the command's, unless it is a node call's error
+	 * naming a key by its place in the node call (keys in slot order)
+	 */
+	if (n == 1 && (!parts[0]->node_call || parts[0]->reply->type != REDIS_REPLY_ERROR))
 	{
 		chosen = parts[0]->reply;
 		parts[0]->reply = NULL;
@@ -1232,14 +1236,10 @@ CbSplitRefusedNodeCalls(CbRoute *route, StringInfo scratch)
 			keys[j].slot = CbKeySlot(cmd.argv[keyarg], cmd.argl[keyarg]);
 		}
 		/* p may move as parts are added */
-		for (int k = 0; k < nkeys;)
+		for (int k = 0, n; k < nkeys; k += n)
 		{
-			int			n = 1;
-
-			while (k + n < nkeys && keys[k + n].slot == keys[k].slot)
-				n++;
+			n = CbSlotRun(keys, k, nkeys);
 			CbEmitSlotPart(route, command, &cmd, &kl, keys + k, n, scratch);
-			k += n;
 		}
 		pfree(keys);
 		again = true;

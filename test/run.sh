@@ -51,9 +51,9 @@ SRC=$WORK/src
 REDIS_PORT=$(cb_free_port 16379)
 PG_PORT=$(cb_free_port 15432)
 cb_redis_start "$WORK" "$REDIS_PORT"
-# max_worker_processes: the regression tests leave up to seven databases'
-# workers lingering (each exits 2 s after its outbox goes idle), and the
-# first isolation specs, started at once, need workers of their own
+# max_worker_processes: the regression tests' databases leave workers
+# lingering (each exits 2 s after its outbox goes idle), and the first
+# isolation specs, started at once, need workers of their own
 cb_pg_init "$WORK" "$PG_PORT" "" "$REDIS_PORT" "fsync = off" "max_worker_processes = 16"
 cb_pg_start "$WORK"
 
