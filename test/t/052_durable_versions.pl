@@ -96,11 +96,14 @@ like($redis->cli('GET', 'kv:1#cbv'), qr/^V[0-9A-F]{32}:\d+$/,
 		'<', \undef, '>', $monitor_log, '2>', '/dev/null');
 	sleep(0.2);
 
-	# a running, idle worker, stopped until B has applied v2
+	# a running, idle worker, stopped until B has applied v2.  Idle is not
+	# enough: woken by the UPDATE's acknowledgement, it may not have begun
+	# the pass that deletes the row yet; an empty outbox says it ran.
 	$node->safe_psql('postgres', "UPDATE kv SET v = 'v0' WHERE id = 4");
 	ok( $node->poll_query_until('postgres',
 			"SELECT count(*) = 1 FROM pg_stat_activity "
-			  . "WHERE backend_type = 'cachebridge worker' AND state = 'idle'"),
+			  . "WHERE backend_type = 'cachebridge worker' AND state = 'idle' "
+			  . "AND NOT EXISTS (SELECT FROM cachebridge.outbox)"),
 		'the worker waits for work');
 	($stopped_worker) = CacheBridgeTest::worker_pids($node);
 	kill 'STOP', $stopped_worker;
