@@ -198,6 +198,9 @@ CbEncodeWriteCall(CbPipeline *p, StringInfo scratch, CbScript script,
 
 	CbPipelineBegin(p, nargs, writes[0].key.data, writes[0].key.len);
 	CbPipelineArgStr(p, "EVALSHA");
+	/* one key: the same apply in fewer Redis commands */
+	if (script == CB_SCRIPT_WRITE && end == 1)
+		script = CB_SCRIPT_WRITE_ONE;
 	CbPipelineArgStr(p, CbScriptSha(script));
 	CbPipelineArgInt(p, 2 * end);
 	for (int i = 0; i < end; i++)

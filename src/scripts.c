@@ -430,6 +430,50 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"  if #gone > 0 then redis.call('UNLINK', unpack(gone)) end\n"
 	"end\n"
 	CB_LUA_WRITE_FINISH,
+
+	/*
+	 * CB_SCRIPT_WRITE_ONE: a call of CB_SCRIPT_WRITE with one key (KEYS and
+	 * ARGV alike), as most commits of one row are: the same apply, the
+	 * same reply, in half the Redis commands.  The marker is read with GET,
+	 * whose WRONGTYPE tells a marker of another type (no EXISTS, no TYPE);
+	 * a tombstone is written with its expiry in one SET ... PX, and a
+	 * value's expiry is relative (PEXPIRE), so no TIME is read: Redis
+	 * propagates both as absolute times, as the batch's PEXPIREAT.  A
+	 * value and its marker go in one MSET, which Redis refusing (OOM)
+	 * stops the call before it changed anything; a deletion writes its
+	 * tombstone before it unlinks the key, likewise.  Each Redis command a
+	 * script runs costs about as much as the commands of a batch's key
+	 * (redis-benchmark, one key deleted: 8.7 µs per call of the batch
+	 * script, 6.6 µs of this one, 1.5 µs of "return 1").
+	 */
+	CB_LUA_VERSION
+	"local c = redis.pcall('GET', KEYS[2])\n"
+	"if type(c) == 'table' then\n"
+	"  if string.sub(c.err or '', 1, 9) == 'WRONGTYPE' then\n"
+	"    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key 1')\n"
+	"  end\n"
+	"  return c\n"
+	"end\n"
+	"if c and version(c) > version(ARGV[1]) then return 0 end\n"
+	"local op, ttl, life = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[2])\n"
+	"if op == 'D' then\n"
+	"  redis.call('SET', KEYS[2], ARGV[1], 'PX', string.format('%d', life * 1000))\n"
+	"  redis.call('UNLINK', KEYS[1])\n"
+	"  return 1\n"
+	"end\n"
+	"if op == 'S' then\n"
+	"  redis.call('MSET', KEYS[2], ARGV[1], KEYS[1], ARGV[5])\n"
+	"else\n"
+	"  local n = tonumber(ARGV[5])\n"
+	"  redis.call('SET', KEYS[2], ARGV[1])\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 6, 5 + n)) end\n"
+	"end\n"
+	"if ttl > 0 then\n"
+	"  redis.call('PEXPIRE', KEYS[2], string.format('%d', math.max(ttl, life) * 1000))\n"
+	"  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl * 1000))\n"
+	"end\n"
+	"return 1\n",
 };
 
 /*
@@ -562,6 +606,7 @@ static const CbScriptKeys script_keys[CB_NSCRIPTS] = {
 	[CB_SCRIPT_XADD] = CB_KEYS_KEY_MARKER,
 	[CB_SCRIPT_COPY] = CB_KEYS_WRITE,
 	[CB_SCRIPT_WRITE_NODE] = CB_KEYS_OTHER,	/* made by the router only */
+	[CB_SCRIPT_WRITE_ONE] = CB_KEYS_WRITE,
 };
 
 /* The same for legacy_source: 1.3 apply and delete, 1.2 apply, delete, delete found, xadd. */
@@ -833,7 +878,8 @@ int
 CbScriptVersionArg(const char *sha, size_t len, long nkeys)
 {
 	/* EVALSHA sha nkeys (key marker-key)... marker tombstone-ttl per-key... */
-	if (len == 40 && memcmp(sha, CbScriptSha(CB_SCRIPT_WRITE), 40) == 0)
+	if (len == 40 && (memcmp(sha, CbScriptSha(CB_SCRIPT_WRITE), 40) == 0 ||
+					  memcmp(sha, CbScriptSha(CB_SCRIPT_WRITE_ONE), 40) == 0))
 		return 3 + nkeys;
 	/* 1.3 apply: EVALSHA sha nkeys keys... op marker ttl tombstone-ttl value... */
 	if (CbIsLegacySha(sha, len, CB_LEGACY_APPLY_1_3))

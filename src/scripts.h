@@ -23,6 +23,8 @@ typedef enum CbScript
 								 * is there; no marker written */
 	CB_SCRIPT_WRITE_NODE,		/* CB_SCRIPT_WRITE for many slots of one
 								 * cluster master */
+	CB_SCRIPT_WRITE_ONE,		/* CB_SCRIPT_WRITE for one key, in fewer
+								 * commands */
 	CB_NSCRIPTS
 } CbScript;
 
