@@ -434,11 +434,16 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	/*
 	 * CB_SCRIPT_WRITE_ONE: a call of CB_SCRIPT_WRITE with one key (KEYS and
 	 * ARGV alike), as most commits of one row are: the same apply, the
-	 * same reply, in half the Redis commands.  The marker is read with GET,
-	 * whose WRONGTYPE tells a marker of another type (no EXISTS, no TYPE);
-	 * a tombstone is written with its expiry in one SET ... PX, and a
-	 * value's expiry is relative (PEXPIRE), so no TIME is read: Redis
-	 * propagates both as absolute times, as the batch's PEXPIREAT.  A
+	 * same reply, in fewer Redis commands (a deletion: 3 instead of 5 or 6,
+	 * a value without a TTL: 2 instead of 3 or 4).  The marker is read with
+	 * GET, whose WRONGTYPE tells a marker of another type (no EXISTS, no
+	 * TYPE); a tombstone is written with its expiry in one SET ... PX, and
+	 * a value's expiry is relative (PEXPIRE), so no TIME is read.  Redis
+	 * 7.0 propagates both as absolute times, as the batch's PEXPIREAT;
+	 * an older Redis propagates them as they are, so a replica counts them
+	 * from when it applies them: later, never sooner, which only keeps a
+	 * marker longer (no marker that refuses a fill expires early) and a
+	 * value with a TTL longer by the replication lag.  A
 	 * value and its marker go in one MSET, which Redis refusing (OOM)
 	 * stops the call before it changed anything; a deletion writes its
 	 * tombstone before it unlinks the key, likewise.  Each Redis command a
