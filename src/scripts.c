@@ -137,13 +137,17 @@
 	"    applied = applied + 1\n" \
 	"  end\n"
 
+/* The reply that rejects a key of a write call, before the key's place. */
+#define CB_LUA_REJECTED_AT \
+	"WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key "
+
 #define CB_LUA_WRITE_FINISH \
 	"for _, h in ipairs(hashes) do\n" \
 	"  redis.call('DEL', h[1])\n" \
 	"  if h[3] > h[2] then redis.call('HSET', h[1], unpack(ARGV, h[2], h[3] - 1)) end\n" \
 	"end\n" \
 	"for i = 1, #expire, 2 do redis.call('PEXPIREAT', expire[i], expire[i + 1]) end\n" \
-	"if failed then return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key ' .. failed) end\n" \
+	"if failed then return redis.error_reply('" CB_LUA_REJECTED_AT "' .. failed) end\n" \
 	"return applied\n"
 
 
@@ -455,7 +459,7 @@ static const char *const script_source[CB_NSCRIPTS] = {
 	"local c = redis.pcall('GET', KEYS[2])\n"
 	"if type(c) == 'table' then\n"
 	"  if string.sub(c.err or '', 1, 9) == 'WRONGTYPE' then\n"
-	"    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value (a version marker) at key 1')\n"
+	"    return redis.error_reply('" CB_LUA_REJECTED_AT "1')\n"
 	"  end\n"
 	"  return c\n"
 	"end\n"
